@@ -1,0 +1,1 @@
+"""alignrec-lite."""
