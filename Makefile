@@ -1,0 +1,49 @@
+# alignrec-lite: `make tour` runs the main job on the bundled toy data; `make test` runs every test.
+# Both create the local virtual environment .venv on first use (Python >= 3.10 and make are all you need).
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+DATASET ?= toy
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export MPLBACKEND := Agg
+
+.PHONY: help setup tour test test-fast lab render benchmark clean
+
+help:
+	@echo "make tour       build the toy data, train, evaluate, export top-K, render the notebooks"
+	@echo "make test       run the whole test suite (what CI runs)"
+	@echo "make lab        open JupyterLab on the notebooks"
+	@echo "make render     execute every notebook at full settings into _build/ (DATASET=toy|movielens)"
+	@echo "make benchmark  run the speed benchmarks (writes benchmarks/out/)"
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+tour: $(STAMP)
+	$(BIN)/python -m alignrec_lite.tour --dataset $(DATASET)
+
+render: $(STAMP)
+	$(BIN)/python -m alignrec_lite.tour --dataset $(DATASET) --notebooks-only
+
+test: $(STAMP)
+	CUDA_VISIBLE_DEVICES= $(BIN)/python -m pytest -q --durations=15
+
+test-fast: $(STAMP)
+	CUDA_VISIBLE_DEVICES= $(BIN)/python -m pytest -q -x -m "not notebook and not realdata"
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab notebooks/
+
+benchmark: $(STAMP)
+	$(BIN)/python benchmarks/bench_train.py
+
+clean:
+	rm -rf _build .pytest_cache runs

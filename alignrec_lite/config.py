@@ -1,0 +1,146 @@
+"""Flat run configurations: trainer defaults + model defaults + tuned defaults + overrides.
+
+``alignrec-lite train DIR --model lightgcn --set learning_rate=0.005 --set epochs=50``
+turns into :func:`resolve_config` ``("lightgcn", {"learning_rate": "0.005", "epochs": "50"})``.
+Values given as strings are converted to the type of the default; unknown keys and
+bad values raise :class:`~alignrec_lite.errors.ConfigError` listing what is allowed.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Mapping
+
+from .errors import ConfigError
+
+#: Trainer settings, MMRec's names where MMRec has one (ALIGNREC_SPEC §2.1).
+TRAIN_DEFAULTS: dict[str, Any] = {
+    "epochs": 1000,  # maximum epochs
+    "batch_size": 2048,  # training triples per batch
+    "learning_rate": 0.001,  # Adam
+    "weight_decay": 0.0,
+    "lr_decay": 0.96,  # MMRec's LambdaLR: lr * lr_decay ** (epoch / lr_decay_step)
+    "lr_decay_step": 50,
+    "stopping_step": 30,  # stop after this many + 1 non-improving evaluations (AlignRec: 30)
+    "valid_metric": "recall@20",
+    "eval_step": 1,  # validate every N epochs
+    "eval_batch_users": 4096,
+    "mask_valid_at_test": False,  # MMRec does not mask validation items at test time
+    "seed": 999,
+    "device": "auto",
+    "max_minutes": 0.0,  # wall-clock cap (0 = none); the run stops after the epoch that passes it
+}
+
+#: Hyper-parameters chosen on **valid** Recall@20 for the bundled datasets
+#: (see docs/BENCHMARKS.md for how). Keys: dataset name -> model -> settings.
+TUNED_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {}
+
+
+def _coerce(key: str, value: Any, default: Any) -> Any:
+    if not isinstance(value, str) or isinstance(default, str):
+        if isinstance(default, bool) and not isinstance(value, bool):
+            raise ConfigError(f"{key} must be true or false, got {value!r}", row=key, fix=f"--set {key}=true")
+        if isinstance(default, (int, float)) and not isinstance(default, bool) and isinstance(value, bool):
+            raise ConfigError(f"{key} must be a number, got {value!r}", row=key, fix=f"--set {key}={default}")
+        if isinstance(default, float) and isinstance(value, int):
+            return float(value)
+        return value
+    text = value.strip()
+    try:
+        if isinstance(default, bool):
+            low = text.lower()
+            if low in ("1", "true", "yes", "on"):
+                return True
+            if low in ("0", "false", "no", "off"):
+                return False
+            raise ValueError
+        if isinstance(default, int):
+            f = float(text)
+            if not f.is_integer():
+                raise ValueError
+            return int(f)
+        if isinstance(default, float):
+            f = float(text)
+            if f != f or f in (float("inf"), float("-inf")):
+                raise ValueError
+            return f
+        if isinstance(default, (list, tuple)):
+            return json.loads(text)
+    except ValueError:
+        kind = type(default).__name__
+        raise ConfigError(f"{key}={value!r} is not a valid {kind}", row=key,
+                          fix=f"use a {kind} like --set {key}={default}") from None
+    return text
+
+
+def resolve_config(
+    model: str,
+    overrides: Mapping[str, Any] | None = None,
+    dataset: str | None = None,
+    *,
+    model_defaults: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Merge trainer defaults, the model's defaults, tuned defaults and overrides.
+
+    Args:
+        model: model name (for tuned defaults and error messages).
+        overrides: user settings (strings from the command line, or typed values).
+        dataset: dataset name, to apply :data:`TUNED_DEFAULTS`.
+        model_defaults: the model class's ``defaults`` (looked up when ``None``).
+
+    Returns:
+        One flat dict with every key; ``"model"`` is included.
+
+    Raises:
+        ConfigError: unknown key or a value of the wrong type / range.
+    """
+    if model_defaults is None:
+        from .models import get_model_class
+
+        model_defaults = get_model_class(model).defaults
+    cfg: dict[str, Any] = {**TRAIN_DEFAULTS, **model_defaults}
+    tuned = TUNED_DEFAULTS.get(dataset or "", {}).get(model, {})
+    cfg.update(tuned)
+    for key, value in (overrides or {}).items():
+        if key not in cfg:
+            raise ConfigError(
+                f"unknown setting {key!r} for model {model}",
+                row=key,
+                fix="valid settings: " + ", ".join(sorted(cfg)),
+            )
+        cfg[key] = _coerce(key, value, TRAIN_DEFAULTS.get(key, model_defaults.get(key)))
+    _validate(cfg)
+    cfg["model"] = model
+    return cfg
+
+
+def _validate(cfg: Mapping[str, Any]) -> None:
+    positive = ["epochs", "batch_size", "learning_rate", "eval_step", "eval_batch_users", "lr_decay_step"]
+    positive += [k for k in ("embedding_size", "knn_k") if k in cfg]
+    for key in positive:
+        if not cfg[key] > 0:
+            raise ConfigError(f"{key} must be > 0, got {cfg[key]}", row=key, fix=f"--set {key}=<positive number>")
+    for key in ("stopping_step", "weight_decay", "max_minutes"):
+        if cfg[key] < 0:
+            raise ConfigError(f"{key} must be >= 0, got {cfg[key]}", row=key, fix=f"--set {key}=0")
+    if not 0 < cfg["lr_decay"] <= 1:
+        raise ConfigError(f"lr_decay must be in (0, 1], got {cfg['lr_decay']}", row="lr_decay", fix="--set lr_decay=0.96")
+    metric = str(cfg["valid_metric"])
+    name, _, k = metric.partition("@")
+    if name not in ("recall", "ndcg", "precision", "map", "hit") or k not in ("5", "10", "20", "50"):
+        raise ConfigError(f"valid_metric {metric!r} is not computed", row="valid_metric",
+                          fix="use recall|ndcg|precision|map|hit @ 5|10|20|50, e.g. recall@20")
+    if str(cfg["device"]) not in ("auto", "cpu") and not str(cfg["device"]).startswith("cuda"):
+        raise ConfigError(f"unknown device {cfg['device']!r}", row="device", fix="use auto, cpu or cuda")
+
+
+def parse_set_args(items: list[str] | None) -> dict[str, str]:
+    """Parse ``["key=value", ...]`` from ``--set`` into a dict (strings)."""
+    out: dict[str, str] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(f"--set expects key=value, got {item!r}", row="--set", fix="e.g. --set epochs=50")
+        out[key] = value
+    return out

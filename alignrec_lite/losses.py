@@ -1,0 +1,154 @@
+"""Loss functions, each a pure function of tensors.
+
+* :func:`bpr_loss` — Bayesian personalised ranking (Rendle et al., UAI 2009).
+* :func:`l2_reg_loss` — MMRec's ``EmbLoss``-style L2 on batch vectors.
+* :func:`info_nce` — one-directional InfoNCE with in-batch negatives (AlignRec's CCA term).
+* :func:`clip_loss` — CLIP's symmetric InfoNCE over an N x N logit matrix (Radford et al., 2021).
+* :func:`align_loss`, :func:`uniform_loss` — Wang & Isola (ICML 2020), Eq. 4 and 5.
+* :func:`uia_loss` — AlignRec's user-item alignment, ``1 - mean cos(h_u, h_i+)``.
+* :func:`sim_loss` — AlignRec's similarity-preservation term (ALIGNREC_SPEC §1.3).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def bpr_loss(pos_scores: torch.Tensor, neg_scores: torch.Tensor) -> torch.Tensor:
+    """Mean BPR loss ``-log sigmoid(s+ - s-)``.
+
+    Shape:
+        pos_scores, neg_scores: ``(B,)``. Returns a scalar.
+
+    >>> round(float(bpr_loss(torch.tensor([2.0]), torch.tensor([0.0]))), 4)
+    0.1269
+    """
+    return -F.logsigmoid(pos_scores - neg_scores).mean()  # softplus(neg - pos), numerically stable
+
+
+def l2_reg_loss(*embeddings: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
+    """Half the summed squared L2 norm of the given batch vectors, divided by the batch size.
+
+    MMRec's regulariser (``reg_weight`` multiplies it). AlignRec divides by the
+    *configured* batch size (2048) even for the last, smaller batch: pass
+    ``batch_size`` to reproduce that; by default the actual batch size is used.
+
+    Shape:
+        each embedding: ``(B, d)``. Returns a scalar.
+
+    >>> float(l2_reg_loss(torch.ones(2, 3)))
+    1.5
+    """
+    n = batch_size if batch_size is not None else embeddings[0].shape[0]
+    total = sum(e.pow(2).sum() for e in embeddings)
+    return total / (2.0 * n)
+
+
+def info_nce(anchor: torch.Tensor, positive: torch.Tensor, temperature: float = 0.2) -> torch.Tensor:
+    """One-directional InfoNCE with in-batch negatives, on L2-normalised vectors.
+
+    ``-(1/n) sum_k log( exp(a_k.b_k / t) / sum_j exp(a_k.b_j / t) )``: row ``k`` of
+    ``positive`` is the positive of anchor ``k``; every other row is a negative
+    (duplicates included, as in AlignRec's code).
+
+    Shape:
+        anchor, positive: ``(n, d)``. Returns a scalar.
+    """
+    a = F.normalize(anchor, dim=1)
+    b = F.normalize(positive, dim=1)
+    logits = a @ b.T / temperature  # (n, n)
+    target = torch.arange(a.shape[0], device=a.device)
+    return F.cross_entropy(logits, target)
+
+
+def clip_loss(
+    image_emb: torch.Tensor, text_emb: torch.Tensor, logit_scale: torch.Tensor | float = 1 / 0.07
+) -> torch.Tensor:
+    """CLIP's symmetric InfoNCE: the mean of image->text and text->image cross-entropies.
+
+    Args:
+        image_emb, text_emb: paired embeddings (normalised here).
+        logit_scale: ``1 / temperature`` (CLIP learns ``log`` of it; pass ``exp()``).
+
+    Shape:
+        image_emb, text_emb: ``(N, d)``; the logits are ``(N, N)``. Returns a scalar.
+    """
+    img = F.normalize(image_emb, dim=1)
+    txt = F.normalize(text_emb, dim=1)
+    logits = logit_scale * img @ txt.T  # (N, N)
+    target = torch.arange(img.shape[0], device=img.device)
+    return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
+
+
+def _check_normalised(x: torch.Tensor, name: str) -> None:
+    norms = x.detach().norm(dim=1)
+    if not torch.allclose(norms, torch.ones_like(norms), atol=1e-4):
+        raise ValueError(
+            f"{name} must be L2-normalised (row norms = 1); got norms in "
+            f"[{norms.min().item():.3g}, {norms.max().item():.3g}]. Pass normalize=True "
+            "or call torch.nn.functional.normalize(x, dim=1) first."
+        )
+
+
+def align_loss(
+    x: torch.Tensor, y: torch.Tensor, alpha: float = 2.0, *, normalize: bool = False
+) -> torch.Tensor:
+    """Wang & Isola's alignment: ``E ||x_i - y_i||_2^alpha`` over positive pairs.
+
+    Inputs must lie on the unit sphere (asserted) unless ``normalize=True``.
+    Range: 0 (every pair identical) to ``2**alpha`` (antipodal pairs); lower is
+    better aligned. Random pairs on a high-dimensional sphere give about 2 (alpha=2).
+
+    Shape:
+        x, y: ``(n, d)``. Returns a scalar.
+    """
+    if normalize:
+        x, y = F.normalize(x, dim=1), F.normalize(y, dim=1)
+    else:
+        _check_normalised(x, "x")
+        _check_normalised(y, "y")
+    return (x - y).norm(p=2, dim=1).pow(alpha).mean()
+
+
+def uniform_loss(x: torch.Tensor, t: float = 2.0, *, normalize: bool = False) -> torch.Tensor:
+    """Wang & Isola's uniformity: ``log E exp(-t ||x_i - x_j||^2)`` over distinct pairs.
+
+    Inputs must lie on the unit sphere (asserted) unless ``normalize=True``.
+    Range: ``0`` when all points coincide; negative otherwise (lower = more
+    uniform). For a uniform sample on a high-dimensional sphere it approaches
+    ``-2t`` (= -4 for t = 2), its optimum.
+
+    Shape:
+        x: ``(n, d)`` with ``n >= 2``. Returns a scalar.
+    """
+    if normalize:
+        x = F.normalize(x, dim=1)
+    else:
+        _check_normalised(x, "x")
+    sq_dist = torch.pdist(x, p=2).pow(2)  # (n (n-1) / 2,)
+    return sq_dist.mul(-t).exp().mean().log()
+
+
+def uia_loss(user_emb: torch.Tensor, pos_item_emb: torch.Tensor) -> torch.Tensor:
+    """AlignRec's user-item alignment ``1 - mean_B cos(h_u, h_i+)`` (weight gamma outside).
+
+    Shape:
+        user_emb, pos_item_emb: ``(B, d)``. Returns a scalar in ``[0, 2]``.
+    """
+    return 1.0 - F.cosine_similarity(user_emb, pos_item_emb, dim=1).mean()
+
+
+def sim_loss(content_emb: torch.Tensor, feat: torch.Tensor) -> torch.Tensor:
+    """AlignRec's similarity preservation ``||H H^T - stopgrad(cos(F))||_F / B``.
+
+    Compares the raw dot products of the batch's content vectors with the cosine
+    similarity of their input features (the target is detached). Plain, not
+    squared, Frobenius norm, divided by the batch size (ALIGNREC_SPEC §1.3).
+
+    Shape:
+        content_emb: ``(B, d)``; feat: ``(B, d_m)``. Returns a scalar.
+    """
+    target = F.normalize(feat.detach(), dim=1)
+    target = target @ target.T  # (B, B)
+    return torch.linalg.matrix_norm(content_emb @ content_emb.T - target) / content_emb.shape[0]

@@ -1,0 +1,61 @@
+"""LightGCN (He et al., SIGIR 2020) — also the ID branch of AlignRec (ALIGNREC_SPEC §1.2a).
+
+``E^(l+1) = Â E^(l)`` on the normalised bipartite graph ``Â = D^{-1/2} A D^{-1/2}``;
+the final embedding is the mean of layers ``0..L``; ``score = dot``; loss = BPR +
+``reg_weight`` * L2 of the batch's *layer-0* embeddings.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..graphs import normalized_adjacency, sym_spmm, to_torch
+from ..losses import bpr_loss, l2_reg_loss
+from .base import Recommender
+
+
+def propagate(adj: torch.Tensor, emb0: torch.Tensor, n_layers: int) -> torch.Tensor:
+    """Mean of ``[E0, Â E0, …, Â^L E0]`` (LightGCN's layer combination, α_l = 1/(L+1)).
+
+    Shape:
+        adj: ``(N, N)`` sparse symmetric; emb0: ``(N, d)``; returns ``(N, d)``.
+    """
+    x, total = emb0, emb0
+    for _ in range(n_layers):
+        x = sym_spmm(adj, x)  # (N, d)
+        total = total + x
+    return total / (n_layers + 1)
+
+
+class LightGCN(Recommender):
+    """LightGCN.
+
+    Config:
+        embedding_size (64), n_layers (2; grid 1-4), reg_weight (1e-4; grid 1e-2 … 1e-6).
+    """
+
+    name = "lightgcn"
+    defaults = {"embedding_size": 64, "n_layers": 2, "reg_weight": 1e-4}
+
+    def __init__(self, dataset, config=None) -> None:
+        super().__init__(dataset, config)
+        d = int(self.config["embedding_size"])
+        self.user_emb = nn.Embedding(self.n_users, d)
+        self.item_emb = nn.Embedding(self.n_items, d)
+        nn.init.xavier_uniform_(self.user_emb.weight)
+        nn.init.xavier_uniform_(self.item_emb.weight)
+        self.register_buffer("adj", to_torch(normalized_adjacency(dataset.interaction_matrix("train"))),
+                             persistent=False)
+
+    def forward(self) -> tuple[torch.Tensor, torch.Tensor]:
+        emb0 = torch.cat([self.user_emb.weight, self.item_emb.weight])  # (N, d)
+        out = propagate(self.adj, emb0, int(self.config["n_layers"]))
+        return torch.split(out, [self.n_users, self.n_items])
+
+    def loss(self, users, pos, neg):
+        user_e, item_e = self.forward()
+        u, p, n = user_e[users], item_e[pos], item_e[neg]  # (B, d) each
+        rank = bpr_loss((u * p).sum(1), (u * n).sum(1))
+        reg = self.config["reg_weight"] * l2_reg_loss(self.user_emb(users), self.item_emb(pos), self.item_emb(neg))
+        return {"loss": rank + reg, "bpr": rank, "reg": reg}
