@@ -165,6 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     for module, fn, args in (
         ("alignrec_lite.data.cli_download", "register_data_commands", (data_sub, build_sub)),
         ("alignrec_lite.cli_features", "register_commands", (sub,)),
+        ("alignrec_lite.cli_models", "register_commands", (sub,)),
         ("alignrec_lite.cli_extra", "register_commands", (sub,)),
     ):
         _register(module, fn, args)

@@ -35,7 +35,7 @@ from .mmrec import format_stats, write_mmrec_files
 from .split import kcore, mmrec_split, reindex
 
 NAME = "movielens"
-_ARTICLES = ("The", "A", "An", "L'", "La", "Le", "Les", "Il", "El", "Das", "Der", "Die")
+_ARTICLES = ("The", "A", "An", "L'", "La", "Le", "Les", "Il", "El", "Los", "Las", "Un", "Une", "Das", "Der", "Die")
 _YEAR = re.compile(r"^(?P<title>.*?)\s*\((?P<year>\d{4})(?:[-–]\d{0,4})?\)\s*$")
 _POSTER = re.compile(r"^(\d+)\.jpg$")
 
