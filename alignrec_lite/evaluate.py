@@ -94,6 +94,8 @@ def iter_topk(
         chunk = users[start : start + batch_users]
         with torch.no_grad():
             scores = score_fn(torch.from_numpy(chunk)).float().cpu()  # (b, n_items)
+            if scores._base is not None or not scores.is_contiguous():
+                scores = scores.contiguous().clone()  # never write into the scorer's own tensor
             for m in exclude:
                 mask_rows(scores, chunk, m)
             top = topk_stable(scores, k)  # (b, k)

@@ -117,7 +117,7 @@ def to_torch(m: sp.spmatrix, device: torch.device | str = "cpu", layout: str = "
         coo = m.tocoo()
         idx = torch.from_numpy(np.vstack([coo.row, coo.col]).astype(np.int64))
         return torch.sparse_coo_tensor(idx, torch.from_numpy(coo.data.astype(np.float32)),
-                                       coo.shape, device=device).coalesce()
+                                       coo.shape, device=device, check_invariants=False).coalesce()
     csr = m.tocsr()
     csr.sort_indices()
     with warnings.catch_warnings():
