@@ -337,6 +337,9 @@ def _int_column(col: pd.Series, name: str, path: Path, allow_float: bool = False
 
 def _check_contiguous(ids: np.ndarray, name: str, path: Path) -> int:
     n = int(ids.max()) + 1
+    if n > 50_000_000:  # checked before allocating n flags: a stray huge ID must not exhaust memory
+        raise DataError(f"{name} {n - 1} is implausibly large", path=path, row=int(np.argmax(ids)) + 2,
+                        fix=f"re-index {name}s as 0..N-1")
     seen = np.zeros(n, dtype=bool)
     seen[ids] = True
     if not seen.all():
@@ -347,8 +350,6 @@ def _check_contiguous(ids: np.ndarray, name: str, path: Path) -> int:
             path=path,
             fix=f"re-index {name}s as 0..N-1 (MMRec sets n = max({name}) + 1)",
         )
-    if n > 50_000_000:
-        raise DataError(f"{name} {n - 1} is implausibly large", path=path, fix=f"re-index {name}s from 0")
     return n
 
 
