@@ -7,6 +7,8 @@
 * :func:`align_loss`, :func:`uniform_loss` — Wang & Isola (ICML 2020), Eq. 4 and 5.
 * :func:`uia_loss` — AlignRec's user-item alignment, ``1 - mean cos(h_u, h_i+)``.
 * :func:`sim_loss` — AlignRec's similarity-preservation term (ALIGNREC_SPEC §1.3).
+* :func:`sim_loss_expanded` — the same term without the B x B matrices (faster, exact).
+* :func:`cca_loss` — AlignRec's content-category alignment (InfoNCE content → ID, items + users).
 """
 
 from __future__ import annotations
@@ -152,3 +154,43 @@ def sim_loss(content_emb: torch.Tensor, feat: torch.Tensor) -> torch.Tensor:
     target = F.normalize(feat.detach(), dim=1)
     target = target @ target.T  # (B, B)
     return torch.linalg.matrix_norm(content_emb @ content_emb.T - target) / content_emb.shape[0]
+
+
+def sim_loss_expanded(content_emb: torch.Tensor, feat_unit: torch.Tensor,
+                      target_sq_norm: torch.Tensor | float) -> torch.Tensor:
+    """:func:`sim_loss` computed without the ``B x B`` matrices (same value, same gradient).
+
+    With ``H`` the content vectors and ``F̂`` the unit-norm features of the batch,
+    ``||H Hᵀ - F̂ F̂ᵀ||_F² = ||Hᵀ H||_F² - 2 ||F̂ᵀ H||_F² + ||F̂ F̂ᵀ||_F²``: the first two
+    need only ``d x d`` and ``d_m x d`` products, and the last is a constant the
+    caller supplies (AlignRec precomputes squared cosines, so it costs a lookup).
+    That turns ``O(B² d_m)`` work into ``O(B d d_m)``. The scalars are summed in
+    float64 to keep the cancellation harmless.
+
+    Args:
+        content_emb: the batch's content vectors ``H``.
+        feat_unit: the batch's L2-normalised features ``F̂`` (treated as constant).
+        target_sq_norm: ``||F̂ F̂ᵀ||_F²``, the squared norm of the target.
+
+    Shape:
+        content_emb: ``(B, d)``; feat_unit: ``(B, d_m)``. Returns a scalar.
+    """
+    h = content_emb
+    gram = (h.T @ h).double().square().sum()  # ||H^T H||_F^2, (d, d)
+    cross = (feat_unit.detach().T @ h).double().square().sum()  # ||F^T H||_F^2, (d_m, d)
+    sq = gram - 2.0 * cross + torch.as_tensor(target_sq_norm, dtype=torch.float64)
+    return (sq.clamp_min(1e-12).sqrt() / h.shape[0]).to(h.dtype)
+
+
+def cca_loss(item_content: torch.Tensor, item_id: torch.Tensor, user_content: torch.Tensor,
+             user_id: torch.Tensor, temperature: float = 0.2) -> torch.Tensor:
+    """AlignRec's content-category alignment (CCA): InfoNCE(content → ID), items + users.
+
+    ``L_CCA = InfoNCE(H^m_{i+}, H^id_{i+}) + InfoNCE(H^m_u, H^id_u)`` with in-batch
+    negatives, one direction (content anchors, ID candidates), τ = 0.2
+    (ALIGNREC_SPEC §1.3; the weight α is applied outside).
+
+    Shape:
+        item_content, item_id, user_content, user_id: ``(B, d)``. Returns a scalar.
+    """
+    return info_nce(item_content, item_id, temperature) + info_nce(user_content, user_id, temperature)

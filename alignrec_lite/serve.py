@@ -1,23 +1,63 @@
-"""Offline serving: export every user's top-K, in batches with bounded memory.
+"""Offline serving: top-K export, new users by fold-in, new items from content, timing.
 
 The episode's suggestion: AlignRec's inference cost makes it a good *offline*
 engine (nightly top-K lists for e-mails and marketing jobs) rather than a
-real-time one. :func:`export_topk` writes such a list for all users with raw IDs,
-training items removed and the scores, chunk by chunk.
+real-time one. This module holds what such a job needs:
+
+* :func:`export_topk` writes every user's top-K with raw IDs, training items
+  removed and the scores, **streamed chunk by chunk** (memory is bounded by
+  ``batch_users x n_items`` scores plus one chunk of rows);
+* :func:`fold_in_users` builds vectors for users the model never saw from a few
+  items they chose, without retraining — ``"mean"``: the average of the given
+  items' final vectors; ``"gradient"``: a fresh vector fitted by a few Adam steps
+  on the BPR loss ``-log σ(u·h_i - u·h_j)`` with the item vectors frozen;
+  :func:`recommend_new_user` wraps it for a list of raw item IDs;
+* :func:`new_item_vectors` / :func:`score_new_item` put an item with no
+  interactions into the model's space from its content (models with a content
+  path, e.g. AlignRec's ``content_item_vectors``); with the encoders installed the
+  content can be an image and a text;
+* :func:`measure_serving` times whole-catalogue export and single-user requests.
 """
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
+import torch
 
 from .data.mmrec import RecDataset
-from .errors import ConfigError
-from .evaluate import iter_topk
+from .errors import ConfigError, DataError
+from .evaluate import iter_topk, topk_stable
 from .io import atomic_path
+
+FOLD_IN_METHODS = ("mean", "gradient")
+
+
+# ------------------------------------------------------------------ export
+def _chunk_frames(model, dataset: RecDataset, *, k: int, users: np.ndarray | None, exclude_valid: bool,
+                  batch_users: int):
+    if k < 1:
+        raise ConfigError(f"k must be >= 1, got {k}", row="--k", fix="e.g. --k 20")
+    users = np.arange(dataset.n_users) if users is None else np.asarray(users, dtype=np.int64)
+    exclude = [dataset.interaction_matrix("train")]
+    if exclude_valid:
+        exclude.append(dataset.interaction_matrix("valid"))
+    for chunk, top, scores in iter_topk(model.full_sort_scores, users, k, exclude, batch_users):
+        kk = top.shape[1]
+        df = pd.DataFrame({
+            "userID": np.repeat(chunk, kk),
+            "rank": np.tile(np.arange(1, kk + 1), len(chunk)),
+            "itemID": top.numpy().ravel(),
+            "score": scores.numpy().ravel().astype(np.float32),
+        })
+        df = df[np.isfinite(df["score"].to_numpy(dtype=float))]  # fewer unseen items than k
+        df.insert(1, "user", np.asarray(dataset.raw_user_id(df["userID"].to_numpy()), dtype=object))
+        df.insert(4, "item", np.asarray(dataset.raw_item_id(df["itemID"].to_numpy()), dtype=object))
+        yield df.reset_index(drop=True)
 
 
 def topk_frame(model, dataset: RecDataset, *, k: int = 20, users: np.ndarray | None = None,
@@ -37,45 +77,382 @@ def topk_frame(model, dataset: RecDataset, *, k: int = 20, users: np.ndarray | N
         DataFrame with ``userID``, ``user`` (raw), ``rank`` (1-based), ``itemID``,
         ``item`` (raw) and ``score``.
     """
-    if k < 1:
-        raise ConfigError(f"k must be >= 1, got {k}", row="--k", fix="e.g. --k 20")
-    users = np.arange(dataset.n_users) if users is None else np.asarray(users, dtype=np.int64)
-    exclude = [dataset.interaction_matrix("train")]
-    if exclude_valid:
-        exclude.append(dataset.interaction_matrix("valid"))
-    frames = []
-    for chunk, top, scores in iter_topk(model.full_sort_scores, users, k, exclude, batch_users):
-        kk = top.shape[1]
-        frames.append(pd.DataFrame({
-            "userID": np.repeat(chunk, kk),
-            "rank": np.tile(np.arange(1, kk + 1), len(chunk)),
-            "itemID": top.numpy().ravel(),
-            "score": scores.numpy().ravel().astype(np.float32),
-        }))
-    df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["userID", "rank", "itemID", "score"])
-    df = df[np.isfinite(df["score"].to_numpy(dtype=float))]  # fewer unseen items than k
-    df.insert(1, "user", np.asarray(dataset.raw_user_id(df["userID"].to_numpy())))
-    df.insert(4, "item", np.asarray(dataset.raw_item_id(df["itemID"].to_numpy())))
-    return df.reset_index(drop=True)
+    frames = list(_chunk_frames(model, dataset, k=k, users=users, exclude_valid=exclude_valid,
+                                batch_users=batch_users))
+    if not frames:
+        return pd.DataFrame(columns=["userID", "user", "rank", "itemID", "item", "score"])
+    return pd.concat(frames, ignore_index=True)
 
 
 def export_topk(model, dataset: RecDataset, out: str | Path, *, k: int = 20, batch_users: int = 4096,
-                exclude_valid: bool = False, progress: bool = True) -> Path:
-    """Write every user's top-``k`` to ``out`` (``.csv`` or ``.parquet``), atomically.
+                exclude_valid: bool = False, progress: bool = True, users: np.ndarray | None = None) -> Path:
+    """Write every user's top-``k`` to ``out`` (``.csv`` or ``.parquet``), atomically and in chunks.
+
+    Rows are written as each chunk of ``batch_users`` users is ranked, so the
+    whole table is never held in memory. The file appears only when complete.
+
+    Args:
+        model: anything with ``full_sort_scores``.
+        dataset: the dataset (training items are removed from the lists).
+        out: the output file; its suffix chooses the format.
+        k: list length.
+        batch_users: users per chunk.
+        exclude_valid: also remove validation items.
+        progress: print the row count and time when done.
+        users: only these users (default: all).
 
     Returns:
-        The path written. The export time is printed when ``progress`` is on.
+        The path written.
     """
     out = Path(out)
     if out.suffix not in (".csv", ".parquet"):
         raise ConfigError(f"unsupported output type {out.suffix!r}", row="--out", fix="use a .csv or .parquet file name")
     t0 = time.perf_counter()
-    df = topk_frame(model, dataset, k=k, batch_users=batch_users, exclude_valid=exclude_valid)
+    n_rows = 0
     with atomic_path(out) as tmp:
-        if out.suffix == ".csv":
-            df.to_csv(tmp, index=False)
-        else:
-            df.to_parquet(tmp, index=False)
+        writer = None
+        try:
+            for i, df in enumerate(_chunk_frames(model, dataset, k=k, users=users, exclude_valid=exclude_valid,
+                                                 batch_users=batch_users)):
+                df = df.astype({"user": str, "item": str})
+                n_rows += len(df)
+                if out.suffix == ".csv":
+                    df.to_csv(tmp, index=False, mode="w" if i == 0 else "a", header=i == 0)
+                else:
+                    import pyarrow as pa
+                    import pyarrow.parquet as pq
+
+                    table = pa.Table.from_pandas(df, preserve_index=False)
+                    if writer is None:
+                        writer = pq.ParquetWriter(tmp, table.schema)
+                    writer.write_table(table)
+            if n_rows == 0 and out.suffix == ".csv":
+                pd.DataFrame(columns=["userID", "user", "rank", "itemID", "item", "score"]).to_csv(tmp, index=False)
+        finally:
+            if writer is not None:
+                writer.close()
     if progress:
-        print(f"exported {len(df):,} rows in {time.perf_counter() - t0:.2f} s")
+        print(f"exported {n_rows:,} rows in {time.perf_counter() - t0:.2f} s")
     return out
+
+
+# ------------------------------------------------------------------ vectors
+@torch.no_grad()
+def final_vectors(model) -> tuple[torch.Tensor, torch.Tensor]:
+    """The model's final user and item vectors (eval mode), on the CPU.
+
+    Shape:
+        returns ``(n_users, d)``, ``(n_items, d)``.
+    """
+    model.prepare_eval()
+    cached = getattr(model, "_cache", None)  # the base class caches forward() in prepare_eval
+    user_e, item_e = cached if cached is not None else model.forward()
+    return user_e.detach().float().cpu(), item_e.detach().float().cpu()
+
+
+def _pad(given: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    gmax = max([len(g) for g in given] + [1])
+    idx = torch.zeros(len(given), gmax, dtype=torch.long)
+    mask = torch.zeros(len(given), gmax, dtype=torch.bool)
+    for r, g in enumerate(given):
+        if len(g):
+            idx[r, : len(g)] = torch.as_tensor(np.asarray(g, dtype=np.int64))
+            mask[r, : len(g)] = True
+    return idx, mask  # (n, gmax) each
+
+
+def fold_in_users(
+    item_emb: torch.Tensor,
+    given: Sequence[np.ndarray],
+    method: str = "mean",
+    *,
+    steps: int = 50,
+    lr: float = 0.05,
+    reg: float = 1e-3,
+    negatives: np.ndarray | None = None,
+    seed: int = 0,
+) -> torch.Tensor:
+    """Vectors for new users from the items they interacted with, without retraining.
+
+    Args:
+        item_emb: the model's final item vectors, ``(n_items, d)``, kept frozen.
+        given: one array of itemIDs per new user (may be empty).
+        method: ``"mean"`` — ``u = mean_{i in G} h_i``; ``"gradient"`` — start from
+            ``u = 0`` and take ``steps`` Adam steps on
+            ``mean_{i in G} -log σ(u·h_i - u·h_j) + reg ||u||²`` with a fresh uniform
+            negative ``j`` per given item and step.
+        steps: Adam steps (gradient).
+        lr: Adam learning rate (gradient).
+        reg: L2 weight on the user vector (gradient).
+        negatives: candidate negative items (default: all items).
+        seed: seed of the negative draws.
+
+    Returns:
+        ``(n_new, d)`` user vectors; a user with no given item gets the zero vector
+        (callers fall back to popularity, see :func:`score_new_users`).
+
+    Shape:
+        item_emb: ``(n_items, d)``; returns ``(len(given), d)``.
+    """
+    if method not in FOLD_IN_METHODS:
+        raise ConfigError(f"unknown fold-in method {method!r}", row="method", fix=f"use one of {FOLD_IN_METHODS}")
+    item_emb = item_emb.detach().float()
+    idx, mask = _pad(given)  # (n, g)
+    m = mask.float().unsqueeze(-1)  # (n, g, 1)
+    counts = mask.sum(1, keepdim=True).clamp(min=1).float()  # (n, 1)
+    if method == "mean":
+        return (item_emb[idx] * m).sum(1) / counts  # (n, d)
+    gen = torch.Generator().manual_seed(seed)
+    cand = torch.arange(item_emb.shape[0]) if negatives is None else torch.as_tensor(np.asarray(negatives, dtype=np.int64))
+    user = torch.zeros(len(given), item_emb.shape[1], requires_grad=True)  # (n, d)
+    opt = torch.optim.Adam([user], lr=lr)
+    pos_e = item_emb[idx]  # (n, g, d)
+    n_valid = mask.sum().clamp(min=1)
+    for _ in range(steps):
+        neg = cand[torch.randint(len(cand), idx.shape, generator=gen)]  # (n, g)
+        diff = ((pos_e - item_emb[neg]) * user.unsqueeze(1)).sum(-1)  # (n, g)
+        loss = -(torch.nn.functional.logsigmoid(diff) * mask).sum() / n_valid
+        loss = loss + reg * (user ** 2).sum(1).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    out = user.detach()
+    out[~mask.any(1)] = 0.0
+    return out
+
+
+def score_new_users(
+    user_vecs: torch.Tensor,
+    item_emb: torch.Tensor,
+    given: Sequence[np.ndarray],
+    popularity: np.ndarray,
+) -> torch.Tensor:
+    """Scores of every item for folded-in users; given items masked; no given item -> popularity.
+
+    Shape:
+        user_vecs: ``(n, d)``; item_emb: ``(n_items, d)``; returns ``(n, n_items)``.
+    """
+    scores = user_vecs @ item_emb.T  # (n, n_items)
+    empty = torch.as_tensor([len(g) == 0 for g in given], dtype=torch.bool)
+    if empty.any():
+        pop = torch.as_tensor(np.asarray(popularity, dtype=np.float32))
+        scores[empty] = pop
+    idx, mask = _pad(given)
+    rows = torch.arange(len(given)).unsqueeze(1).expand_as(idx)
+    scores[rows[mask], idx[mask]] = -torch.inf
+    return scores
+
+
+def item_ids_from_raw(dataset: RecDataset, raw_ids: Sequence[str | int]) -> np.ndarray:
+    """Map raw item IDs (e.g. MovieLens movieIds) to itemIDs.
+
+    Raises:
+        DataError: a raw ID is not in the dataset (named in ``row``).
+    """
+    if dataset.item_raw_ids is None:
+        lookup = {str(i): i for i in range(dataset.n_items)}
+    else:
+        lookup = {str(r): i for i, r in enumerate(dataset.item_raw_ids)}
+    out = []
+    for r in raw_ids:
+        key = str(r).strip()
+        if key not in lookup:
+            raise DataError(f"item {key!r} is not in the dataset", path=dataset.path, row=f"item {key}",
+                            fix="use raw IDs from i_id_mapping.csv (e.g. MovieLens movieIds)")
+        out.append(lookup[key])
+    return np.asarray(out, dtype=np.int64)
+
+
+def recommend_new_user(
+    model,
+    dataset: RecDataset,
+    items: Sequence[str | int],
+    *,
+    k: int = 20,
+    method: str = "mean",
+    raw_ids: bool = True,
+    **fold_in_kw: Any,
+) -> pd.DataFrame:
+    """Top-``k`` for a user who is not in the training data, from the items they chose.
+
+    Args:
+        model: a trained recommender.
+        dataset: its dataset (for the ID mapping and the popularity fallback).
+        items: the items the new user liked (raw IDs, or itemIDs with ``raw_ids=False``);
+            an empty list gives the popularity ranking.
+        k: list length.
+        method: ``"mean"`` or ``"gradient"`` (see :func:`fold_in_users`).
+        raw_ids: whether ``items`` are raw IDs.
+        **fold_in_kw: passed to :func:`fold_in_users`.
+
+    Returns:
+        DataFrame ``rank, itemID, item, score`` (the given items are never recommended).
+    """
+    if k < 1:
+        raise ConfigError(f"k must be >= 1, got {k}", row="k", fix="e.g. k=20")
+    given = item_ids_from_raw(dataset, items) if raw_ids else np.asarray(items, dtype=np.int64)
+    if (given < 0).any() or (given >= dataset.n_items).any():
+        raise DataError("an itemID is out of range", row="items", fix=f"itemIDs are 0..{dataset.n_items - 1}")
+    _, item_e = final_vectors(model)
+    user = fold_in_users(item_e, [given], method, **fold_in_kw)  # (1, d)
+    scores = score_new_users(user, item_e, [given], dataset.item_popularity("train"))  # (1, n_items)
+    top = topk_stable(scores, k)[0]
+    vals = scores[0, top]
+    keep = torch.isfinite(vals)
+    top, vals = top[keep].numpy(), vals[keep].numpy()
+    return pd.DataFrame({"rank": np.arange(1, len(top) + 1), "itemID": top,
+                         "item": np.asarray(dataset.raw_item_id(top), dtype=object), "score": vals})
+
+
+# ------------------------------------------------------------------ new items
+def has_content_path(model) -> bool:
+    """Whether the model can place an item from its content alone (``content_item_vectors``)."""
+    return callable(getattr(model, "content_item_vectors", None))
+
+
+@torch.no_grad()
+def new_item_vectors(model, features: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """Item vectors from content features alone, through the model's content path.
+
+    Args:
+        model: a model with ``content_item_vectors(features) -> (m, d)`` (AlignRec).
+        features: ``(m, d_f)`` rows in the same feature space the model was trained
+            on (``model.feature_source``).
+
+    Returns:
+        ``(m, d)`` vectors comparable with the model's user vectors.
+
+    Raises:
+        ConfigError: the model has no content path (BPR, LightGCN).
+    """
+    if not has_content_path(model):
+        raise ConfigError(f"model {getattr(model, 'name', type(model).__name__)!r} has no content path",
+                          row="model", fix="use a content-aware model (alignrec) for items without interactions")
+    x = torch.as_tensor(np.asarray(features, dtype=np.float32)) if not isinstance(features, torch.Tensor) else features
+    if x.ndim == 1:
+        x = x.unsqueeze(0)
+    model.prepare_eval()
+    return model.content_item_vectors(x.float().to(model.device_)).detach().float().cpu()
+
+
+def encode_new_item(dataset: RecDataset, source: str, *, image=None, text: str | None = None) -> np.ndarray:
+    """Encode one new item's image and/or text into the dataset's feature space.
+
+    Uses :mod:`alignrec_lite.encoders` (``encode_item``) when it is installed and
+    the dataset's ``features.json`` names the encoders that made its files.
+
+    Args:
+        dataset: the dataset the model was trained on.
+        source: the model's feature source (``"image+text"``, ``"mm"``, ...).
+        image: a path or PIL image.
+        text: the item's text.
+
+    Returns:
+        ``(1, d_f)`` float32 feature row.
+
+    Raises:
+        ConfigError: the encoders are not available for this dataset.
+    """
+    try:
+        from . import encoders  # type: ignore[attr-defined]
+    except ImportError:
+        raise ConfigError("the encoders module is not available", row="image/text",
+                          fix="pass a precomputed feature row (feature=...) instead") from None
+    fn = getattr(encoders, "encode_item", None)
+    if fn is None:
+        raise ConfigError("alignrec_lite.encoders has no encode_item()", row="image/text",
+                          fix="pass a precomputed feature row (feature=...) instead")
+    return np.asarray(fn(dataset, source, image=image, text=text), dtype=np.float32).reshape(1, -1)
+
+
+def score_new_item(
+    model,
+    dataset: RecDataset,
+    *,
+    feature: np.ndarray | None = None,
+    image=None,
+    text: str | None = None,
+    k: int = 10,
+) -> dict[str, pd.DataFrame]:
+    """Who would like a brand-new item, and which existing items it resembles.
+
+    Args:
+        model: a model with a content path (:func:`has_content_path`).
+        dataset: its dataset.
+        feature: the new item's content feature row ``(d_f,)`` in the model's
+            feature space; or give ``image`` and/or ``text`` to encode it.
+        image, text: raw content (needs :mod:`alignrec_lite.encoders`).
+        k: rows in each table.
+
+    Returns:
+        ``{"users": top-k users by score (userID, user, score),
+        "similar_items": top-k items by cosine of the model's item vectors (itemID, item, cosine)}``.
+    """
+    if feature is None:
+        if image is None and text is None:
+            raise ConfigError("nothing to score", row="feature", fix="pass feature=..., or image= and/or text=")
+        feature = encode_new_item(dataset, getattr(model, "feature_source", "auto") or "auto", image=image, text=text)
+    vec = new_item_vectors(model, feature)[0]  # (d,)
+    user_e, item_e = final_vectors(model)
+    s = user_e @ vec  # (n_users,)
+    top_u = torch.topk(s, min(k, len(s))).indices.numpy()
+    cos = torch.nn.functional.cosine_similarity(item_e, vec.unsqueeze(0), dim=1)  # (n_items,)
+    top_i = torch.topk(cos, min(k, len(cos))).indices.numpy()
+    return {
+        "users": pd.DataFrame({"userID": top_u, "user": np.asarray(dataset.raw_user_id(top_u), dtype=object),
+                               "score": s[top_u].numpy()}),
+        "similar_items": pd.DataFrame({"itemID": top_i, "item": np.asarray(dataset.raw_item_id(top_i), dtype=object),
+                                       "cosine": cos[top_i].numpy()}),
+    }
+
+
+# ------------------------------------------------------------------ timing
+def measure_serving(model, dataset: RecDataset, *, k: int = 20, batch_users: int = 4096, n_single: int = 50,
+                    repeats: int = 3, seed: int = 0) -> dict[str, float]:
+    """Time offline and per-request serving on this machine.
+
+    * ``prepare_seconds``: one forward pass that caches the final vectors;
+    * ``all_users_seconds``: top-``k`` for every user in chunks of ``batch_users``
+      (median of ``repeats``), and the same per user in milliseconds;
+    * ``single_user_ms``: median latency of scoring + top-``k`` for one user at a
+      time (``n_single`` random users) — the real-time case.
+
+    Returns:
+        A dict of the timings plus ``n_users``, ``n_items``, ``k``.
+    """
+    t0 = time.perf_counter()
+    model.prepare_eval()
+    prepare = time.perf_counter() - t0
+    exclude = [dataset.interaction_matrix("train")]
+    users = np.arange(dataset.n_users)
+    runs = []
+    for _ in range(max(1, repeats)):
+        t0 = time.perf_counter()
+        for _chunk in iter_topk(model.full_sort_scores, users, k, exclude, batch_users):
+            pass
+        runs.append(time.perf_counter() - t0)
+    all_s = float(np.median(runs))
+    rng = np.random.default_rng(seed)
+    pick = rng.choice(dataset.n_users, size=min(n_single, dataset.n_users), replace=False)
+    lat = []
+    for u in pick:
+        t0 = time.perf_counter()
+        for _chunk in iter_topk(model.full_sort_scores, np.array([u]), k, exclude, 1):
+            pass
+        lat.append(time.perf_counter() - t0)
+    return {
+        "prepare_seconds": prepare,
+        "all_users_seconds": all_s,
+        "per_user_ms_batched": 1000 * all_s / max(1, dataset.n_users),
+        "single_user_ms": 1000 * float(np.median(lat)),
+        "n_users": int(dataset.n_users),
+        "n_items": int(dataset.n_items),
+        "k": int(k),
+    }
+
+
+__all__ = [
+    "topk_frame", "export_topk", "final_vectors", "fold_in_users", "score_new_users", "item_ids_from_raw",
+    "recommend_new_user", "has_content_path", "new_item_vectors", "encode_new_item", "score_new_item",
+    "measure_serving", "FOLD_IN_METHODS",
+]

@@ -46,7 +46,7 @@ import pandas as pd
 
 from ..errors import DataError, DownloadError
 from ..io import atomic_dir, atomic_write, write_json
-from .download import download, is_offline
+from .download import download, is_offline, is_valid_image
 from .split import kcore, mmrec_split, reindex
 from .sources import EXPECTED_STATS_2014, amazon_category, source_url
 
@@ -313,6 +313,8 @@ def _fetch_image(url: str, cache_file: Path, target: Path, *, timeout: float, re
     """Download (or reuse) one image and save it as JPEG at ``target``; return a reason on failure."""
     from PIL import Image, UnidentifiedImageError
 
+    if cache_file.exists() and not is_valid_image(cache_file):
+        cache_file.unlink()  # broken leftover of an earlier run: fetch it again
     try:
         download(url, cache_file, timeout=timeout, retries=retries, backoff=backoff, progress=False,
                  offline=offline)
@@ -414,6 +416,7 @@ def build_amazon(
     timeout: float = 30,
     retries: int = 3,
     backoff: float = 0.5,
+    verbose: bool = True,
 ) -> Path:
     """Build an MMRec folder for one Amazon category (see the module docstring for the steps).
 
@@ -429,12 +432,14 @@ def build_amazon(
         seed: seed of the per-user random split.
         workers: concurrent image downloads.
         overwrite: replace an existing ``out``.
-        progress: progress bars and a summary on stdout.
+        progress: show progress bars.
         name: dataset name (``<name>.inter``); default MMRec's (``baby``) or ``<cat>_2023``.
         cache_dir: where downloads and images are cached (default
             :func:`alignrec_lite.utils.cache_dir`); a rerun reuses them.
         offline: use only cached downloads.
         timeout, retries, backoff: per request, as for :func:`~alignrec_lite.data.download.download`.
+        verbose: print a summary, including whether the statistics match MMRec's
+            published ones (the check is also stored in ``dataset.json``).
 
     Returns:
         ``out``.
@@ -540,7 +545,7 @@ def build_amazon(
                 w.writerow(["itemID", "asin", "url", "reason"])
                 for m in missing:
                     w.writerow([m["itemID"], m["asin"], m["url"], m["reason"]])
-    if progress:
+    if verbose:
         print(summary(card))
     return out
 

@@ -39,7 +39,8 @@ OFFLINE_ENV = "ALIGNREC_OFFLINE"
 USER_AGENT = "alignrec-lite (research dataset downloader; +https://pypi.org/project/alignrec-lite/)"
 CHUNK = 1 << 16
 
-__all__ = ["download", "fetch", "extract_zip", "is_offline", "redact", "OFFLINE_ENV"]
+__all__ = ["download", "fetch", "extract_zip", "is_offline", "is_valid_image", "redact", "download_movielens_small",
+           "OFFLINE_ENV"]
 
 
 def is_offline(offline: bool = False) -> bool:
@@ -149,13 +150,14 @@ def _fetch_to_part(url: str, part: Path, *, timeout: float, progress: bool, desc
         length = int(length) if length and length.isdigit() else None
         total = None if length is None else offset + length
         written = 0
+        read = getattr(resp, "read1", resp.read)  # read1: return what has arrived, so a stall loses nothing
         with open(part, mode) as fh, tqdm(
             total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024,
             desc=desc, disable=not progress, leave=False,
         ) as bar:
             while True:
                 try:
-                    block = resp.read(CHUNK)
+                    block = read(CHUNK)
                 except http.client.IncompleteRead as exc:
                     fh.write(exc.partial)
                     raise _Retryable(f"connection closed after {offset + written + len(exc.partial):,} bytes") from None
@@ -337,6 +339,20 @@ def fetch(
                 raise DownloadError(f"request to {shown} failed after {attempt} attempt(s): {exc}",
                                     fix="check the network and run again") from None
             time.sleep(backoff * 2 ** (attempt - 1))
+
+
+def is_valid_image(path: Path) -> bool:
+    """True when ``path`` exists, is non-empty and PIL can verify it as an image."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        if not path.is_file() or path.stat().st_size == 0:
+            return False
+        with Image.open(path) as im:
+            im.verify()
+        return True
+    except (OSError, UnidentifiedImageError, SyntaxError, ValueError):
+        return False
 
 
 # ------------------------------------------------------------------ archives

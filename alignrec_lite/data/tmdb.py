@@ -31,7 +31,7 @@ import pandas as pd
 
 from ..errors import DataError, DownloadError
 from ..io import write_json
-from .download import download, fetch, redact
+from .download import download, fetch, is_valid_image, redact
 from .sources import source_url
 
 REPORT_NAME = "posters_report.json"
@@ -62,20 +62,6 @@ class RateLimiter:
         delay = slot - time.monotonic()
         if delay > 0:
             time.sleep(delay)
-
-
-def is_valid_image(path: Path) -> bool:
-    """True when ``path`` exists, is non-empty and PIL can verify it as an image."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        if not path.is_file() or path.stat().st_size == 0:
-            return False
-        with Image.open(path) as im:
-            im.verify()
-        return True
-    except (OSError, UnidentifiedImageError, SyntaxError, ValueError):
-        return False
 
 
 def read_links(links_csv: str | Path) -> pd.DataFrame:
@@ -171,6 +157,7 @@ def fetch_posters(
         dest = out / f"{movie_id}.jpg"
         if is_valid_image(dest):
             return "present", None
+        dest.unlink(missing_ok=True)  # empty or broken from an earlier run: fetch it again
         if pd.isna(tmdb_id):
             return "missing", "no tmdbId in links.csv"
         if stop.is_set():
