@@ -1,0 +1,154 @@
+"""Stage-1 commands of ``alignrec-lite``: ``features``, ``pretrain-ica`` and ``evaluate-features``.
+
+Registered by :func:`alignrec_lite.cli.build_parser` through :func:`register_commands`.
+Each handler takes the parsed arguments and returns the exit status; input errors
+are raised as :class:`~alignrec_lite.errors.AlignRecError` and printed by the CLI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from .errors import ConfigError
+
+
+def _parser(sub: argparse._SubParsersAction, name: str, help: str, example: str) -> argparse.ArgumentParser:
+    return sub.add_parser(name, help=help, description=help, epilog=f"example:\n  {example}",
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def _none(spec: str | None) -> str | None:
+    return None if spec is None or spec.lower() == "none" else spec
+
+
+# ---------------------------------------------------------------------- handlers
+def cmd_features(args: argparse.Namespace) -> int:
+    """``alignrec-lite features DIR``: write image_feat.npy / text_feat.npy + features.json."""
+    from .encoders import extract_features
+
+    man = extract_features(args.dir, _none(args.image_encoder), _none(args.text_encoder),
+                           batch_size=args.batch_size, device=args.device, progress=not args.quiet,
+                           overwrite=args.overwrite, seed=args.seed, precision=args.precision,
+                           keep_cache=args.keep_cache)
+    for modality in ("image", "text"):
+        e = man.get(modality)
+        if not isinstance(e, dict) or "sha256" not in e:
+            continue
+        extra = f", {e['missing_images']} missing image(s) -> mean vector" if e.get("missing_images") else ""
+        speed = f", {e['items_per_second']} items/s" if e.get("items_per_second") else ""
+        print(f"{e['file']:15s} {tuple(e['shape'])} from {e['encoder']} ({e['weights']}){speed}{extra}")
+    print(f"manifest: {Path(args.dir) / 'features.json'}")
+    return 0
+
+
+def cmd_pretrain_ica(args: argparse.Namespace) -> int:
+    """``alignrec-lite pretrain-ica DIR``: train MMEnc with ICA and write mm_feat.npy."""
+    from .ica import ICAConfig, pretrain_ica
+
+    image = args.image_encoder
+    text = args.text_encoder
+    if args.arch:
+        tag = f"@{args.pretrained}" if args.pretrained else ""
+        image = image or f"openclip:{args.arch}{tag}"
+        text = text or f"openclip:{args.arch}{tag}"
+    elif args.pretrained:
+        raise ConfigError("--pretrained needs --arch", row="--pretrained", fix="e.g. --arch ViT-B-32 --pretrained openai")
+    cfg = ICAConfig(
+        image_encoder=image or "tiny-cnn",
+        text_encoder=text or "minilm",
+        fusion=args.fusion,
+        embed_dim=args.embed_dim,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        mask_weight=args.mask_weight,
+        mask_prob=args.mask_prob,
+        freeze_text=not args.train_text,
+        freeze_image=args.freeze_image,
+        precision=args.precision,
+        device=args.device,
+        seed=args.seed,
+    )
+    result = pretrain_ica(args.dir, cfg, out=args.out, resume=args.resume, overwrite=args.overwrite,
+                          progress=not args.quiet)
+    print(f"mm_feat.npy {tuple(result['shape'])}: fusion {cfg.fusion}, {result['epochs_run']} epoch(s), "
+          f"{result['train_seconds']:.1f} s, final loss {result['final_loss']:.4f}")
+    print(f"checkpoints: {result['run_dir']}")
+    return 0
+
+
+def cmd_evaluate_features(args: argparse.Namespace) -> int:
+    """``alignrec-lite evaluate-features DIR``: zero-shot, item-CF, mask-modality, geometry."""
+    from .feature_eval import evaluate_features, format_table
+
+    table = evaluate_features(args.dir, sources=args.source or None, split=args.split, mask_ratio=args.mask_ratio,
+                              knn_k=args.knn_k, shrink=args.shrink, seed=args.seed, progress=not args.quiet)
+    if args.json:
+        print(json.dumps(table, indent=2))
+    else:
+        print(format_table(table))
+    return 0
+
+
+# ---------------------------------------------------------------------- parser
+def register_commands(sub: argparse._SubParsersAction) -> None:
+    """Add ``features``, ``pretrain-ica`` and ``evaluate-features`` to the ``alignrec-lite`` parser."""
+    f = _parser(sub, "features", "extract image/text item features with a cache and a manifest",
+                "alignrec-lite features data/ml --image-encoder tiny-cnn --text-encoder minilm\n"
+                "  alignrec-lite features data/ml --image-encoder openclip:ViT-B-32@openai "
+                "--text-encoder openclip:ViT-B-32@openai --device cuda --precision amp\n\n"
+                "encoders: tiny-cnn | tiny-vit | openclip:ARCH[@TAG] (images); minilm | openclip:ARCH[@TAG] (texts);\n"
+                "none skips a modality. An interrupted run resumes from DIR/.cache/features/.")
+    f.add_argument("dir", help="MMRec dataset folder with items.csv")
+    f.add_argument("--image-encoder", default="tiny-cnn", help="image tower spec (default tiny-cnn; none to skip)")
+    f.add_argument("--text-encoder", default="minilm", help="text tower spec (default minilm; none to skip)")
+    f.add_argument("--batch-size", type=int, default=64)
+    f.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    f.add_argument("--precision", choices=["fp32", "amp"], default="fp32")
+    f.add_argument("--seed", type=int, default=0, help="seed of random tower weights")
+    f.add_argument("--overwrite", action="store_true", help="replace features made by another encoder")
+    f.add_argument("--keep-cache", action="store_true", help="keep the per-chunk shards after writing")
+    f.add_argument("--quiet", action="store_true", help="no progress bars")
+    f.set_defaults(func=cmd_features)
+
+    p = _parser(sub, "pretrain-ica", "pre-train the multimodal encoder (ICA) and write mm_feat.npy",
+                "alignrec-lite pretrain-ica data/ml --epochs 10 --fusion mean\n"
+                "  alignrec-lite pretrain-ica data/ml --arch ViT-B-32 --pretrained openai --precision amp "
+                "--batch-size 256 --device cuda")
+    p.add_argument("dir", help="MMRec dataset folder with items.csv")
+    p.add_argument("--image-encoder", help="image tower spec (default tiny-cnn)")
+    p.add_argument("--text-encoder", help="text tower spec (default minilm)")
+    p.add_argument("--arch", help="open_clip architecture for both towers (e.g. ViT-B-32)")
+    p.add_argument("--pretrained", help="open_clip pretrained tag for --arch (e.g. openai)")
+    p.add_argument("--fusion", choices=["mean", "concat", "mlp"], default="mean", help="how the towers are fused")
+    p.add_argument("--embed-dim", type=int, default=128, help="shared embedding size")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--mask-weight", type=float, default=0.5, help="weight of the masked-modality objective")
+    p.add_argument("--mask-prob", type=float, default=0.5, help="share of items whose one modality is masked")
+    p.add_argument("--train-text", action="store_true", help="also train the text tower (default: frozen, LiT-style)")
+    p.add_argument("--freeze-image", action="store_true", help="freeze the image tower (train the heads only)")
+    p.add_argument("--precision", choices=["fp32", "amp"], default="fp32")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", help="run folder for checkpoints (default DIR/.cache/ica)")
+    p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in the run folder")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing mm_feat.npy / run")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_pretrain_ica)
+
+    e = _parser(sub, "evaluate-features", "judge item features without training: zero-shot, item-CF, masking",
+                "alignrec-lite evaluate-features data/ml --source text --source image+text --source mm")
+    e.add_argument("dir", help="MMRec dataset folder with feature files")
+    e.add_argument("--source", action="append", help="feature source (repeatable): image, text, image+text, mm")
+    e.add_argument("--split", choices=["valid", "test"], default="test")
+    e.add_argument("--mask-ratio", type=float, default=0.5, help="share of items whose modality is masked")
+    e.add_argument("--knn-k", type=int, default=10, help="neighbours kept per item in item-CF")
+    e.add_argument("--shrink", type=float, default=10.0, help="item-CF similarity shrink term")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--json", action="store_true", help="print the full result as JSON")
+    e.add_argument("--quiet", action="store_true")
+    e.set_defaults(func=cmd_evaluate_features)
