@@ -249,7 +249,14 @@ def read_inter(path: str | Path) -> pd.DataFrame:
     if "\x00" in text:
         line = text[: text.index("\x00")].count("\n") + 1
         raise DataError("the file contains NUL bytes (a binary or corrupt file)", path=path, row=line, fix="re-create the file")
-    lines = text.splitlines()
+    text = text.removeprefix("\ufeff")  # a byte-order mark written by some Windows editors
+    # One definition of a line for checking *and* parsing: "\n", "\r\n" or "\r" ends it, nothing
+    # else (str.splitlines also splits on \x0b, \x1c, \u2028, ..., which pandas does not: rows
+    # that passed the checks could be re-read shifted).
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
     header = lines[0].split("\t")
     header = [h.strip() for h in header]
     missing = [c for c in REQUIRED_COLUMNS if c not in header]
@@ -277,7 +284,8 @@ def read_inter(path: str | Path) -> pd.DataFrame:
             )
     if len(lines) < 2:
         raise DataError("the file has a header but no interactions", path=path, fix="add one row per interaction")
-    df = pd.read_csv(_io.StringIO(text), sep="\t", dtype=str, keep_default_na=False, quoting=3, engine="c")
+    df = pd.read_csv(_io.StringIO(text), sep="\t", dtype=str, keep_default_na=False, quoting=3, engine="c",
+                     lineterminator="\n")
     df.columns = header
     out = pd.DataFrame(index=df.index)
     for col in REQUIRED_COLUMNS:
