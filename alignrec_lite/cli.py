@@ -57,8 +57,18 @@ def _print_check(path: Path, images: bool = False) -> int:
     return 0
 
 
+def _resolve_dir(name_or_path: str) -> Path:
+    """A dataset folder, or the name of one registered with ``alignrec-lite data import``."""
+    p = Path(name_or_path).expanduser()
+    if p.exists():
+        return p
+    from .data.amazon import resolve_dataset
+
+    return resolve_dataset(name_or_path)
+
+
 def _cmd_check(args: argparse.Namespace) -> int:
-    return _print_check(Path(args.dir), images=not args.no_images)
+    return _print_check(_resolve_dir(args.dir), images=not args.no_images)
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -68,7 +78,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from .train import train
 
     overrides = parse_set_args(args.set)
-    ds = load_mmrec(args.dir)
+    ds = load_mmrec(_resolve_dir(args.dir))
     if args.out is None and args.resume:
         raise ConfigError("--resume needs --out RUN", row="--resume", fix="pass the run folder to continue")
     out = Path(args.out) if args.out else None
@@ -142,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = _parser(sub, "train", "train a recommender with early stopping on valid",
                 "alignrec-lite train data/toy --model lightgcn --set epochs=50 --set seed=7 --out runs/lgcn")
-    t.add_argument("dir", help="MMRec dataset folder")
+    t.add_argument("dir", help="MMRec dataset folder, or a name registered with `data import`")
     t.add_argument("--model", required=True, help="bpr, lightgcn, vbpr, freedom or alignrec")
     t.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a setting (repeatable)")
     t.add_argument("--out", help="run folder for checkpoints and metrics.json")
