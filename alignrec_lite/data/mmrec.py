@@ -404,9 +404,18 @@ def read_feature(path: Path, n_items: int) -> np.ndarray:
         DataError: unreadable, pickled, not 2-D numeric, wrong row count, NaN or inf.
     """
     try:
-        arr = np.load(path, allow_pickle=False, mmap_mode=None)
+        # memory-mapped first: the shape in a damaged or hostile header is checked against the
+        # file size before anything is allocated; the data is copied only after validation
+        arr = np.load(path, allow_pickle=False, mmap_mode="r")
     except ValueError as exc:
-        msg = "it holds Python objects (pickle), which the kit never loads" if "pickle" in str(exc) else f"not a valid .npy file ({exc})"
+        if "Python objects" in str(exc) or ("pickle" in str(exc) and _head(path, 1) == b"\x80"):
+            msg = "it holds Python objects (pickle), which the kit never loads"
+        elif "pickle" in str(exc):  # numpy's word for "not .npy, not .npz"
+            msg = "not a .npy file (it does not start with the .npy signature)"
+        elif "greater than file size" in str(exc):
+            msg = "the file is shorter than its header says (truncated: an interrupted save or download?)"
+        else:
+            msg = f"not a valid .npy file ({exc})"
         raise DataError(msg, path=path, fix="save a numeric array with np.save(path, array.astype('float32'))") from None
     except (OSError, EOFError) as exc:
         raise DataError(f"not a valid .npy file ({type(exc).__name__}: {exc})", path=path,
@@ -425,7 +434,7 @@ def read_feature(path: Path, n_items: int) -> np.ndarray:
         )
     if arr.shape[1] == 0:
         raise DataError("has zero columns", path=path, fix="re-extract the features")
-    arr = arr.astype(np.float32)
+    arr = np.array(arr, dtype=np.float32)  # a plain in-memory copy; the file is closed
     finite = np.isfinite(arr).all(axis=1)
     if not finite.all():
         i = int(np.flatnonzero(~finite)[0])
@@ -434,6 +443,11 @@ def read_feature(path: Path, n_items: int) -> np.ndarray:
             path=path, row=f"itemID {i}", fix="re-extract the features or replace missing items by the mean vector, as MMRec does",
         )
     return arr
+
+
+def _head(path: Path, n: int) -> bytes:
+    with open(path, "rb") as fh:
+        return fh.read(n)
 
 
 def read_items_table(path: Path, n_items: int) -> pd.DataFrame:
