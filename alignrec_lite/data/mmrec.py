@@ -453,19 +453,19 @@ def _head(path: Path, n: int) -> bytes:
 def read_items_table(path: Path, n_items: int) -> pd.DataFrame:
     """Load ``items.csv`` (raw content), indexed by itemID."""
     try:
-        df = pd.read_csv(path, dtype={"raw_id": str, "text": str, "image": str}, keep_default_na=False)
+        df = pd.read_csv(path, dtype={"itemID": str, "raw_id": str, "text": str, "image": str}, keep_default_na=False)
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError, ValueError) as exc:
         raise DataError(f"cannot parse the items table ({type(exc).__name__})", path=path,
                         fix="it must be a CSV with columns itemID, raw_id, text, image") from None
     if "itemID" not in df.columns:
         raise DataError("missing column itemID", path=path, row=1, fix="the header must include itemID")
-    ids = pd.to_numeric(df["itemID"], errors="coerce")
-    if ids.isna().any() or len(df) != n_items or set(ids.astype(int)) != set(range(n_items)):
+    ids = _int_column(df["itemID"].astype(str), "itemID", path)  # 1.5 must not silently become 1
+    if len(df) != n_items or set(ids.tolist()) != set(range(n_items)):
         raise DataError(
             f"expected one row per itemID 0..{n_items - 1}, found {len(df)} rows",
             path=path, fix="rebuild the dataset so items.csv matches the .inter file",
         )
-    df["itemID"] = ids.astype(np.int64)
+    df["itemID"] = ids
     return df.set_index("itemID").sort_index()
 
 
