@@ -636,9 +636,13 @@ def read_card(folder: str | Path) -> dict:
     if not p.exists():
         return {}
     try:
-        return json.loads(p.read_text(encoding="utf-8"))
+        card = json.loads(p.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise DataError(f"invalid JSON ({exc})", path=p, fix="rebuild the dataset or delete dataset.json") from None
+    if not isinstance(card, dict):
+        raise DataError(f"expected a JSON object, found a {type(card).__name__}", path=p,
+                        fix="rebuild the dataset or delete dataset.json")
+    return card
 
 
 def format_stats(stats: Mapping) -> str:
