@@ -564,7 +564,7 @@ def check_images(ds: RecDataset, *, max_items: int | None = None) -> int:
         try:
             with Image.open(p) as im:
                 im.verify()
-        except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as exc:
+        except (OSError, UnidentifiedImageError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
             raise DataError(
                 f"image of itemID {item} cannot be read ({type(exc).__name__})",
                 path=p, fix="replace the file with a valid JPEG/PNG or clear the `image` cell in items.csv",
