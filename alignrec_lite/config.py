@@ -9,6 +9,7 @@ bad values raise :class:`~alignrec_lite.errors.ConfigError` listing what is allo
 from __future__ import annotations
 
 import json
+import math
 from typing import Any, Mapping
 
 from .errors import ConfigError
@@ -44,7 +45,7 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
             raise ConfigError(f"{key} must be a number, got {value!r}", row=key, fix=f"--set {key}={default}")
         if isinstance(default, float) and isinstance(value, int):
             return float(value)
-        return value
+        return _check_type(key, value, default)
     text = value.strip()
     try:
         if isinstance(default, bool):
@@ -71,6 +72,32 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
         raise ConfigError(f"{key}={value!r} is not a valid {kind}", row=key,
                           fix=f"use a {kind} like --set {key}={default}") from None
     return text
+
+
+def _check_type(key: str, value: Any, default: Any) -> Any:
+    """A typed value (Python API, notebook parameter) must have the default's type."""
+    import numbers
+
+    if default is None or isinstance(default, bool):
+        return value
+    if isinstance(default, int):
+        if isinstance(value, numbers.Integral):
+            return int(value)
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+    elif isinstance(default, float):
+        if isinstance(value, numbers.Real) and math.isfinite(float(value)):
+            return float(value)
+    elif isinstance(default, str):
+        if isinstance(value, str):
+            return value
+    elif isinstance(default, (list, tuple)):
+        if isinstance(value, (list, tuple)):
+            return value
+    else:
+        return value
+    kind = {"int": "an integer", "float": "a finite number", "str": "a string"}.get(type(default).__name__, "a list")
+    raise ConfigError(f"{key} must be {kind}, got {value!r}", row=key, fix=f"e.g. {key}={default!r}")
 
 
 def resolve_config(
@@ -123,6 +150,8 @@ def _validate(cfg: Mapping[str, Any]) -> None:
     for key in ("stopping_step", "weight_decay", "max_minutes"):
         if cfg[key] < 0:
             raise ConfigError(f"{key} must be >= 0, got {cfg[key]}", row=key, fix=f"--set {key}=0")
+    if not 0 <= cfg["seed"] < 2**63:
+        raise ConfigError(f"seed must be in 0 .. 2**63 - 1, got {cfg['seed']}", row="seed", fix="--set seed=999")
     if not 0 < cfg["lr_decay"] <= 1:
         raise ConfigError(f"lr_decay must be in (0, 1], got {cfg['lr_decay']}", row="lr_decay", fix="--set lr_decay=0.96")
     metric = str(cfg["valid_metric"])
