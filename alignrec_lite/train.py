@@ -147,6 +147,9 @@ def train(
     cfg = resolve_config(model, overrides, dataset.name)
     device = get_device(cfg["device"])
     out = Path(out) if out is not None else None
+    if out is not None and out.exists() and not out.is_dir():
+        raise ConfigError("the run folder is an existing file", path=out, row="--out",
+                          fix="pass a folder name for the run (it is created if missing)")
     seed_everything(int(cfg["seed"]))
     net = build_model(model, dataset, cfg).to(device)
     opt = torch.optim.Adam(net.parameters(), lr=cfg["learning_rate"], weight_decay=cfg["weight_decay"])
@@ -289,26 +292,51 @@ def load_checkpoint_file(path: Path) -> dict:
                               fix="the file is damaged or not a kit checkpoint; retrain or restore it") from None
 
 
+_CKPT_KEYS = ("config", "model", "optimizer", "scheduler", "numpy_rng", "torch_rng", "python_rng", "state")
+
+
 def _load_checkpoint(out: Path, cfg, net, opt, sched, rng) -> tuple[dict | None, TrainState]:
-    ckpt = load_checkpoint_file(out / "last.pt")
-    saved = ckpt.get("config", {})
+    path = out / "last.pt"
+    ckpt = load_checkpoint_file(path)
+    missing = [k for k in _CKPT_KEYS if k not in ckpt] if isinstance(ckpt, dict) else list(_CKPT_KEYS)
+    if missing:
+        raise CheckpointError(f"not a training checkpoint (missing {', '.join(missing)})", path=path,
+                              fix="resume only from the last.pt that `alignrec-lite train --out` wrote, "
+                              "or start again with --overwrite")
+    saved = ckpt["config"] if isinstance(ckpt["config"], dict) else {}
     changed = [k for k in ("model", "embedding_size", "seed", "batch_size", "learning_rate")
                if k in saved and k in cfg and saved[k] != cfg[k]]
     if changed:
         raise CheckpointError(f"the checkpoint was made with different settings ({', '.join(changed)})",
                               path=out / "last.pt", fix="resume with the same --set values, or start a new run folder")
-    net.load_state_dict(ckpt["model"])
-    opt.load_state_dict(ckpt["optimizer"])
-    sched.load_state_dict(ckpt["scheduler"])
-    rng.bit_generator.state = ckpt["numpy_rng"]
-    torch.set_rng_state(ckpt["torch_rng"])
-    st = random.getstate()
-    random.setstate((st[0], tuple(ckpt["python_rng"]), st[2]))
-    state = TrainState(**ckpt["state"])
+    try:
+        net.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        sched.load_state_dict(ckpt["scheduler"])
+        rng.bit_generator.state = ckpt["numpy_rng"]
+        torch.set_rng_state(ckpt["torch_rng"])
+        st = random.getstate()
+        random.setstate((st[0], tuple(ckpt["python_rng"]), st[2]))
+        state = TrainState(**ckpt["state"])
+    except (RuntimeError, ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise CheckpointError(f"the checkpoint does not fit this model and dataset ({_first_reason(exc)})",
+                              path=path, fix="resume with the dataset and settings the run was started with, "
+                              "or start a new run folder") from None
     best = None
     if (out / "best.pt").exists():
         best = load_checkpoint_file(out / "best.pt")
+        if not isinstance(best, dict):
+            raise CheckpointError("best.pt does not hold model weights", path=out / "best.pt",
+                                  fix="delete it; it is rewritten at the next improvement")
     return best, state
+
+
+def _first_reason(exc: BaseException) -> str:
+    """The most telling line of a load_state_dict error (its first line is only a title)."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    if len(lines) > 1 and lines[0].startswith("Error(s) in loading state_dict"):
+        return lines[1]
+    return lines[0] if lines else type(exc).__name__
 
 
 def load_run(run: str | Path, dataset: RecDataset | None = None) -> tuple[Recommender, dict, RecDataset]:
@@ -334,20 +362,28 @@ def load_run(run: str | Path, dataset: RecDataset | None = None) -> tuple[Recomm
         record = json.loads(rec_path.read_text(encoding="utf-8"))
         name = record["model"]
         cfg = record["config"]
-    except (json.JSONDecodeError, KeyError, UnicodeDecodeError) as exc:
+        if not isinstance(name, str) or not isinstance(cfg, dict):
+            raise TypeError
+    except (json.JSONDecodeError, KeyError, UnicodeDecodeError, TypeError) as exc:
         raise CheckpointError(f"metrics.json is damaged ({type(exc).__name__})", path=rec_path,
                               fix="retrain into a fresh folder") from None
     if dataset is None:
         if not record.get("dataset_path"):
             raise CheckpointError("the run does not record its dataset folder", path=rec_path,
                                   fix="pass the dataset explicitly")
+        if not Path(record["dataset_path"]).is_dir():
+            raise CheckpointError(f"the dataset folder the run was trained on is gone ({record['dataset_path']})",
+                                  path=rec_path, row="dataset_path",
+                                  fix="restore that folder, or set dataset_path in metrics.json to its new place")
         dataset = load_mmrec(record["dataset_path"])
     net = build_model(name, dataset, cfg)
     weights = load_checkpoint_file(run / "best.pt")
     try:
+        if not isinstance(weights, dict):
+            raise TypeError(f"expected a dict of tensors, found a {type(weights).__name__}")
         net.load_state_dict(weights)
-    except RuntimeError as exc:
-        raise CheckpointError(f"the weights do not fit this dataset/model ({str(exc).splitlines()[0]})",
+    except (RuntimeError, TypeError) as exc:
+        raise CheckpointError(f"the weights do not fit this dataset/model ({_first_reason(exc)})",
                               path=run / "best.pt", fix="use the dataset the run was trained on") from None
     net.prepare_eval()
     return net, record, dataset
