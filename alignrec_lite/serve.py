@@ -42,6 +42,9 @@ def _chunk_frames(model, dataset: RecDataset, *, k: int, users: np.ndarray | Non
                   batch_users: int):
     if k < 1:
         raise ConfigError(f"k must be >= 1, got {k}", row="--k", fix="e.g. --k 20")
+    if batch_users < 1:  # 0 crashed in range(); a negative step silently exported nothing
+        raise ConfigError(f"batch_users must be >= 1, got {batch_users}", row="--batch-users",
+                          fix="e.g. --batch-users 4096 (lower it to use less memory)")
     users = np.arange(dataset.n_users) if users is None else np.asarray(users, dtype=np.int64)
     exclude = [dataset.interaction_matrix("train")]
     if exclude_valid:
@@ -107,6 +110,9 @@ def export_topk(model, dataset: RecDataset, out: str | Path, *, k: int = 20, bat
     out = Path(out)
     if out.suffix not in (".csv", ".parquet"):
         raise ConfigError(f"unsupported output type {out.suffix!r}", row="--out", fix="use a .csv or .parquet file name")
+    if out.is_dir():
+        raise ConfigError("the output path is an existing folder", path=out, row="--out",
+                          fix="give a file name inside it, e.g. --out " + str(out / f"topk{out.suffix}"))
     t0 = time.perf_counter()
     n_rows = 0
     with atomic_path(out) as tmp:
