@@ -208,9 +208,15 @@ def fold_in_users(
     counts = mask.sum(1, keepdim=True).clamp(min=1).float()  # (n, 1)
     if method == "mean":
         return (item_emb[idx] * m).sum(1) / counts  # (n, d)
+    with torch.enable_grad():  # callers may hold torch.no_grad()
+        return _fit_users(item_emb, idx, mask, steps=steps, lr=lr, reg=reg, negatives=negatives, seed=seed)
+
+
+def _fit_users(item_emb: torch.Tensor, idx: torch.Tensor, mask: torch.Tensor, *, steps: int, lr: float,
+               reg: float, negatives: np.ndarray | None, seed: int) -> torch.Tensor:
     gen = torch.Generator().manual_seed(seed)
     cand = torch.arange(item_emb.shape[0]) if negatives is None else torch.as_tensor(np.asarray(negatives, dtype=np.int64))
-    user = torch.zeros(len(given), item_emb.shape[1], requires_grad=True)  # (n, d)
+    user = torch.zeros(len(idx), item_emb.shape[1], requires_grad=True)  # (n, d)
     opt = torch.optim.Adam([user], lr=lr)
     pos_e = item_emb[idx]  # (n, g, d)
     n_valid = mask.sum().clamp(min=1)

@@ -1,0 +1,214 @@
+"""Cold-start protocols: the item-disjoint split leaks nothing, the user split, baselines, curves."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+
+from alignrec_lite import coldstart
+from alignrec_lite.data.toy import load_toy
+from alignrec_lite.errors import ConfigError
+from alignrec_lite.graphs import normalized_adjacency
+from alignrec_lite.models.base import Recommender
+from alignrec_lite.train import BPRSampler
+
+
+@pytest.fixture(scope="module")
+def smoke():
+    return load_toy("smoke")
+
+
+class FixedModel(Recommender):
+    """A recommender with given final vectors and (optionally) a linear content path."""
+
+    name = "fixed"
+
+    def __init__(self, ds, user_e, item_e, content_w=None):
+        super().__init__(ds, {})
+        self.u = torch.nn.Parameter(torch.as_tensor(user_e, dtype=torch.float32))
+        self.i = torch.nn.Parameter(torch.as_tensor(item_e, dtype=torch.float32))
+        if content_w is not None:
+            self.w = torch.nn.Parameter(torch.as_tensor(content_w, dtype=torch.float32))
+
+            def content_item_vectors(x):
+                return x @ self.w
+
+            self.content_item_vectors = content_item_vectors
+
+    def forward(self):
+        return self.u, self.i
+
+
+# ------------------------------------------------------------------ item-disjoint split
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_item_disjoint_split_leaks_no_held_out_item(smoke, seed):
+    cs = coldstart.item_disjoint_split(smoke, 0.25, seed=seed)
+    ds = cs.dataset
+    cold = set(cs.cold_items.tolist())
+    assert len(cold) == round(0.25 * smoke.n_items)
+    assert set(cs.warm_items.tolist()) | cold == set(range(smoke.n_items))
+    assert not set(cs.warm_items.tolist()) & cold
+    # nothing about a held-out item is in train or valid ...
+    assert not cold & set(ds.train[:, 1].tolist())
+    assert not cold & set(ds.valid[:, 1].tolist())
+    assert (ds.item_popularity("train")[cs.cold_items] == 0).all()
+    # ... nor in anything the trainer derives from train: the negative sampler and the graph
+    assert not cold & set(BPRSampler(ds, np.random.default_rng(0)).candidates.tolist())
+    adj = normalized_adjacency(ds.interaction_matrix("train"))
+    rows = smoke.n_users + cs.cold_items
+    assert adj[rows].nnz == 0
+    # the test set is exactly the cold items' interactions by users that still have training rows
+    assert set(ds.test[:, 1].tolist()) <= cold
+    pooled = np.concatenate([smoke.train, smoke.valid, smoke.test])
+    has_train = np.zeros(smoke.n_users, bool)
+    has_train[ds.train[:, 0]] = True
+    expected = {(u, i) for u, i in pooled.tolist() if i in cold and has_train[u]}
+    assert {tuple(p) for p in ds.test.tolist()} == expected
+    # warm interactions keep their split
+    warm_train = {tuple(p) for p in smoke.train.tolist() if p[1] not in cold}
+    assert {tuple(p) for p in ds.train.tolist()} == warm_train
+    assert cs.original is smoke and ds.n_items == smoke.n_items
+
+
+def test_item_disjoint_split_is_seeded_and_checks_share(smoke):
+    a = coldstart.item_disjoint_split(smoke, 0.2, seed=3).cold_items
+    b = coldstart.item_disjoint_split(smoke, 0.2, seed=3).cold_items
+    assert np.array_equal(a, b)
+    for share in (0.0, 1.0, -0.1):
+        with pytest.raises(ConfigError):
+            coldstart.item_disjoint_split(smoke, share)
+
+
+# ------------------------------------------------------------------ content baselines
+FEAT = np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9], [0.7, 0.7]], dtype=np.float32)
+
+
+def test_knn_weights_by_hand():
+    w = coldstart.knn_weights(FEAT, sources=np.array([0, 2, 4]), targets=np.array([1, 3]), k=1).toarray()
+    cos = lambda a, b: float(FEAT[a] @ FEAT[b] / np.linalg.norm(FEAT[a]) / np.linalg.norm(FEAT[b]))  # noqa: E731
+    expected = np.zeros((5, 5), np.float32)
+    expected[0, 1] = cos(0, 1)  # nearest source of target 1 is item 0
+    expected[2, 3] = cos(2, 3)
+    np.testing.assert_allclose(w, expected, rtol=1e-5)
+    # a target is never its own neighbour
+    w2 = coldstart.knn_weights(FEAT, sources=np.arange(5), targets=np.arange(5), k=2).toarray()
+    assert np.all(np.diag(w2) == 0) and (w2 > 0).sum() == 10
+
+
+def test_item_knn_scores_by_hand():
+    history = sp.csr_matrix(np.array([[1, 0, 0, 0, 0], [0, 0, 1, 0, 0]], dtype=np.float32))
+    fn = coldstart.item_knn_scores(FEAT, history, k=1, targets=np.array([1, 3]))
+    s = fn(torch.tensor([0, 1])).numpy()
+    assert np.isinf(s[:, [0, 2, 4]]).all()
+    # user 0 saw item 0 = the nearest source of target 1 -> score cos(0, 1); target 3 -> 0
+    assert s[0, 1] == pytest.approx(0.9 / np.linalg.norm([0.9, 0.1]), rel=1e-5) and s[0, 3] == 0
+    assert s[1, 3] > 0 and s[1, 1] == 0
+
+
+def test_neighbour_popularity_and_random(smoke):
+    pop = np.array([10, 0, 2, 0, 6], np.float32)
+    fn = coldstart.neighbour_popularity_scores(FEAT, pop, np.array([1, 3]), k=1)
+    s = fn(torch.tensor([0]))[0]
+    assert s[1] == 10 and s[3] == 2 and torch.isinf(s[[0, 2, 4]]).all()
+    r = coldstart.random_scores(7, seed=1)
+    assert torch.equal(r(torch.tensor([3, 4]))[0], r(torch.tensor([3]))[0])
+    assert not torch.equal(r(torch.tensor([3]))[0], r(torch.tensor([4]))[0])
+
+
+def test_evaluate_cold_items_oracle_and_content_path(smoke):
+    cs = coldstart.item_disjoint_split(smoke, 0.2, seed=0)
+    truth = torch.from_numpy(cs.dataset.interaction_matrix("test").toarray())
+    # an oracle that also scores every warm item above the cold ones: restriction must remove them
+    oracle = lambda u: truth[u] + 10.0 * (torch.from_numpy(cs.dataset.item_popularity() > 0).float())  # noqa: E731
+    zeros = lambda u: torch.zeros(len(u), smoke.n_items)  # noqa: E731
+    df = coldstart.evaluate_cold_items({"oracle": oracle, "zeros": zeros}, cs, ks=(20,)).set_index("method")
+    n_users = len(np.unique(cs.dataset.test[:, 0]))
+    assert df.loc["oracle", "users"] == n_users
+    # recall@20 of an oracle is 1 for users with <= 20 targets
+    per_user = np.bincount(cs.dataset.test[:, 0])
+    assert (per_user <= 20).all() and df.loc["oracle", "recall@20"] == pytest.approx(1.0)
+    assert df.loc["oracle", "ndcg@20"] == pytest.approx(1.0)
+    assert df.loc["zeros", "recall@20"] < 1.0
+    # content path: item vectors come from features through W, nothing from the item IDs
+    feat = smoke.feature("image")[0]
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=(feat.shape[1], 4))
+    model = FixedModel(cs.dataset, rng.normal(size=(smoke.n_users, 4)), np.zeros((smoke.n_items, 4)), w)
+    fn = coldstart.content_path_scores(model, feat, cs.cold_items)
+    s = fn(torch.tensor([0, 5]))
+    expected = model.u[[0, 5]].detach() @ torch.from_numpy((feat[cs.cold_items] @ w).astype(np.float32)).T
+    torch.testing.assert_close(s[:, torch.from_numpy(cs.cold_items)], expected)
+    assert torch.isinf(s[:, torch.from_numpy(cs.warm_items)]).all()
+    with pytest.raises(ConfigError):
+        coldstart.content_path_scores(FixedModel(cs.dataset, np.zeros((smoke.n_users, 2)),
+                                                 np.zeros((smoke.n_items, 2))), feat, cs.cold_items)
+
+
+# ------------------------------------------------------------------ user cold start
+def test_user_coldstart_split(smoke):
+    us = coldstart.user_coldstart_split(smoke, 0.2, seed=0, max_given=5)
+    ds = us.dataset
+    cold = set(us.cold_users.tolist())
+    for split in (ds.train, ds.valid, ds.test):
+        assert not cold & set(split[:, 0].tolist())
+    pooled = np.concatenate([smoke.train, smoke.valid, smoke.test])
+    for u, order in zip(us.cold_users, us.orders):
+        assert sorted(order.tolist()) == sorted(pooled[pooled[:, 0] == u, 1].tolist())
+        assert len(order) > 5
+    assert all(len(g) == 3 and np.array_equal(g, o[:3]) for g, o in zip(us.given(3), us.orders))
+    t = us.targets()
+    assert t.shape == (len(us.cold_users), smoke.n_items)
+    assert t.sum() == sum(len(o) - 5 for o in us.orders)
+    # targets never include a revealed item
+    for r, o in enumerate(us.orders):
+        assert not set(o[:5].tolist()) & set(t[r].indices.tolist())
+    with pytest.raises(ConfigError):
+        us.given(6)
+    warm_train = {tuple(p) for p in smoke.train.tolist() if p[0] not in cold}
+    assert {tuple(p) for p in ds.train.tolist()} == warm_train
+
+
+def test_cold_user_curve_by_hand(smoke):
+    us = coldstart.user_coldstart_split(smoke, 0.1, seed=1, max_given=2)
+    truth = torch.from_numpy(us.targets().toarray())
+
+    def oracle(given):
+        # knows the targets once at least one item is revealed
+        s = torch.zeros(len(given), smoke.n_items)
+        has = torch.tensor([len(g) > 0 for g in given])
+        s[has] = truth[: len(given)][has]
+        return s
+
+    pop = coldstart.popularity_fold_in(us.dataset)
+    df = coldstart.cold_user_curve({"oracle": oracle, "pop": pop}, us, given_counts=(0, 1, 2), ks=(20,),
+                                   batch_users=10_000)
+    o = df[df.method == "oracle"].set_index("given")
+    n_t = np.diff(us.targets().indptr)
+    assert o.loc[1, "recall@20"] == pytest.approx(np.mean(np.minimum(n_t, 20) / n_t))  # K caps the hits
+    assert o.loc[2, "ndcg@20"] == pytest.approx(1.0)
+    assert o.loc[0, "recall@20"] < 1.0
+    # popularity by hand for g = 0: top-20 of the training counts (ties -> lower ID)
+    cnt = us.dataset.item_popularity("train")
+    top = np.lexsort((np.arange(len(cnt)), -cnt))[:20]
+    t = us.targets()
+    rec = np.mean([len(set(top) & set(t[r].indices)) / t[r].nnz for r in range(t.shape[0])])
+    p = df[df.method == "pop"].set_index("given")
+    assert p.loc[0, "recall@20"] == pytest.approx(rec)
+    assert (df["users"] == len(us.cold_users)).all()
+
+
+def test_model_fold_in_masks_given_and_falls_back_to_popularity(smoke):
+    us = coldstart.user_coldstart_split(smoke, 0.1, seed=0)
+    rng = np.random.default_rng(0)
+    model = FixedModel(us.dataset, rng.normal(size=(smoke.n_users, 8)), rng.normal(size=(smoke.n_items, 8)))
+    for method in ("mean", "gradient"):
+        fn = coldstart.model_fold_in(model, us.dataset, method, steps=5)
+        given = [np.array([1, 2]), np.zeros(0, np.int64)]
+        s = fn(given)
+        assert torch.isinf(s[0, [1, 2]]).all()
+        assert torch.equal(s[1], torch.from_numpy(us.dataset.item_popularity().astype(np.float32)))
+    knn = coldstart.knn_fold_in(smoke.feature("image")[0], us.dataset)
+    s = knn([np.array([4])])
+    assert torch.isinf(s[0, 4]) and s.shape == (1, smoke.n_items)
