@@ -11,7 +11,7 @@ train/valid split is unchanged), and the test set is every interaction with a
 held-out item by a user who still has training rows. The held-out items are then
 ranked **among themselves** (:func:`~alignrec_lite.beyond.restrict_candidates`):
 
-* by a model's content path (AlignRec's ``content_item_vectors``; content
+* by a model's content path (``encode_content`` of AlignRec and VBPR; content
   features of new items are known, interactions are not);
 * by the ID model as is (its vectors of held-out items never got a gradient);
 * by training-free baselines: content kNN (:func:`item_knn_scores`, ItemKNN-CBF
@@ -31,9 +31,10 @@ to popularity for every method.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -217,12 +218,50 @@ def random_scores(n_items: int, seed: int = 0) -> ScoreFn:
     return score
 
 
-def content_path_scores(model, features: np.ndarray, items: np.ndarray) -> ScoreFn:
+@contextlib.contextmanager
+def forget_items(model, items: np.ndarray) -> Iterator[Any]:
+    """Within the block, the ID embeddings of ``items`` are zero (restored afterwards).
+
+    A held-out item has no interaction to learn an ID vector from. In ID models
+    its embedding is still its random initial value; in AlignRec it can also have
+    moved, but only as a *neighbour* of warm items in the content graph (the
+    purifier gates it by content), never from its own interactions. Zeroing it
+    states "this item has no ID vector" exactly, so that nothing but content and
+    the warm items reaches its score. Models without an ``item_emb`` table are
+    left as they are.
+
+    >>> with forget_items(model, cold):  # doctest: +SKIP
+    ...     vecs = model.encode_content(features[cold])
+    """
+    emb = getattr(model, "item_emb", None)
+    if not isinstance(emb, torch.nn.Embedding):
+        yield model
+        return
+    idx = torch.as_tensor(np.asarray(items, dtype=np.int64), device=emb.weight.device)
+    saved = emb.weight.detach()[idx].clone()
+    try:
+        with torch.no_grad():
+            emb.weight[idx] = 0.0
+        model._cache = None
+        yield model
+    finally:
+        with torch.no_grad():
+            emb.weight[idx] = saved
+        model._cache = None
+
+
+def content_path_scores(model, features: np.ndarray, items: np.ndarray, *, forget: bool = True) -> ScoreFn:
     """Score ``items`` from their content alone through the model's content path.
 
-    The model's user vectors are kept; the vectors of ``items`` are replaced by
-    ``model.content_item_vectors(features[items])`` (nothing learnt about those
-    items' IDs is used). Other items score ``-inf``.
+    The model's user vectors are kept; the vectors of ``items`` are
+    ``model.encode_content(features[items])`` (AlignRec: attached to the frozen
+    kNN graph by content similarity; VBPR: ``[0; W x + b]``). Other items score ``-inf``.
+
+    Args:
+        model: a trained model with ``encode_content``.
+        features: ``(n_items, d_f)`` in the model's feature space.
+        items: the items to score (e.g. the cold items).
+        forget: first zero the ID embeddings of ``items`` (:func:`forget_items`).
 
     Raises:
         ConfigError: the model has no content path.
@@ -230,8 +269,11 @@ def content_path_scores(model, features: np.ndarray, items: np.ndarray) -> Score
     from .serve import new_item_vectors
 
     items = np.asarray(items, dtype=np.int64)
-    vecs = new_item_vectors(model, np.asarray(features)[items])  # (m, d)
-    user_e, item_e = final_vectors(model)
+    if not has_content_path(model):
+        new_item_vectors(model, np.asarray(features)[items[:1]])  # raises the ConfigError
+    with forget_items(model, items) if forget else contextlib.nullcontext(model):
+        vecs = new_item_vectors(model, np.asarray(features)[items])  # (m, d)
+        user_e, item_e = final_vectors(model)
     n_items = item_e.shape[0]
     cols = torch.from_numpy(items)
 
@@ -438,7 +480,7 @@ def cold_user_curve(methods: Mapping[str, FoldInFn], split: ColdUserSplit, *,
 
 __all__ = [
     "GIVEN_COUNTS", "ColdItemSplit", "item_disjoint_split", "knn_weights", "item_knn_scores",
-    "neighbour_popularity_scores", "random_scores", "content_path_scores", "evaluate_cold_items",
+    "neighbour_popularity_scores", "random_scores", "forget_items", "content_path_scores", "evaluate_cold_items",
     "ColdUserSplit", "user_coldstart_split", "popularity_fold_in", "model_fold_in", "knn_fold_in",
     "cold_user_curve", "has_content_path",
 ]

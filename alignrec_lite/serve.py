@@ -14,7 +14,7 @@ real-time one. This module holds what such a job needs:
   :func:`recommend_new_user` wraps it for a list of raw item IDs;
 * :func:`new_item_vectors` / :func:`score_new_item` put an item with no
   interactions into the model's space from its content (models with a content
-  path, e.g. AlignRec's ``content_item_vectors``); with the encoders installed the
+  path: ``encode_content(features)`` of AlignRec and VBPR); with the encoders installed the
   content can be an image and a text;
 * :func:`measure_serving` times whole-catalogue export and single-user requests.
 """
@@ -318,8 +318,8 @@ def recommend_new_user(
 
 # ------------------------------------------------------------------ new items
 def has_content_path(model) -> bool:
-    """Whether the model can place an item from its content alone (``content_item_vectors``)."""
-    return callable(getattr(model, "content_item_vectors", None))
+    """Whether the model can place an item from its content alone (``encode_content``)."""
+    return callable(getattr(model, "encode_content", None))
 
 
 @torch.no_grad()
@@ -327,7 +327,7 @@ def new_item_vectors(model, features: np.ndarray | torch.Tensor) -> torch.Tensor
     """Item vectors from content features alone, through the model's content path.
 
     Args:
-        model: a model with ``content_item_vectors(features) -> (m, d)`` (AlignRec).
+        model: a model with ``encode_content(features) -> (m, d)`` (AlignRec, VBPR).
         features: ``(m, d_f)`` rows in the same feature space the model was trained
             on (``model.feature_source``).
 
@@ -339,12 +339,12 @@ def new_item_vectors(model, features: np.ndarray | torch.Tensor) -> torch.Tensor
     """
     if not has_content_path(model):
         raise ConfigError(f"model {getattr(model, 'name', type(model).__name__)!r} has no content path",
-                          row="model", fix="use a content-aware model (alignrec) for items without interactions")
+                          row="model", fix="use a content-aware model (alignrec, vbpr) for items without interactions")
     x = torch.as_tensor(np.asarray(features, dtype=np.float32)) if not isinstance(features, torch.Tensor) else features
     if x.ndim == 1:
         x = x.unsqueeze(0)
     model.prepare_eval()
-    return model.content_item_vectors(x.float().to(model.device_)).detach().float().cpu()
+    return model.encode_content(x.float().to(model.device_)).detach().float().cpu()
 
 
 def encode_new_item(dataset: RecDataset, source: str, *, image=None, text: str | None = None) -> np.ndarray:

@@ -32,10 +32,10 @@ class FixedModel(Recommender):
         if content_w is not None:
             self.w = torch.nn.Parameter(torch.as_tensor(content_w, dtype=torch.float32))
 
-            def content_item_vectors(x):
+            def encode_content(x):
                 return x @ self.w
 
-            self.content_item_vectors = content_item_vectors
+            self.encode_content = encode_content
 
     def forward(self):
         return self.u, self.i
@@ -212,3 +212,22 @@ def test_model_fold_in_masks_given_and_falls_back_to_popularity(smoke):
     knn = coldstart.knn_fold_in(smoke.feature("image")[0], us.dataset)
     s = knn([np.array([4])])
     assert torch.isinf(s[0, 4]) and s.shape == (1, smoke.n_items)
+
+
+def test_alignrec_content_path_uses_no_id_of_cold_items(smoke):
+    from alignrec_lite.models import get_model_class
+
+    cs = coldstart.item_disjoint_split(smoke, 0.2, seed=0)
+    torch.manual_seed(0)
+    model = get_model_class("alignrec")(cs.dataset, {"embedding_size": 8})
+    feat = cs.dataset.feature(model.feature_source)[0]
+    users = torch.arange(10)
+    a = coldstart.content_path_scores(model, feat, cs.cold_items)(users)
+    with torch.no_grad():  # whatever the (untrained) ID vectors of the cold items hold ...
+        model.item_emb.weight[torch.from_numpy(cs.cold_items)] = torch.randn(len(cs.cold_items), 8)
+    b = coldstart.content_path_scores(model, feat, cs.cold_items)(users)
+    cols = torch.from_numpy(cs.cold_items)
+    torch.testing.assert_close(a[:, cols], b[:, cols])  # ... the content-path scores do not change
+    assert torch.isfinite(a[:, cols]).all() and a[:, cols].std() > 0
+    # forget_items restores the model afterwards
+    assert model.item_emb.weight[cols].abs().sum() > 0

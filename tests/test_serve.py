@@ -27,7 +27,7 @@ class FixedModel(Recommender):
         self.i = torch.nn.Parameter(torch.as_tensor(item_e, dtype=torch.float32))
         if content_w is not None:
             self.w = torch.nn.Parameter(torch.as_tensor(content_w, dtype=torch.float32))
-            self.content_item_vectors = lambda x: x @ self.w
+            self.encode_content = lambda x: x @ self.w
 
     def forward(self):
         return self.u, self.i
