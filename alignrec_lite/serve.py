@@ -350,31 +350,64 @@ def new_item_vectors(model, features: np.ndarray | torch.Tensor) -> torch.Tensor
 def encode_new_item(dataset: RecDataset, source: str, *, image=None, text: str | None = None) -> np.ndarray:
     """Encode one new item's image and/or text into the dataset's feature space.
 
-    Uses :mod:`alignrec_lite.encoders` (``encode_item``) when it is installed and
-    the dataset's ``features.json`` names the encoders that made its files.
+    The towers are rebuilt from the dataset's ``features.json`` (the spec, seed and
+    dimension that made ``image_feat.npy`` / ``text_feat.npy``, see
+    :mod:`alignrec_lite.encoders`), so the new row is comparable with the others.
+    For ``image+text`` the two blocks are L2-normalised and concatenated, then
+    normalised again, as :meth:`RecDataset.feature` does.
 
     Args:
-        dataset: the dataset the model was trained on.
-        source: the model's feature source (``"image+text"``, ``"mm"``, ...).
-        image: a path or PIL image.
-        text: the item's text.
+        dataset: the dataset the model was trained on (a folder with ``features.json``).
+        source: the model's feature source: ``"image"``, ``"text"`` or ``"image+text"``.
+        image: path of the new item's image (needed for an ``image`` block).
+        text: the new item's text (needed for a ``text`` block).
 
     Returns:
         ``(1, d_f)`` float32 feature row.
 
     Raises:
-        ConfigError: the encoders are not available for this dataset.
+        ConfigError: ``mm`` features (they need the stage-1 encoder: pass ``feature=``),
+            a missing image/text, or features that no encoder made (the toy's attributes).
+        DataError: the image cannot be read, or ``features.json`` lacks the modality.
     """
-    try:
-        from . import encoders  # type: ignore[attr-defined]
-    except ImportError:
-        raise ConfigError("the encoders module is not available", row="image/text",
-                          fix="pass a precomputed feature row (feature=...) instead") from None
-    fn = getattr(encoders, "encode_item", None)
-    if fn is None:
-        raise ConfigError("alignrec_lite.encoders has no encode_item()", row="image/text",
-                          fix="pass a precomputed feature row (feature=...) instead")
-    return np.asarray(fn(dataset, source, image=image, text=text), dtype=np.float32).reshape(1, -1)
+    from . import encoders
+
+    parts = [p for p in str(source).split("+") if p]
+    if "mm" in parts or not parts:
+        raise ConfigError(f"cannot encode a new item into the {source!r} feature space here", row="feature_source",
+                          fix="mm features come from the stage-1 encoder (alignrec_lite.ica); pass feature=...")
+    manifest = encoders.read_manifest(dataset.path) if dataset.path is not None else {}
+    blocks = []
+    for modality in parts:
+        entry = manifest.get(modality)
+        if not isinstance(entry, dict) or "encoder" not in entry:
+            raise DataError(f"features.json has no encoder entry for {modality!r}", path=dataset.path,
+                            fix="extract the features with `alignrec-lite features`, or pass feature=...")
+        spec = str(entry["encoder"])
+        try:
+            tower = encoders.build_tower(spec, modality, seed=int(entry.get("seed") or 0),
+                                         dim=int(entry.get("dim") or 128))
+        except ConfigError:
+            raise ConfigError(f"the {modality} features were made by {spec!r}, which is not an encoder",
+                              row="feature_source", fix="pass the new item's feature row (feature=...)") from None
+        if modality == "image":
+            if image is None:
+                raise ConfigError("the model uses image features but no image was given", row="image",
+                                  fix="pass image=<path to the picture>")
+            vec, missing = encoders.encode_images(tower, [Path(image)])
+            if missing[0]:
+                raise DataError("the image cannot be read", path=image, fix="pass a JPEG or PNG file")
+        else:
+            if not text:
+                raise ConfigError("the model uses text features but no text was given", row="text",
+                                  fix="pass text='<title and description>'")
+            vec = encoders.encode_texts(tower, [text])
+        blocks.append(np.asarray(vec, dtype=np.float32))
+    if len(blocks) == 1:
+        return blocks[0]
+    unit = [b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12) for b in blocks]
+    out = np.concatenate(unit, axis=1)
+    return (out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)).astype(np.float32)
 
 
 def score_new_item(

@@ -146,3 +146,51 @@ def test_measure_serving(smoke, model):
     assert t["n_users"] == smoke.n_users and t["n_items"] == smoke.n_items
     assert t["all_users_seconds"] > 0 and t["single_user_ms"] > 0
     assert t["per_user_ms_batched"] == pytest.approx(1000 * t["all_users_seconds"] / smoke.n_users)
+
+
+# ------------------------------------------------------------------ new items from raw content
+def _copy_with_features(tmp_path, image_encoder, text_encoder):
+    import shutil
+
+    from alignrec_lite import encoders
+    from alignrec_lite.data.mmrec import load_mmrec
+    from alignrec_lite.data.toy import toy_path
+
+    folder = tmp_path / "shop"
+    shutil.copytree(toy_path("smoke"), folder)
+    encoders.extract_features(folder, image_encoder, text_encoder, progress=False, overwrite=True)
+    return load_mmrec(folder)
+
+
+def test_encode_new_item_image_reproduces_the_feature_row(tmp_path):
+    ds = _copy_with_features(tmp_path, "tiny-cnn", None)
+    feat, src = ds.feature("image")
+    row = serve.encode_new_item(ds, src, image=ds.image_path(7))
+    np.testing.assert_allclose(row[0], feat[7], atol=1e-5)
+    with pytest.raises(ConfigError, match="no image"):
+        serve.encode_new_item(ds, "image", text="a red mug")
+    (tmp_path / "bad.jpg").write_bytes(b"not an image")
+    with pytest.raises(DataError, match="cannot be read"):
+        serve.encode_new_item(ds, "image", image=tmp_path / "bad.jpg")
+    with pytest.raises(ConfigError):
+        serve.encode_new_item(ds, "mm", image=ds.image_path(7))
+
+
+def test_encode_new_item_refuses_hand_made_features(smoke):
+    with pytest.raises(ConfigError, match="not an encoder"):
+        serve.encode_new_item(smoke, "image", image=smoke.image_path(0))
+
+
+@pytest.mark.slow
+def test_score_new_item_from_image_and_text(tmp_path):
+    from alignrec_lite.models import get_model_class
+
+    ds = _copy_with_features(tmp_path, "tiny-cnn", "minilm")
+    feat, src = ds.feature("image+text")
+    row = serve.encode_new_item(ds, src, image=ds.image_path(3), text=ds.item_text(3))
+    np.testing.assert_allclose(row[0], feat[3], atol=1e-5)
+    torch.manual_seed(0)
+    model = get_model_class("alignrec")(ds, {"embedding_size": 8, "feature_source": "image+text"})
+    out = serve.score_new_item(model, ds, image=ds.image_path(3), text=ds.item_text(3), k=5)
+    ref = serve.score_new_item(model, ds, feature=feat[3], k=5)
+    assert out["users"]["userID"].tolist() == ref["users"]["userID"].tolist()
