@@ -194,3 +194,29 @@ def test_score_new_item_from_image_and_text(tmp_path):
     out = serve.score_new_item(model, ds, image=ds.image_path(3), text=ds.item_text(3), k=5)
     ref = serve.score_new_item(model, ds, feature=feat[3], k=5)
     assert out["users"]["userID"].tolist() == ref["users"]["userID"].tolist()
+
+
+# ------------------------------------------------------------------ command line
+def test_cli_longtail_new_user_timing_coldstart(tmp_path, capsys):
+    from alignrec_lite.cli import main
+    from alignrec_lite.data.toy import toy_path
+
+    shop = str(toy_path("smoke"))
+    run = tmp_path / "run"
+    assert main(["train", shop, "--model", "bpr", "--set", "epochs=2", "--out", str(run), "--quiet"]) == 0
+    assert main(["longtail", str(run), "--buckets", "4", "--out", str(tmp_path / "b.csv")]) == 0
+    out = capsys.readouterr().out
+    assert "q4" in out and "gini@20" in out and "popularity" in out
+    assert len(pd.read_csv(tmp_path / "b.csv")) == 2 * 4
+    assert main(["new-user", str(run), "--items", "item-0001", "item-0002", "--k", "3"]) == 0
+    assert "item-0001" not in capsys.readouterr().out.split("score", 1)[1]
+    assert main(["new-user", str(run), "--items", "nope"]) == 2
+    assert "not in the dataset" in capsys.readouterr().err
+    assert main(["timing", str(run), "--n-single", "3"]) == 0
+    assert "single_user_ms" in capsys.readouterr().out
+    assert main(["coldstart", shop, "--kind", "users", "--models", "bpr", "--set", "epochs=1", "--quiet",
+                 "--out", str(tmp_path / "u.csv")]) == 0
+    assert "popularity" in capsys.readouterr().out
+    assert set(pd.read_csv(tmp_path / "u.csv")["given"]) == {0, 1, 2, 3, 5}
+    assert main(["coldstart", shop, "--kind", "items", "--models", "bpr", "--set", "epochs=1", "--quiet"]) == 0
+    assert "content kNN" in capsys.readouterr().out
