@@ -625,8 +625,8 @@ def _write_mapping(path: Path, raw_name: str, id_name: str, raw: list[str]) -> N
         fh.write(f"{raw_name}\t{id_name}\n")
         for i, r in enumerate(raw):
             r = str(r)
-            if "\t" in r or "\n" in r:
-                raise DataError(f"raw ID {r!r} contains a tab or newline", path=path, fix="clean the raw IDs")
+            if "\t" in r or "\n" in r or "\r" in r:  # they would split the row when read back
+                raise DataError(f"raw ID {r!r} contains a tab or line break", path=path, fix="clean the raw IDs")
             fh.write(f"{r}\t{i}\n")
 
 
