@@ -220,3 +220,30 @@ def test_cli_longtail_new_user_timing_coldstart(tmp_path, capsys):
     assert set(pd.read_csv(tmp_path / "u.csv")["given"]) == {0, 1, 2, 3, 5}
     assert main(["coldstart", shop, "--kind", "items", "--models", "bpr", "--set", "epochs=1", "--quiet"]) == 0
     assert "content kNN" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------ explorer widget
+def test_user_panel_and_explorer(smoke, model):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from alignrec_lite.beyond import popularity_scores
+    from alignrec_lite.widgets.explorer import precompute_lists, user_explorer, user_panel
+
+    users = np.array([0, 3, 7])
+    lists = precompute_lists(smoke, {"fixed": model, "pop": popularity_scores(smoke)}, users, k=5)
+    assert lists["fixed"].shape == (3, 5)
+    ref = serve.topk_frame(model, smoke, k=5, users=users)
+    assert lists["fixed"].ravel().tolist() == ref["itemID"].tolist()
+    axes = user_panel(smoke, 3, {n: v[1] for n, v in lists.items()}, history=4)
+    assert len(axes) == 3 and "user" in axes[0].get_title(loc="left") and "pop" in axes[2].get_title(loc="left")
+    test_items = set(smoke.test[smoke.test[:, 0] == 3, 1].tolist())
+    n_hits = len(test_items & set(lists["pop"][1].tolist()))
+    assert axes[2].get_title(loc="left").startswith(f"pop: {n_hits} of 5")
+    plt.close("all")
+    box = user_explorer(smoke, {"fixed": model}, users=users, k=5)
+    box.controls[0].value = 7  # moving the slider redraws without recomputing
+    assert box.lists["fixed"].shape == (3, 5)
+    plt.close("all")
