@@ -8,7 +8,8 @@
 * :func:`uia_loss` — AlignRec's user-item alignment, ``1 - mean cos(h_u, h_i+)``.
 * :func:`sim_loss` — AlignRec's similarity-preservation term (ALIGNREC_SPEC §1.3).
 * :func:`sim_loss_expanded` — the same term without the B x B matrices (faster, exact).
-* :func:`cca_loss` — AlignRec's content-category alignment (InfoNCE content → ID, items + users).
+* :func:`cca_loss` — AlignRec's content-category alignment (InfoNCE content → ID, items + users),
+  with :func:`info_nce_grouped` (InfoNCE of a batch given as distinct rows + multiplicities).
 """
 
 from __future__ import annotations
@@ -157,7 +158,7 @@ def sim_loss(content_emb: torch.Tensor, feat: torch.Tensor) -> torch.Tensor:
 
 
 def sim_loss_expanded(content_emb: torch.Tensor, feat_unit: torch.Tensor,
-                      target_sq_norm: torch.Tensor | float) -> torch.Tensor:
+                      target_sq_norm: torch.Tensor | float, counts: torch.Tensor | None = None) -> torch.Tensor:
     """:func:`sim_loss` computed without the ``B x B`` matrices (same value, same gradient).
 
     With ``H`` the content vectors and ``F̂`` the unit-norm features of the batch,
@@ -170,27 +171,69 @@ def sim_loss_expanded(content_emb: torch.Tensor, feat_unit: torch.Tensor,
     Args:
         content_emb: the batch's content vectors ``H``.
         feat_unit: the batch's L2-normalised features ``F̂`` (treated as constant).
-        target_sq_norm: ``||F̂ F̂ᵀ||_F²``, the squared norm of the target.
+        target_sq_norm: ``||F̂ F̂ᵀ||_F²`` of the (expanded) batch.
+        counts: if given, row ``w`` stands for ``counts[w]`` identical batch rows
+            (the batch is passed as distinct rows); ``B = sum(counts)``.
 
     Shape:
-        content_emb: ``(B, d)``; feat_unit: ``(B, d_m)``. Returns a scalar.
+        content_emb: ``(m, d)``; feat_unit: ``(m, d_m)``; counts: ``(m,)``. Returns a scalar.
     """
     h = content_emb
-    gram = (h.T @ h).double().square().sum()  # ||H^T H||_F^2, (d, d)
-    cross = (feat_unit.detach().T @ h).double().square().sum()  # ||F^T H||_F^2, (d_m, d)
+    hc = h if counts is None else h * counts.to(h.dtype)[:, None]  # (m, d), rows weighted
+    n = h.shape[0] if counts is None else float(counts.sum())
+    gram = (hc.T @ h).double().square().sum()  # ||H^T H||_F^2, (d, d)
+    cross = (feat_unit.detach().T @ hc).double().square().sum()  # ||F^T H||_F^2, (d_m, d)
     sq = gram - 2.0 * cross + torch.as_tensor(target_sq_norm, dtype=torch.float64)
-    return (sq.clamp_min(1e-12).sqrt() / h.shape[0]).to(h.dtype)
+    return (sq.clamp_min(1e-12).sqrt() / n).to(h.dtype)
 
 
 def cca_loss(item_content: torch.Tensor, item_id: torch.Tensor, user_content: torch.Tensor,
-             user_id: torch.Tensor, temperature: float = 0.2) -> torch.Tensor:
+             user_id: torch.Tensor, temperature: float = 0.2, *,
+             item_counts: torch.Tensor | None = None, user_counts: torch.Tensor | None = None) -> torch.Tensor:
     """AlignRec's content-category alignment (CCA): InfoNCE(content → ID), items + users.
 
     ``L_CCA = InfoNCE(H^m_{i+}, H^id_{i+}) + InfoNCE(H^m_u, H^id_u)`` with in-batch
     negatives, one direction (content anchors, ID candidates), τ = 0.2
     (ALIGNREC_SPEC §1.3; the weight α is applied outside).
 
+    A batch repeats items and users. Pass each *distinct* row once with its
+    multiplicity in ``item_counts`` / ``user_counts`` to get exactly the value of
+    the duplicated batch (duplicates still count as negatives, as in the official
+    code) from ``(#distinct)²`` instead of ``B²`` logits; see :func:`info_nce_grouped`.
+
     Shape:
-        item_content, item_id, user_content, user_id: ``(B, d)``. Returns a scalar.
+        item_content, item_id: ``(n_i, d)``; user_content, user_id: ``(n_u, d)``;
+        counts: ``(n_i,)`` / ``(n_u,)``. Returns a scalar.
     """
-    return info_nce(item_content, item_id, temperature) + info_nce(user_content, user_id, temperature)
+    return (info_nce_grouped(item_content, item_id, item_counts, temperature)
+            + info_nce_grouped(user_content, user_id, user_counts, temperature))
+
+
+def info_nce_grouped(anchor: torch.Tensor, positive: torch.Tensor, counts: torch.Tensor | None = None,
+                     temperature: float = 0.2) -> torch.Tensor:
+    """:func:`info_nce` of a batch given as distinct rows with multiplicities.
+
+    Row ``w`` stands for ``counts[w]`` identical rows of the batch, so with
+    ``l_wv = â_w · b̂_v / τ`` and ``n = sum(counts)``::
+
+        InfoNCE = -(1/n) sum_w c_w [ l_ww - log sum_v c_v exp(l_wv) ]
+
+    which equals :func:`info_nce` on the expanded batch. ``counts=None`` means
+    every row once (then it *is* :func:`info_nce`). ``1/τ`` scales the
+    ``(n, d)`` anchors rather than the ``(n, n)`` logits.
+
+    Shape:
+        anchor, positive: ``(m, d)``; counts: ``(m,)``. Returns a scalar.
+    """
+    a = F.normalize(anchor, dim=1) * (1.0 / temperature)  # (m, d)
+    b = F.normalize(positive, dim=1)
+    logits = a @ b.T  # (m, m)
+    if counts is None:
+        target = torch.arange(a.shape[0], device=a.device)
+        return F.cross_entropy(logits, target)
+    c = counts.to(logits.dtype)
+    log_c = torch.log(c)  # (m,)
+    # -log softmax(l_w. + log c)_w = -(l_ww + log c_w) + log sum_v c_v exp(l_wv)
+    target = torch.arange(a.shape[0], device=a.device)
+    per_row = F.cross_entropy(logits + log_c[None, :], target, reduction="none") + log_c  # (m,)
+    return (c * per_row).sum() / c.sum()

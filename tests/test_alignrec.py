@@ -15,6 +15,7 @@ from alignrec_lite.losses import (
     bpr_loss,
     cca_loss,
     info_nce,
+    info_nce_grouped,
     l2_reg_loss,
     sim_loss,
     sim_loss_expanded,
@@ -68,6 +69,22 @@ def test_info_nce_by_hand():
     assert float(cca_loss(a, b, b, a, t)) == pytest.approx(float(info_nce(a, b, t) + info_nce(b, a, t)), rel=1e-6)
 
 
+def test_grouped_info_nce_equals_the_duplicated_batch():
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(5, 3, generator=g), torch.randn(5, 3, generator=g)
+    counts = torch.tensor([1, 3, 1, 2, 1])
+    rep = torch.repeat_interleave(torch.arange(5), counts)  # the batch with duplicates
+    a1, b1 = a.clone().requires_grad_(True), b.clone().requires_grad_(True)
+    a2, b2 = a.clone().requires_grad_(True), b.clone().requires_grad_(True)
+    full = info_nce(a1[rep], b1[rep], 0.2)
+    grouped = info_nce_grouped(a2, b2, counts, 0.2)
+    assert grouped.item() == pytest.approx(full.item(), rel=1e-5)
+    full.backward()
+    grouped.backward()
+    assert torch.allclose(a1.grad, a2.grad, atol=1e-5) and torch.allclose(b1.grad, b2.grad, atol=1e-5)
+    assert info_nce_grouped(a, b, None, 0.2).item() == pytest.approx(info_nce(a, b, 0.2).item(), rel=1e-6)
+
+
 def test_uia_by_hand():
     u = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
     p = torch.tensor([[3.0, 0.0], [1.0, 1.0]])
@@ -84,7 +101,8 @@ def test_sim_loss_by_hand_and_expanded_form():
     f = torch.randn(12, 7, generator=g)
     idx = torch.tensor([0, 1, 2, 2, 3, 4, 5, 5, 5, 6, 7, 8])
     f = f[idx]
-    h1 = torch.randn(12, 4, generator=g, requires_grad=True)
+    h_items = torch.randn(9, 4, generator=g)  # one content vector per distinct item
+    h1 = h_items[idx].clone().requires_grad_(True)
     h2 = h1.detach().clone().requires_grad_(True)
     direct = sim_loss(h1, f)
     fu = F.normalize(f, dim=1)
@@ -94,6 +112,11 @@ def test_sim_loss_by_hand_and_expanded_form():
     direct.backward()
     fast.backward()
     assert torch.allclose(h1.grad, h2.grad, rtol=1e-4, atol=1e-6)
+    # and with the batch given as distinct rows + multiplicities
+    uniq, counts = torch.unique(idx, return_counts=True)
+    first = torch.tensor([int((idx == v).nonzero()[0]) for v in uniq])
+    grouped = sim_loss_expanded(h_items[uniq], fu[first], target_sq, counts)
+    assert grouped.item() == pytest.approx(direct.item(), rel=1e-5)
 
 
 # ------------------------------------------------------------------ graphs
@@ -166,6 +189,29 @@ def test_cached_sim_term_equals_direct_formula():
     a, b = cached.loss(u, p, n)["sim"], direct.loss(u, p, n)["sim"]
     assert cached._sim_sq is not None and direct._sim_sq is None
     assert a.item() == pytest.approx(b.item(), rel=1e-5)
+
+
+def test_sim_term_with_drifting_target_matches_direct_formula():
+    ds = tiny_dataset()
+    u, p, n = batch(ds, size=32)
+    model = AlignRec(ds, {"finetune_features": True, "sim_weight": 1.0})
+    with torch.no_grad():
+        model.feat_table.mul_(2.0).add_(0.3)  # the table drifted away from F
+    _, item_e = model.aggregate_content()
+    want = sim_loss(item_e[p], model.feat_table[p])  # the target uses the current table
+    assert model.loss(u, p, n)["sim"].item() == pytest.approx(want.item(), rel=1e-5)
+
+
+def test_target_sq_norm_both_routes():
+    from alignrec_lite.models.alignrec import target_sq_norm
+
+    g = torch.Generator().manual_seed(0)
+    counts = torch.tensor([2, 1, 3])
+    for d_m in (2, 7):  # Gram route (d_m < m) and cosine route
+        fu = F.normalize(torch.randn(3, d_m, generator=g), dim=1)
+        rep = fu[torch.repeat_interleave(torch.arange(3), counts)]
+        want = (rep @ rep.T).square().sum()
+        assert target_sq_norm(fu, counts).item() == pytest.approx(want.item(), rel=1e-5)
 
 
 def test_reg_divides_by_configured_batch_size():

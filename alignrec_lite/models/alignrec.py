@@ -38,7 +38,7 @@ from torch import nn
 from ..data.mmrec import RecDataset
 from ..errors import ConfigError
 from ..graphs import knn_graph, normalized_adjacency, to_torch, user_item_norm
-from ..losses import bpr_loss, cca_loss, l2_reg_loss, sim_loss, sim_loss_expanded, uia_loss
+from ..losses import bpr_loss, cca_loss, l2_reg_loss, sim_loss_expanded, uia_loss
 from .base import Recommender
 from .lightgcn import propagate
 
@@ -347,38 +347,46 @@ class AlignRec(Recommender):
         if cfg["ui_cosine_loss_weight"] > 0 and not warming:
             terms["uia"] = cfg["ui_cosine_loss_weight"] * uia_loss(u, p)
         if cfg["cl_loss"] > 0 and self.use_id and self.use_content:
+            # distinct items/users with multiplicities: same value as the duplicated batch, fewer logits
+            items, item_counts = torch.unique(pos, return_counts=True)
+            uniq_users, user_counts = torch.unique(users, return_counts=True)
             terms["cca"] = cfg["cl_loss"] * cca_loss(
-                r["item_content"][pos], r["item_id"][pos], r["user_content"][users], r["user_id"][users],
-                temperature=float(cfg["cl_temperature"]))
+                r["item_content"][items], r["item_id"][items], r["user_content"][uniq_users],
+                r["user_id"][uniq_users], temperature=float(cfg["cl_temperature"]),
+                item_counts=item_counts, user_counts=user_counts)
         if cfg["sim_weight"] > 0 and self.use_content:
-            terms["sim"] = cfg["sim_weight"] * self._sim_term(r["item_content"][pos], pos)
+            terms["sim"] = cfg["sim_weight"] * self._sim_term(r["item_content"], pos)
         terms["loss"] = sum(terms.values())
         return terms
 
-    def _sim_term(self, content_pos: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
-        """``L_sim`` for the batch's positive items, with the faster exact formula when possible.
+    def _sim_term(self, item_content: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+        """``L_sim`` over the batch's positive items, computed the fast exact way.
 
-        With frozen features the squared cosines ``cos(f_a, f_b)^2`` of all item
-        pairs are precomputed once (if ``n_items^2 * 4`` bytes fit in
-        ``sim_cache_mb``), so the batch never forms the ``B x B x d_m`` target;
-        see :func:`alignrec_lite.losses.sim_loss_expanded`. Otherwise the direct
-        :func:`alignrec_lite.losses.sim_loss` is used.
+        :func:`alignrec_lite.losses.sim_loss_expanded` needs only the distinct
+        positives and the squared norm ``K = ||cos(F_B)||_F^2`` of the target, which is
+        found the cheapest way available: with frozen features from squared cosines
+        of all item pairs precomputed once (if ``n_items^2 * 4`` bytes fit in
+        ``sim_cache_mb``; then ``K = c^T Q c``), otherwise from the distinct items'
+        features. With ``finetune_features`` the target uses the current
+        (drifting) feature table, as the official code does.
 
         Shape:
-            content_pos: ``(B, d)``; pos: ``(B,)``.
+            item_content: ``(n_items, d)``; pos: ``(B,)``.
         """
-        if self.config["finetune_features"]:
-            return sim_loss(content_pos, self.feat_table[pos])  # drifting target (official quirk)
-        if self._sim_sq is None and self.n_items**2 * 4 <= self.config["sim_cache_mb"] * 2**20:
+        items, counts = torch.unique(pos, return_counts=True)  # distinct positives, multiplicities
+        table = self.feat_table.detach() if self.config["finetune_features"] else None
+        feat_unit = F.normalize(table[items], dim=1) if table is not None else self.feat_unit[items]  # (m, d_m)
+        if table is None and self._sim_sq is None and self.n_items**2 * 4 <= self.config["sim_cache_mb"] * 2**20:
             with torch.no_grad():
                 self._sim_sq = (self.feat_unit @ self.feat_unit.T).square_()  # (n_items, n_items)
-        if self._sim_sq is None:
-            return sim_loss(content_pos, self.feat_unit[pos])
-        counts = torch.bincount(pos, minlength=self.n_items).to(self._sim_sq.dtype)  # (n_items,)
-        idx = torch.nonzero(counts).squeeze(1)  # the batch's distinct positives
-        # ||cos(F_B) ||_F^2 = sum_{a,b in B} cos^2(f_a, f_b) = c^T Q c, c = multiplicities
-        target_sq = torch.dot(counts[idx], self._sim_sq.index_select(0, idx) @ counts)
-        return sim_loss_expanded(content_pos, self.feat_unit[pos], target_sq)
+        with torch.no_grad():
+            if table is None and self._sim_sq is not None:
+                c_full = torch.zeros(self.n_items, dtype=self._sim_sq.dtype, device=pos.device)
+                c_full[items] = counts.to(c_full.dtype)
+                target_sq = torch.dot(c_full, self._sim_sq @ c_full)  # c^T Q c, one mat-vec
+            else:
+                target_sq = target_sq_norm(feat_unit, counts)
+        return sim_loss_expanded(item_content[items], feat_unit, target_sq, counts)
 
     # ------------------------------------------------------------- content scoring
     @torch.no_grad()
@@ -437,6 +445,25 @@ class AlignRec(Recommender):
         if not self.use_id:
             h = h + self.project_content(new) / deg_new  # self-loop term
         return h
+
+
+def target_sq_norm(feat_unit: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+    """``||F̂_B F̂_Bᵀ||_F^2`` of a batch given as distinct unit rows with multiplicities.
+
+    Uses ``||F̂_Bᵀ F̂_B||_F^2 = ||Σ_w c_w f_w f_wᵀ||_F^2`` (a ``d_m x d_m`` product) when that
+    is cheaper than the ``m x m`` cosine matrix, and ``Σ_{w,v} c_w c_v cos²(f_w, f_v)``
+    otherwise.
+
+    Shape:
+        feat_unit: ``(m, d_m)``; counts: ``(m,)``. Returns a scalar.
+    """
+    m, d_m = feat_unit.shape
+    c = counts.to(feat_unit.dtype)
+    if d_m < m:
+        weighted = feat_unit * c.sqrt()[:, None]  # (m, d_m)
+        return (weighted.T @ weighted).double().square().sum()  # (d_m, d_m) Gram
+    cos_sq = (feat_unit @ feat_unit.T).double().square()  # (m, m)
+    return c.double() @ cos_sq @ c.double()
 
 
 __all__ = ["AlignRec", "spmm", "sparse_pair", "BRANCHES", "FEATURE_SOURCES"]
