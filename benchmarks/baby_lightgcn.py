@@ -28,6 +28,7 @@ def main() -> None:
     ap.add_argument("--lr", default="0.005")
     ap.add_argument("--stopping-step", type=int, default=20)
     ap.add_argument("--epochs", type=int, default=1000)
+    ap.add_argument("--verbose", action="store_true", help="one line per epoch")
     args = ap.parse_args()
     ds = load_mmrec(args.data)
     out = Path(args.out)
@@ -40,7 +41,7 @@ def main() -> None:
         t0 = time.time()
         _, rec = train(ds, "lightgcn", {"n_layers": n_layers, "reg_weight": reg, "learning_rate": lr,
                                         "stopping_step": args.stopping_step, "epochs": args.epochs},
-                       progress=False)
+                       out=out / f"run_l{n_layers}_r{reg}_lr{lr}", progress=False, verbose=args.verbose)
         rec.pop("history", None)
         rec["wall_seconds"] = time.time() - t0
         with open(out / "trials.jsonl", "a") as fh:
