@@ -323,9 +323,9 @@ def read_inter(path: str | Path) -> pd.DataFrame:
 
 def _int_column(col: pd.Series, name: str, path: Path, allow_float: bool = False) -> pd.Series:
     s = col.str.strip()
-    ok = s.str.fullmatch(r"-?\d{1,18}")
+    ok = s.str.fullmatch(r"-?[0-9]{1,18}")  # ASCII digits only: \d also matches e.g. Arabic-Indic digits
     if allow_float:
-        ok = ok | s.str.fullmatch(r"-?\d{1,18}\.0*")
+        ok = ok | s.str.fullmatch(r"-?[0-9]{1,18}\.0*")
     ok = ok.to_numpy(dtype=bool)
     if not ok.all():
         i = int(np.flatnonzero(~ok)[0])
