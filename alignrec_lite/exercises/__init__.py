@@ -1,0 +1,36 @@
+"""Self-checking exercises for the notebooks ("Your turn" sections).
+
+Each ``check_*`` function takes the learner's function and
+
+* prints ``"<name>: not attempted yet (...)"`` and returns ``False`` for a stub
+  (a body of ``...``, ``pass``/``return None``, or ``raise NotImplementedError``),
+* raises :class:`WrongAnswer` (an ``AssertionError``) on a wrong answer, saying
+  what differed,
+* prints ``"<name>: OK"`` and returns ``True`` on a right one.
+
+So a notebook with untouched exercises runs top to bottom, and CI, which runs
+the collapsed solution cells, fails if a reference solution breaks.
+"""
+
+from ._check import NOT_ATTEMPTED, WrongAnswer
+from .nb01 import check_cosine_similarity, check_nearest_items
+from .nb02 import check_clip_loss, check_positive_probability
+from .nb03 import check_align, check_uniform
+from .nb04 import check_cross_modal_recall, check_mean_fusion
+from .nb05 import check_cca_loss, check_uia_loss  # noqa: F401
+from .nb06 import check_recall_at_k, check_relative_gain  # noqa: F401
+from .nb07 import check_aplt, check_gini  # noqa: F401
+from .nb08 import check_fold_in_topk, check_power_law  # noqa: F401
+
+__all__ = [
+    "NOT_ATTEMPTED",
+    "WrongAnswer",
+    "check_align",
+    "check_clip_loss",
+    "check_cosine_similarity",
+    "check_cross_modal_recall",
+    "check_mean_fusion",
+    "check_nearest_items",
+    "check_positive_probability",
+    "check_uniform",
+]

@@ -1,0 +1,124 @@
+"""Exercise checkers of notebooks 05-08: a stub is "not attempted yet", wrong answers raise, solutions pass."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from alignrec_lite import exercises as ex
+from alignrec_lite.beyond import gini
+from alignrec_lite.losses import info_nce
+
+
+# ----------------------------------------------------------------- reference solutions (as in the notebooks)
+def uia(u, p):
+    return 1 - F.cosine_similarity(u, p, dim=1).mean()
+
+
+def cca(c, i, tau):
+    logits = F.normalize(c, dim=1) @ F.normalize(i, dim=1).T / tau
+    return F.cross_entropy(logits, torch.arange(len(c)))
+
+
+def recall_at_k(ranked, relevant, k):
+    return len(set(ranked[:k]) & set(relevant)) / len(set(relevant))
+
+
+def gini_manual(x):
+    x = np.sort(np.asarray(x, dtype=float))
+    n = len(x)
+    return float(((2 * np.arange(1, n + 1) - n - 1) * x).sum() / (n * x.sum()))
+
+
+def aplt(lists, tail):
+    return float(tail[lists].mean(axis=1).mean())
+
+
+def fold_in_topk(item_emb, given, k):
+    scores = item_emb @ item_emb[given].mean(0)
+    scores[given] = -float("inf")
+    return scores.topk(k).indices
+
+
+def power_law(sizes, seconds):
+    return np.polyfit(np.log(sizes), np.log(seconds), 1)[0]
+
+
+CASES = {
+    # name: (checker, right answer, wrong answers)
+    "uia": (ex.check_uia_loss, uia,
+            [lambda u, p: F.cosine_similarity(u, p, dim=1).mean(), lambda u, p: 1 - (u * p).sum(1).mean(),
+             lambda u, p: 1 - F.cosine_similarity(u, p, dim=1)]),
+    "cca": (ex.check_cca_loss, cca,
+            [lambda c, i, t: F.cross_entropy(c @ i.T / t, torch.arange(len(c))), lambda c, i, t: info_nce(i, c, t),
+             lambda c, i, t: info_nce(c, i, 1.0), lambda c, i, t: info_nce(c, i, t) + info_nce(i, c, t)]),
+    "recall": (ex.check_recall_at_k, recall_at_k,
+               [lambda r, t, k: len(set(r[:k]) & set(t)) / min(k, len(t)), lambda r, t, k: len(set(r[:k]) & set(t)) / k,
+                lambda r, t, k: len(set(r) & set(t)) / len(t)]),
+    "gain": (ex.check_relative_gain, lambda new, old: new.mean() / old.mean() - 1,
+             [lambda new, old: new.mean() - old.mean(), lambda new, old: new.mean() / old.mean(),
+              lambda new, old: 100 * (new.mean() / old.mean() - 1), lambda new, old: (new / old - 1)]),
+    "gini": (ex.check_gini, gini_manual,
+             [lambda x: gini(x) + 0.01, lambda x: float(np.std(x) / max(np.mean(x), 1e-9)),
+              lambda x: float(((2 * np.arange(1, len(x) + 1) - len(x) - 1) * x).sum() / (len(x) * x.sum()))]),
+    "aplt": (ex.check_aplt, aplt,
+             [lambda lists, tail: 1 - aplt(lists, tail), lambda lists, tail: float(tail.mean()),
+              lambda lists, tail: float(tail[np.unique(lists)].mean())]),
+    "fold_in": (ex.check_fold_in_topk, fold_in_topk,
+                [lambda e, g, k: (e @ e[g].mean(0)).topk(k).indices,
+                 lambda e, g, k: fold_in_topk(e, g, k).flip(0),
+                 lambda e, g, k: fold_in_topk(e, g, k + 1)]),
+    "power_law": (ex.check_power_law, power_law,
+                  [lambda s, t: np.polyfit(s, t, 1)[0], lambda s, t: power_law(s, t) + 0.1,
+                   lambda s, t: np.array([power_law(s, t), 1.0])]),
+}
+
+
+def _stubs():
+    def ellipsis(*args):
+        ...
+
+    def none(*args):
+        return None
+
+    def not_impl(*args):
+        raise NotImplementedError
+
+    return [ellipsis, none, not_impl]
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_solution_passes(name, capsys):
+    checker, right, _ = CASES[name]
+    assert checker(right) is True
+    assert "OK" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_stub_is_not_attempted(name, capsys):
+    checker, _, _ = CASES[name]
+    for stub in _stubs():
+        assert checker(stub) is False
+        assert ex.NOT_ATTEMPTED in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_wrong_answers_raise(name):
+    checker, _, wrongs = CASES[name]
+    for wrong in wrongs:
+        with pytest.raises(ex.WrongAnswer):
+            checker(wrong)
+
+
+@pytest.mark.parametrize("checker, wrong, hint", [
+    (ex.check_uia_loss, lambda u, p: F.cosine_similarity(u, p, dim=1).mean(), "1 minus"),
+    (ex.check_cca_loss, lambda c, i, t: info_nce(i, c, t), "direction"),
+    (ex.check_recall_at_k, lambda r, t, k: len(set(r[:k]) & set(t)) / min(k, len(t)), "min"),
+    (ex.check_aplt, lambda lists, tail: 1 - aplt(lists, tail), "head"),
+    (ex.check_fold_in_topk, lambda e, g, k: (e @ e[g].mean(0)).topk(k).indices, "mask"),
+])
+def test_common_mistakes_get_a_hint(checker, wrong, hint):
+    with pytest.raises(ex.WrongAnswer, match=hint):
+        checker(wrong)
