@@ -247,3 +247,24 @@ def test_user_panel_and_explorer(smoke, model):
     box.controls[0].value = 7  # moving the slider redraws without recomputing
     assert box.lists["fixed"].shape == (3, 5)
     plt.close("all")
+
+
+def test_subsample_users_reindexes_everything(smoke):
+    sub = serve.subsample_users(smoke, 0.5, seed=1)
+    assert sub.n_users == 75 and sub.n_items <= smoke.n_items
+    for split in ("train", "valid", "test"):
+        a = sub.split(split)
+        assert a[:, 0].max() < sub.n_users and a[:, 1].max() < sub.n_items
+    assert len(np.unique(np.concatenate([sub.train, sub.valid, sub.test])[:, 1])) == sub.n_items
+    assert sub.features["image"].shape == (sub.n_items, smoke.features["image"].shape[1])
+    # the rows are the same interactions, under new IDs: check through raw IDs and features
+    u_raw, i_raw = sub.raw_user_id(sub.train[:, 0]), sub.raw_item_id(sub.train[:, 1])
+    orig = {(str(smoke.raw_user_id(u)), str(smoke.raw_item_id(i))) for u, i in smoke.train}
+    assert all((str(u), str(i)) in orig for u, i in zip(u_raw, i_raw))
+    j = int(sub.train[0, 1])
+    orig_j = int(np.flatnonzero(smoke.item_raw_ids == sub.item_raw_ids[j])[0])
+    np.testing.assert_array_equal(sub.features["image"][j], smoke.features["image"][orig_j])
+    assert sub.item_text(j) == smoke.item_text(orig_j)
+    assert serve.subsample_users(smoke, 1.0).n_users == smoke.n_users
+    with pytest.raises(ConfigError):
+        serve.subsample_users(smoke, 0.0)
