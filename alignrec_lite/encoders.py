@@ -87,8 +87,12 @@ class Tower(nn.Module):
             "weights": self.weights_description(),
             "seed": None if self.pretrained else self.seed,
             "preprocessing": self.preprocessing_description(),
+            "architecture": self.architecture_description(),
             "dim": self.dim,
         }
+
+    def architecture_description(self) -> str:  # noqa: D102 - overridden
+        return self.spec
 
     def weights_description(self) -> str:  # noqa: D102 - overridden
         return "pretrained" if self.pretrained else f"random (torch seed {self.seed})"
@@ -153,7 +157,8 @@ def _simple_transform(size: int) -> Callable:
 class TinyCNN(ImageTower):
     """A four-block CNN for 64 x 64 images (~0.3 M parameters): fast on a CPU.
 
-    Each block halves the resolution (stride-2 3x3 convolution, BatchNorm, GELU);
+    Each block halves the resolution (stride-2 3x3 convolution, GroupNorm, GELU: no batch
+    statistics, so training and evaluation behave the same);
     global average pooling and a linear layer give the output vector.
 
     Args:
@@ -172,13 +177,18 @@ class TinyCNN(ImageTower):
             torch.manual_seed(seed)
             blocks: list[nn.Module] = []
             for c_in, c_out in zip(chans[:-1], chans[1:]):
-                blocks += [nn.Conv2d(c_in, c_out, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(c_out),
+                blocks += [nn.Conv2d(c_in, c_out, 3, stride=2, padding=1, bias=False), nn.GroupNorm(8, c_out),
                            nn.GELU()]
             self.body = nn.Sequential(*blocks)
             self.head = nn.Linear(chans[-1], dim)
 
     def preprocessing_description(self) -> str:  # noqa: D102
         return f"RGB, resize (squash) to {self.image_size}x{self.image_size} bilinear, scale to [-1, 1]"
+
+    def architecture_description(self) -> str:  # noqa: D102
+        w = self.width
+        return (f"tiny-cnn v2: 4 x (conv3x3 stride 2, GroupNorm(8), GELU), channels {w}-{2 * w}-{4 * w}-{4 * w}, "
+                f"global average pool, linear to {self.dim}")
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         """Encode a batch of images.
@@ -212,8 +222,10 @@ class TinyViT(ImageTower):
                                          heads=heads, mlp_ratio=4.0, output_dim=dim)
 
     def preprocessing_description(self) -> str:  # noqa: D102
-        return (f"RGB, resize (squash) to {self.image_size}x{self.image_size} bilinear, scale to [-1, 1]; "
-                f"ViT {self.shape}")
+        return f"RGB, resize (squash) to {self.image_size}x{self.image_size} bilinear, scale to [-1, 1]"
+
+    def architecture_description(self) -> str:  # noqa: D102
+        return f"open_clip VisionTransformer {self.shape}, mlp_ratio 4, output {self.dim}"
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         """Shape: pixels ``(b, 3, S, S)`` -> ``(b, dim)``."""
@@ -606,7 +618,7 @@ def read_manifest(folder: str | Path) -> dict:
 
 def _identity(entry: dict) -> dict:
     """The part of a manifest entry that says *which* encoder made a feature."""
-    return {k: entry.get(k) for k in ("encoder", "weights", "seed", "preprocessing", "dim")}
+    return {k: entry.get(k) for k in ("encoder", "weights", "seed", "preprocessing", "architecture", "dim")}
 
 
 def update_manifest(folder: str | Path, modality: str, entry: dict) -> dict:
