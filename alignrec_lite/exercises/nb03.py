@@ -1,0 +1,49 @@
+"""Exercises of notebook 03 (alignment and uniformity)."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+
+from ..losses import align_loss, uniform_loss
+from ._check import WrongAnswer, as_tensor, attempt, expect_close, run_checks
+
+
+def _unit(n: int, d: int, seed: int) -> torch.Tensor:
+    return F.normalize(torch.randn(n, d, generator=torch.Generator().manual_seed(seed)), dim=1)
+
+
+def check_align(fn: Callable[[torch.Tensor, torch.Tensor], Any]) -> bool:
+    """Check ``fn(x, y) -> scalar`` alignment ``mean ||x_i - y_i||^2`` of unit-norm pairs."""
+    def body() -> None:
+        x = _unit(50, 8, 5)
+        y = F.normalize(x + 0.5 * _unit(50, 8, 6), dim=1)
+        got = as_tensor(attempt(fn, x.clone(), y.clone()), "alignment").reshape(-1)
+        if got.numel() != 1:
+            raise WrongAnswer("return one number: the mean over the pairs")
+        want = align_loss(x, y)
+        unsquared = (x - y).norm(dim=1).mean()
+        if torch.allclose(got[0], unsquared.double(), atol=1e-5):
+            raise WrongAnswer("square the distances (alpha = 2)")
+        expect_close(got[0], want, "alignment")
+
+    return run_checks("check_align", body, "fill in my_align")
+
+
+def check_uniform(fn: Callable[[torch.Tensor, float], Any]) -> bool:
+    """Check ``fn(x, t) -> scalar`` uniformity ``log mean_{i<j} exp(-t ||x_i - x_j||^2)``."""
+    def body() -> None:
+        x = _unit(40, 3, 7)
+        for t in (2.0, 0.5):
+            got = as_tensor(attempt(fn, x.clone(), t), "uniformity").reshape(-1)
+            if got.numel() != 1:
+                raise WrongAnswer("return one number")
+            want = uniform_loss(x, t)
+            with_self = (-t * torch.cdist(x, x).pow(2)).exp().mean().log()
+            if torch.allclose(got[0], with_self.double(), atol=1e-5):
+                raise WrongAnswer("you included each point's distance to itself (i = j): use distinct pairs only")
+            expect_close(got[0], want, f"uniformity at t = {t}")
+
+    return run_checks("check_uniform", body, "fill in my_uniform")

@@ -1,0 +1,132 @@
+"""Plot functions: ax in, the same Axes out, a new figure only when ax is None, never plt.show()."""
+
+from __future__ import annotations
+
+import inspect
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from alignrec_lite import plots  # noqa: E402
+from alignrec_lite.plots import embeddings as emb  # noqa: E402
+
+RNG = np.random.default_rng(0)
+PLOT_FUNCS = [getattr(plots, n) for n in plots.__all__ if n.startswith("plot_")]
+
+CALLS = {
+    "plot_vectors_2d": lambda ax: plots.plot_vectors_2d(RNG.normal(size=(3, 2)), ["a", "b", "c"], ax=ax),
+    "plot_norm_vs_popularity": lambda ax: plots.plot_norm_vs_popularity(RNG.random(50), RNG.integers(0, 30, 50), ax=ax),
+    "plot_image_grid": lambda ax: plots.plot_image_grid(
+        [[RNG.integers(0, 255, (64, 64, 3)), None], [RNG.integers(0, 255, (32, 48, 3))]],
+        captions=[["q", ""], ["n"]], row_labels=["r0", "r1"], ax=ax),
+    "plot_bars": lambda ax: plots.plot_bars({"A": {"x": 0.2, "y": 0.5}, "B": {"x": 0.3, "y": 0.1}},
+                                            chance={"x": 0.1}, ax=ax),
+    "plot_similarity_matrix": lambda ax: plots.plot_similarity_matrix(RNG.random((4, 4)), row_labels=list("abcd"),
+                                                                      col_labels=list("efgh"), ax=ax),
+    "plot_sweep": lambda ax: plots.plot_sweep([{"t": 0.1, "r": 0.2}, {"t": 1.0, "r": 0.1}], "t", ["r"],
+                                              logx=True, ax=ax),
+    "plot_memory_scaling": lambda ax: plots.plot_memory_scaling(
+        [64, 128], {"saved": [1e6, 4e6]}, {"fit": ([64, 1e5], [1e6, 1e11])}, ax=ax),
+    "plot_circle": lambda ax: plots.plot_circle(torch.randn(100, 2), labels=np.arange(100) % 3, ax=ax),
+    "plot_align_uniform_plane": lambda ax: plots.plot_align_uniform_plane(
+        {"clip": [{"align": 1.0, "uniform": -1.0}, {"align": 0.5, "uniform": -1.5}]}, ax=ax),
+    "plot_history": lambda ax: plots.plot_history([{"epoch": 0, "a": 1.0}, {"epoch": 1, "a": 0.5}], ["a"], ax=ax),
+    "plot_pair_distances": lambda ax: plots.plot_pair_distances(RNG.normal(size=(50, 4)), RNG.normal(size=(50, 4)),
+                                                                ax=ax),
+    "plot_embedding_map": lambda ax: plots.plot_embedding_map(RNG.normal(size=(60, 2)), RNG.integers(0, 500, 60),
+                                                              log=True, ax=ax),
+    "plot_joint_map": lambda ax: plots.plot_joint_map(RNG.normal(size=(40, 2)), RNG.normal(size=(40, 2)), ax=ax),
+}
+
+
+@pytest.fixture(autouse=True)
+def _close():
+    yield
+    plt.close("all")
+
+
+def test_every_plot_function_is_covered_and_keyword_only_ax():
+    names = {f.__name__ for f in PLOT_FUNCS}
+    assert names - {"plot_sphere"} == set(CALLS)
+    for f in PLOT_FUNCS:
+        p = inspect.signature(f).parameters
+        assert "ax" in p and p["ax"].kind is inspect.Parameter.KEYWORD_ONLY and p["ax"].default is None, f.__name__
+
+
+@pytest.mark.parametrize("name", sorted(CALLS))
+def test_draws_into_given_axes(name):
+    fig, ax = plt.subplots()
+    n_figs = len(plt.get_fignums())
+    out = CALLS[name](ax)
+    assert out is ax
+    assert len(plt.get_fignums()) == n_figs  # no new figure when ax is given
+    assert ax.get_title()  # every figure has a title
+
+
+@pytest.mark.parametrize("name", sorted(CALLS))
+def test_creates_small_figure_when_ax_is_none(name):
+    before = len(plt.get_fignums())
+    out = CALLS[name](None)
+    assert len(plt.get_fignums()) == before + 1
+    w, h = out.figure.get_size_inches()
+    assert w <= 12 and h <= 5
+
+
+def test_sphere_uses_3d_axes():
+    fig = plt.figure()
+    ax = fig.add_subplot(projection="3d")
+    assert plots.plot_sphere(RNG.normal(size=(30, 3)), labels=np.arange(30) % 2, ax=ax) is ax
+    assert plots.plot_sphere(RNG.normal(size=(30, 3))).name == "3d"
+
+
+def test_no_plt_show_in_source():
+    src = inspect.getsource(emb)
+    assert "plt.show" not in src.replace('"plt.show()"', "").replace("``plt.show()``", "")
+
+
+def test_circle_rejects_wrong_dimension():
+    with pytest.raises(ValueError, match=r"\(n, 2\)"):
+        plots.plot_circle(RNG.normal(size=(10, 3)))
+
+
+def test_subsample_is_fixed_and_bounded():
+    a = emb._subsample(1000, 100, seed=0)
+    assert len(a) == 100 and np.array_equal(a, emb._subsample(1000, 100, seed=0))
+    assert len(emb._subsample(50, 100, seed=0)) == 50
+    ax = plots.plot_embedding_map(RNG.normal(size=(500, 2)), max_points=100)
+    assert len(ax.collections[0].get_offsets()) == 100
+
+
+def test_category_colours_are_okabe_ito():
+    colours, values = plots.category_colours(["b", "a", "b"])
+    assert values == ["a", "b"] and list(colours) == [plots.OKABE_ITO[1], plots.OKABE_ITO[0], plots.OKABE_ITO[1]]
+
+
+def test_project_2d_pca_recovers_main_axes():
+    x = np.zeros((50, 5), dtype=np.float32)
+    x[:, 0] = np.linspace(-10, 10, 50)
+    x[:, 3] = np.linspace(-1, 1, 50) ** 2
+    y = plots.project_2d(x, "pca")
+    assert y.shape == (50, 2)
+    assert abs(np.corrcoef(y[:, 0], x[:, 0])[0, 1]) > 0.99
+
+
+def test_project_2d_unknown_method():
+    from alignrec_lite.errors import ConfigError
+
+    with pytest.raises(ConfigError):
+        plots.project_2d(np.zeros((5, 3)), "tsne")
+
+
+@pytest.mark.slow
+def test_project_2d_umap_separates_clusters():
+    x = np.concatenate([RNG.normal(0, 0.1, (60, 8)) + 3, RNG.normal(0, 0.1, (60, 8)) - 3]).astype(np.float32)
+    y = plots.project_2d(x, "umap", metric="euclidean")
+    gap = np.linalg.norm(y[:60].mean(0) - y[60:].mean(0))
+    spread = max(y[:60].std(0).max(), y[60:].std(0).max())
+    assert gap > 3 * spread
