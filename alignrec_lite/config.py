@@ -72,11 +72,10 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
         if isinstance(default, (list, tuple)):
             return json.loads(text)
     except ValueError:
-        kind = {"bool": "true/false value", "int": "whole number", "float": "finite number"}.get(
-            type(default).__name__, type(default).__name__)
+        kind = type(default).__name__
         example = str(default).lower() if isinstance(default, bool) else default
         raise ConfigError(f"{key}={value!r} is not a valid {kind}", row=key,
-                          fix=f"use a {kind} like --set {key}={example}") from None
+                          fix=f"give a {'whole number' if kind == 'int' else kind} like --set {key}={example}") from None
     return text
 
 
