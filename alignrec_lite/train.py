@@ -17,6 +17,7 @@ One loop for every model (MMRec's ``Trainer`` made small):
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 import statistics
@@ -143,6 +144,50 @@ def train(
         ``(model with the best-on-valid weights, in eval mode; the run record)``.
         The record is what ``metrics.json`` holds.
     """
+    cfg = resolve_config(model, overrides, dataset.name)
+    with deterministic_cpu(get_device(cfg["device"]).type == "cpu"):
+        return _train(dataset, model, overrides, out=out, resume=resume, progress=progress,
+                      callbacks=callbacks, verbose=verbose)
+
+
+@contextlib.contextmanager
+def deterministic_cpu(enabled: bool = True) -> Iterator[None]:
+    """Make CPU training repeat bit for bit, then restore torch's previous setting.
+
+    With several threads, the backward of advanced indexing (``emb[users]``, an
+    ``index_put_`` with accumulation) adds duplicate rows in a varying order on CPU,
+    so two runs with the same seed drift apart in the last bits and then in the
+    metrics. ``torch.use_deterministic_algorithms`` selects the ordered kernels;
+    filling uninitialised memory (its costly default side effect) is switched off.
+    """
+    if not enabled:
+        yield
+        return
+    import torch.utils.deterministic as tud
+
+    prev = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())
+    prev_fill = tud.fill_uninitialized_memory
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    tud.fill_uninitialized_memory = False
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(prev[0], warn_only=prev[1])
+        tud.fill_uninitialized_memory = prev_fill
+
+
+def _train(
+    dataset: RecDataset,
+    model: str,
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    out: str | Path | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    callbacks: list[EpochCallback] | None = None,
+    verbose: bool = False,
+) -> tuple[Recommender, dict]:
+    """The body of :func:`train` (which wraps it in :func:`deterministic_cpu`)."""
     from tqdm.auto import tqdm
 
     cfg = resolve_config(model, overrides, dataset.name)
