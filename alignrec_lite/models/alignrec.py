@@ -336,9 +336,15 @@ class AlignRec(Recommender):
         """
         cfg = self.config
         r = self.representations()
-        user_e = self.fuse(r["user_id"], r["user_content"])  # (n_users, d)
-        item_e = self.fuse(r["item_id"], r["item_content"])  # (n_items, d)
-        u, p, n = user_e[users], item_e[pos], item_e[neg]  # (B, d) each
+        b = users.shape[0]
+        # gather each branch's batch rows once (users; positives and negatives together)
+        both = torch.cat([pos, neg])  # (2B,)
+        u_id = r["user_id"][users] if self.use_id else None  # (B, d)
+        u_m = r["user_content"][users] if self.use_content else None  # (B, d)
+        i_id = r["item_id"][both] if self.use_id else None  # (2B, d)
+        i_m = r["item_content"][both] if self.use_content else None  # (2B, d)
+        u = self.fuse(u_id, u_m)  # (B, d) fused user vectors
+        p, n = torch.split(self.fuse(i_id, i_m), [b, b])  # (B, d) each
         warming = bool(cfg["warmup_ui"]) and self._epoch < WARMUP_EPOCHS
         terms: dict[str, torch.Tensor] = {}
         if not warming:
@@ -346,20 +352,22 @@ class AlignRec(Recommender):
         terms["reg"] = cfg["reg_weight"] * l2_reg_loss(u, p, n, batch_size=self.batch_size)
         if cfg["ui_cosine_loss_weight"] > 0 and not warming:
             terms["uia"] = cfg["ui_cosine_loss_weight"] * uia_loss(u, p)
-        if cfg["cl_loss"] > 0 and self.use_id and self.use_content:
-            # distinct items/users with multiplicities: same value as the duplicated batch, fewer logits
-            items, item_counts = torch.unique(pos, return_counts=True)
-            uniq_users, user_counts = torch.unique(users, return_counts=True)
+        need_cca = cfg["cl_loss"] > 0 and self.use_id and self.use_content
+        need_sim = cfg["sim_weight"] > 0 and self.use_content
+        if need_cca or need_sim:
+            # distinct positives with multiplicities: the same values as the duplicated batch, less work
+            items, first_i, item_counts = _distinct(pos)
+        if need_cca:
+            _, first_u, user_counts = _distinct(users)
             terms["cca"] = cfg["cl_loss"] * cca_loss(
-                r["item_content"][items], r["item_id"][items], r["user_content"][uniq_users],
-                r["user_id"][uniq_users], temperature=float(cfg["cl_temperature"]),
+                i_m[first_i], i_id[first_i], u_m[first_u], u_id[first_u], temperature=float(cfg["cl_temperature"]),
                 item_counts=item_counts, user_counts=user_counts)
-        if cfg["sim_weight"] > 0 and self.use_content:
-            terms["sim"] = cfg["sim_weight"] * self._sim_term(r["item_content"], pos)
+        if need_sim:
+            terms["sim"] = cfg["sim_weight"] * self._sim_term(i_m[first_i], items, item_counts)
         terms["loss"] = sum(terms.values())
         return terms
 
-    def _sim_term(self, item_content: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+    def _sim_term(self, content: torch.Tensor, items: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
         """``L_sim`` over the batch's positive items, computed the fast exact way.
 
         :func:`alignrec_lite.losses.sim_loss_expanded` needs only the distinct
@@ -367,13 +375,17 @@ class AlignRec(Recommender):
         found the cheapest way available: with frozen features from squared cosines
         of all item pairs precomputed once (if ``n_items^2 * 4`` bytes fit in
         ``sim_cache_mb``; then ``K = c^T Q c``), otherwise from the distinct items'
-        features. With ``finetune_features`` the target uses the current
-        (drifting) feature table, as the official code does.
+        features (:func:`target_sq_norm`). With ``finetune_features`` the target uses
+        the current (drifting) feature table, as the official code does.
+
+        Args:
+            content: ``H^m`` of the distinct positive items.
+            items: their item IDs.
+            counts: how often each occurs among the batch's positives.
 
         Shape:
-            item_content: ``(n_items, d)``; pos: ``(B,)``.
+            content: ``(m, d)``; items, counts: ``(m,)``.
         """
-        items, counts = torch.unique(pos, return_counts=True)  # distinct positives, multiplicities
         table = self.feat_table.detach() if self.config["finetune_features"] else None
         feat_unit = F.normalize(table[items], dim=1) if table is not None else self.feat_unit[items]  # (m, d_m)
         if table is None and self._sim_sq is None and self.n_items**2 * 4 <= self.config["sim_cache_mb"] * 2**20:
@@ -381,12 +393,12 @@ class AlignRec(Recommender):
                 self._sim_sq = (self.feat_unit @ self.feat_unit.T).square_()  # (n_items, n_items)
         with torch.no_grad():
             if table is None and self._sim_sq is not None:
-                c_full = torch.zeros(self.n_items, dtype=self._sim_sq.dtype, device=pos.device)
+                c_full = torch.zeros(self.n_items, dtype=self._sim_sq.dtype, device=items.device)
                 c_full[items] = counts.to(c_full.dtype)
                 target_sq = torch.dot(c_full, self._sim_sq @ c_full)  # c^T Q c, one mat-vec
             else:
                 target_sq = target_sq_norm(feat_unit, counts)
-        return sim_loss_expanded(item_content[items], feat_unit, target_sq, counts)
+        return sim_loss_expanded(content, feat_unit, target_sq, counts)
 
     # ------------------------------------------------------------- content scoring
     @torch.no_grad()
@@ -445,6 +457,18 @@ class AlignRec(Recommender):
         if not self.use_id:
             h = h + self.project_content(new) / deg_new  # self-loop term
         return h
+
+
+def _distinct(ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Distinct values of ``ids``, the position of each one's first occurrence, and their counts.
+
+    Shape:
+        ids: ``(B,)``; returns three ``(m,)`` tensors.
+    """
+    values, inverse, counts = torch.unique(ids, return_inverse=True, return_counts=True)
+    first = torch.full((len(values),), len(ids), dtype=torch.long, device=ids.device)
+    first.scatter_reduce_(0, inverse, torch.arange(len(ids), device=ids.device), reduce="amin")
+    return values, first, counts
 
 
 def target_sq_norm(feat_unit: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
