@@ -440,7 +440,7 @@ class AlignRec(Recommender):
         if not self.use_content:
             raise ConfigError("items without interactions need the content branch", row="branches",
                               fix="train with branches=both or branches=content")
-        new = torch.as_tensor(np.asarray(features, dtype=np.float32)).to(self.feat_unit.device)
+        new = torch.as_tensor(features, dtype=torch.float32, device=self.feat_unit.device)
         if new.ndim != 2 or new.shape[1] != self.feat_unit.shape[1]:
             raise ConfigError(f"expected features of shape (m, {self.feat_unit.shape[1]}), got "
                               f"{tuple(new.shape)}", row="features", fix="use the same feature source as training")

@@ -74,7 +74,7 @@ class VBPR(Recommender):
         Shape:
             features: ``(m, d_m)``; returns ``(m, 2d)``.
         """
-        x = torch.as_tensor(np.asarray(features, dtype=np.float32)).to(self.feat.device)
+        x = torch.as_tensor(features, dtype=torch.float32, device=self.feat.device)
         with torch.no_grad():
             content = self.item_linear(x)  # (m, d)
         return torch.cat([torch.zeros_like(content), content], dim=1)
