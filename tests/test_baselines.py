@@ -92,6 +92,24 @@ def test_freedom_single_modality_uses_it_alone():
         FREEDOM(ds, {"dropout": 1.0})
 
 
+def test_freedom_encode_content_matches_graph_row():
+    ds = tiny_dataset(n_items=12)
+    model = FREEDOM(ds, {"knn_k": 4})
+    model.eval()
+    # a copy of item 3 with no interactions: its graph row = itself (no ID vector) + 3 known items
+    x = ds.feature("image+text")[0][[3]]
+    got = model.encode_content(x)
+    e = model.item_emb.weight.detach()
+    ref = torch.zeros(1, e.shape[1])
+    for m, w in (("image", 0.1), ("text", 0.9)):
+        f = torch.nn.functional.normalize(torch.from_numpy(ds.features[m]), dim=1)
+        nbr = torch.topk(f[3] @ f.T, 3).indices  # item 3 itself comes first
+        ref += w * e[nbr].sum(0) / 4
+    assert torch.allclose(got, ref, atol=1e-5)
+    with pytest.raises(ConfigError):
+        model.encode_content(x[:, :5])
+
+
 def test_degree_sensitive_keep_share_determinism_and_bias():
     w = np.array([1.0, 3.0])
     picks = [int(degree_sensitive_keep(w, 1, np.random.default_rng(s))[0]) for s in range(4000)]

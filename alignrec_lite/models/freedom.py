@@ -205,6 +205,48 @@ class FREEDOM(Recommender):
         """
         return {m: self.proj[m](getattr(self, f"feat_{m}")) for m in self.modalities}
 
+    @torch.no_grad()
+    def encode_content(self, features: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """Item vectors for items *without interactions*, through the frozen item graph.
+
+        A new item joins each modality's binary kNN graph as it would have been
+        built with it: its row holds itself and its ``knn_k - 1`` most similar known
+        items, every edge weighing ``1 / knn_k`` after the symmetric normalisation
+        (all rows of a binary kNN graph have ``knn_k`` entries). Its own ID embedding
+        does not exist (0), and it has no user-item edges, so its vector is
+        ``h_new = Σ_m w_m (1/k) Σ_{j ∈ N_m(new)} e_j`` (``n_layers = 1``; deeper item
+        graphs use the known items' ``n_layers - 1``-hop vectors for ``e_j``).
+
+        Args:
+            features: the new items' features in the model's ``feature_source``
+                space, i.e. a row of :meth:`RecDataset.feature` (for ``image+text``
+                the L2-normalised concatenation; it is split back by modality).
+
+        Returns:
+            ``(m, d)`` item vectors comparable with the users' final vectors.
+
+        Shape:
+            features: ``(m, sum of the modalities' dims)``.
+        """
+        x = torch.as_tensor(features, dtype=torch.float32, device=self.item_emb.weight.device)
+        dims = [getattr(self, f"feat_{m}").shape[1] for m in self.modalities]
+        if x.ndim != 2 or x.shape[1] != sum(dims):
+            raise ConfigError(f"expected features of shape (m, {sum(dims)}) ({self.feature_source}), got "
+                              f"{tuple(x.shape)}", row="features", fix="use the same feature source as training")
+        k = int(self.config["knn_k"])
+        w_img = float(self.config["mm_image_weight"]) if len(self.modalities) == 2 else 1.0
+        e = self.item_emb.weight  # (n_items, d)
+        for _ in range(int(self.config["n_layers"]) - 1):
+            e = spmm(self.item_graph, e)
+        h = torch.zeros(x.shape[0], e.shape[1], device=x.device)
+        for m, part in zip(self.modalities, torch.split(x, dims, dim=1)):
+            known = torch.nn.functional.normalize(getattr(self, f"feat_{m}"), dim=1)  # (n_items, d_m)
+            sim = torch.nn.functional.normalize(part, dim=1) @ known.T  # (m, n_items)
+            nbr = torch.topk(sim, min(k - 1, self.n_items), dim=1).indices  # (m, k - 1)
+            weight = w_img if (m == "image" or len(self.modalities) == 1) else 1.0 - w_img
+            h = h + weight * e[nbr].sum(1) / k  # (m, d)
+        return h
+
     def loss(self, users, pos, neg):
         user_e, item_e = self.forward()
         u = user_e[users]  # (B, d)
