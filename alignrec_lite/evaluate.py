@@ -99,7 +99,9 @@ def iter_topk(
             for m in exclude:
                 mask_rows(scores, chunk, m)
             top = topk_stable(scores, k)  # (b, k)
-            yield chunk, top, torch.gather(scores, 1, top)
+            top_scores = torch.gather(scores, 1, top)
+            del scores  # free this (b, n_items) block before the next one is scored: peak is one block, not two
+        yield chunk, top, top_scores
 
 
 def metrics_from_hits(hits: torch.Tensor, n_pos: torch.Tensor, ks: Sequence[int]) -> dict[str, torch.Tensor]:
