@@ -96,6 +96,7 @@ def knn_graph(
         rows.append(np.repeat(np.arange(start, start + len(sim)), k))
         cols.append(top_i.reshape(-1).numpy())
         vals.append(top_v.reshape(-1).numpy())
+        del sim  # free this (c, n) block before the next one: peak is one block, not two
     data = np.concatenate(vals).astype(np.float32) if weighted else np.ones(n * k, dtype=np.float32)
     s = sp.csr_matrix((data, (np.concatenate(rows), np.concatenate(cols))), shape=(n, n))
     if normalize == "none":
