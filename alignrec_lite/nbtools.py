@@ -244,7 +244,7 @@ def render_notebooks(
     timeout: float | None = 1800,
     folder: str | Path | None = None,
     verbose: bool = True,
-) -> list[NotebookRun]:
+) -> dict[str, dict[str, Any]]:
     """Execute notebooks at the given settings into ``out_dir`` (+ HTML) and collect records.
 
     This is what ``make tour`` / ``make render`` call. Notebooks run one after
@@ -263,17 +263,19 @@ def render_notebooks(
         verbose: print one line per notebook with its time and records.
 
     Returns:
-        One :class:`NotebookRun` per notebook.
+        ``{notebook file name: {"seconds", "records", "parameters", "executed", "html"}}``
+        in execution order (JSON-serialisable, for ``_build/tour.json``).
     """
     out_dir = Path(out_dir)
-    runs = []
+    runs: dict[str, dict[str, Any]] = {}
     for src in find_notebooks(names, folder):
         own = notebook_parameters(src)
         params = {k: v for k, v in (parameters or {}).items() if k in own}
         run = run_notebook(src, out_dir, params, timeout=timeout)
         if html and run.executed is not None:
             run.html = to_html(run.executed)
-        runs.append(run)
+        runs[src.name] = {"seconds": round(run.seconds, 1), "records": run.records, "parameters": params,
+                          "executed": str(run.executed), "html": str(run.html) if run.html else None}
         if verbose:
             shown = ", ".join(f"{k}={_short(v)}" for k, v in run.records.items())
             print(f"{src.name:45s} {run.seconds:7.1f} s  {shown}")
@@ -357,3 +359,68 @@ def notebook_dataset(name: str = "toy", *, smoke: bool = False, data_root: str |
 
         build_movielens(out, ratings_dir=ratings, posters_dir=posters, progress=False, overwrite=True)
     return load_mmrec(out)
+
+
+def working_copy(src: str | Path, dest: str | Path | None = None, *, max_items: int | None = None) -> Path:
+    """Copy a dataset folder's interactions and items table (no features) to a scratch folder.
+
+    Notebooks that write features or pre-train encoders (``extract_features``,
+    ``pretrain_ica``) work on such a copy, never on the bundled data. Image paths
+    in ``items.csv`` become absolute, so the images themselves are not copied.
+
+    Args:
+        src: an MMRec dataset folder.
+        dest: destination (default: a new temporary folder); replaced if it exists.
+        max_items: keep only the ``max_items`` most-interacted items (ties by
+            itemID), re-indexed, and the users that keep a training interaction —
+            a small, fast version of a real dataset for SMOKE runs.
+
+    Returns:
+        The new folder.
+
+    Raises:
+        DataError: ``src`` is not a valid dataset folder, or ``max_items < 2``.
+    """
+    import tempfile
+
+    import numpy as np
+    import pandas as pd
+
+    from .data.mmrec import load_mmrec, read_card, write_mmrec_files
+    from .io import atomic_dir
+
+    ds = load_mmrec(src, load_features=False)
+    splits = [ds.train, ds.valid, ds.test]
+    inter = pd.DataFrame(np.concatenate(splits), columns=["userID", "itemID"])
+    inter["x_label"] = np.concatenate([np.full(len(a), k) for k, a in enumerate(splits)])
+    if ds.timestamps:
+        inter["timestamp"] = np.concatenate([ds.timestamps[k] for k in ("train", "valid", "test")])
+    keep_items = np.arange(ds.n_items)
+    if max_items:
+        if max_items < 2:
+            raise DataError(f"max_items must be at least 2, got {max_items}", row="max_items", fix="use e.g. 300")
+        counts = np.bincount(inter["itemID"], minlength=ds.n_items)
+        keep_items = np.sort(np.argsort(-counts, kind="stable")[:max_items])
+        inter = inter[inter["itemID"].isin(keep_items)]
+        users_with_train = inter.loc[inter["x_label"] == 0, "userID"].unique()
+        inter = inter[inter["userID"].isin(users_with_train)]
+    keep_users = np.sort(inter["userID"].unique())
+    inter = inter.assign(userID=np.searchsorted(keep_users, inter["userID"]),
+                         itemID=np.searchsorted(keep_items, inter["itemID"]))
+    items = None
+    if ds.items is not None:
+        items = ds.items.sort_index().loc[keep_items].copy()
+        items.index = np.arange(len(keep_items))
+        items.index.name = "itemID"
+        if "image" in items.columns and ds.path is not None:
+            items["image"] = [str((ds.path / p).resolve()) if isinstance(p, str) and p else ""
+                              for p in items["image"]]
+    card = dict(read_card(src)) if (Path(src) / "dataset.json").exists() else {}
+    card.update({"derived_from": str(Path(src).resolve()), "max_items": max_items})
+    dest = Path(dest) if dest is not None else Path(tempfile.mkdtemp(prefix="alignrec-nb-")) / Path(src).name
+    with atomic_dir(dest, overwrite=True) as tmp:
+        write_mmrec_files(tmp, name=ds.name, inter=inter.sort_values(["userID", "x_label"], kind="stable"),
+                          user_raw_ids=None if ds.user_raw_ids is None else ds.user_raw_ids[keep_users],
+                          item_raw_ids=None if ds.item_raw_ids is None else ds.item_raw_ids[keep_items],
+                          items=items, card=card)
+    return dest

@@ -109,14 +109,20 @@ class StaticWordVectors:
         """Vector size."""
         return int(self.vectors.shape[1])
 
+    def _row(self, word: str) -> int:
+        try:
+            return self.vocab.index(word.lower())
+        except ValueError:
+            raise KeyError(f"{word!r} was not in the training texts") from None
+
     def word_vector(self, word: str) -> np.ndarray:
         """The vector of one word. Raises ``KeyError`` for an unknown word."""
-        return self.vectors[self.vocab.index(word.lower())]
+        return self.vectors[self._row(word)]
 
     def most_similar(self, word: str, k: int = 5) -> list[tuple[str, float]]:
-        """The ``k`` words with the highest cosine similarity to ``word``."""
+        """The ``k`` words with the highest cosine similarity to ``word`` (``KeyError`` if unknown)."""
         w = self.vectors / np.maximum(np.linalg.norm(self.vectors, axis=1, keepdims=True), 1e-12)
-        j = self.vocab.index(word.lower())
+        j = self._row(word)
         sims = w @ w[j]  # (V,)
         order = [i for i in np.argsort(-sims, kind="stable") if i != j][:k]
         return [(self.vocab[i], float(sims[i])) for i in order]
