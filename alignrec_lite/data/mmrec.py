@@ -420,6 +420,9 @@ def read_feature(path: Path, n_items: int) -> np.ndarray:
     except (OSError, EOFError) as exc:
         raise DataError(f"not a valid .npy file ({type(exc).__name__}: {exc})", path=path,
                         fix="re-create it; the file may be truncated") from None
+    except Exception as exc:  # noqa: BLE001 - a damaged header also raises SyntaxError, tokenize.TokenError, ...
+        raise DataError(f"not a valid .npy file (damaged header: {type(exc).__name__})", path=path,
+                        fix="re-create it with np.save(path, array.astype('float32'))") from None
     if not isinstance(arr, np.ndarray):
         raise DataError("expected a single .npy array, found an archive", path=path, fix="save with np.save, not np.savez")
     if arr.ndim != 2:
