@@ -14,6 +14,7 @@ vectors drawn on the circle with a density estimate of their angles.
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -239,7 +240,7 @@ def plot_bars(table: Mapping[str, Mapping[str, float]], *, ax=None, ylabel: str 
             if g in chance:
                 ax.hlines(chance[g], j - 0.45, j + 0.45, colors="0.3", linestyles="--", lw=1)
     ax.set_xticks(x)
-    ax.set_xticklabels(groups, fontsize=8)
+    ax.set_xticklabels([textwrap.fill(str(g), 14) for g in groups], fontsize=8)  # long names on two lines
     ax.set_ylabel(ylabel)
     if ylim is not None:
         ax.set_ylim(*ylim)
