@@ -19,7 +19,6 @@ contrastive step (:func:`autograd_saved_bytes`, :func:`fit_memory_model`,
 from __future__ import annotations
 
 import contextlib
-import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -431,26 +430,6 @@ def retrieval_recall(query: torch.Tensor, keys: torch.Tensor, ks: Sequence[int] 
     pos = scores.diagonal().unsqueeze(1)  # (n, 1)
     rank = (scores >= pos).sum(dim=1) - 1  # 0 = best
     return {f"recall@{k}": float((rank < k).float().mean()) for k in ks}
-
-
-def label_precision(query: torch.Tensor, keys: torch.Tensor, query_labels: np.ndarray,
-                    key_labels: np.ndarray, k: int = 10, exclude_self: bool = False) -> float:
-    """Share of each query's top-``k`` keys that carry the query's label.
-
-    Args:
-        query, keys: ``(n_q, d)`` and ``(n_k, d)`` embeddings.
-        query_labels, key_labels: ``(n_q,)`` and ``(n_k,)`` labels.
-        k: neighbours per query.
-        exclude_self: drop key ``i`` for query ``i`` (same set on both sides).
-
-    Returns:
-        Mean precision@k in ``[0, 1]``.
-    """
-    scores = query @ keys.T  # (n_q, n_k)
-    if exclude_self:
-        scores.fill_diagonal_(-float("inf"))
-    top = scores.topk(k, dim=1).indices.numpy()  # (n_q, k)
-    return float((np.asarray(key_labels)[top] == np.asarray(query_labels)[:, None]).mean())
 
 
 # ------------------------------------------------------------------- classifier
