@@ -216,24 +216,44 @@ def info_nce_grouped(anchor: torch.Tensor, positive: torch.Tensor, counts: torch
     Row ``w`` stands for ``counts[w]`` identical rows of the batch, so with
     ``l_wv = â_w · b̂_v / τ`` and ``n = sum(counts)``::
 
-        InfoNCE = -(1/n) sum_w c_w [ l_ww - log sum_v c_v exp(l_wv) ]
+        InfoNCE = (1/n) sum_w c_w [ log sum_v c_v exp(l_wv) - l_ww ]
 
     which equals :func:`info_nce` on the expanded batch. ``counts=None`` means
-    every row once (then it *is* :func:`info_nce`). ``1/τ`` scales the
-    ``(n, d)`` anchors rather than the ``(n, n)`` logits.
+    every row once (then it *is* :func:`info_nce`). ``1/τ`` scales the ``(m, d)``
+    anchors rather than the ``(m, m)`` logits, and the log-sum-exp runs in place
+    on a single ``(m, m)`` buffer (:class:`_WeightedLogSumExp`).
 
     Shape:
         anchor, positive: ``(m, d)``; counts: ``(m,)``. Returns a scalar.
     """
     a = F.normalize(anchor, dim=1) * (1.0 / temperature)  # (m, d)
     b = F.normalize(positive, dim=1)
-    logits = a @ b.T  # (m, m)
-    if counts is None:
-        target = torch.arange(a.shape[0], device=a.device)
-        return F.cross_entropy(logits, target)
-    c = counts.to(logits.dtype)
-    log_c = torch.log(c)  # (m,)
-    # -log softmax(l_w. + log c)_w = -(l_ww + log c_w) + log sum_v c_v exp(l_wv)
-    target = torch.arange(a.shape[0], device=a.device)
-    per_row = F.cross_entropy(logits + log_c[None, :], target, reduction="none") + log_c  # (m,)
-    return (c * per_row).sum() / c.sum()
+    c = torch.ones(a.shape[0], dtype=a.dtype, device=a.device) if counts is None else counts.to(a.dtype)
+    positive_logit = (a * b).sum(1)  # l_ww, (m,)
+    return (_WeightedLogSumExp.apply(a, b, c) - (c * positive_logit).sum()) / c.sum()
+
+
+class _WeightedLogSumExp(torch.autograd.Function):
+    """``sum_w c_w log sum_v c_v exp(a_w · b_v)`` with one ``(m, m)`` buffer.
+
+    Forward: ``Z = log(c)ᵀ + A Bᵀ`` (one ``addmm``), then max-shift, ``exp`` and the
+    row normalisation in place, keeping the softmax ``P`` for the backward pass:
+    ``∂/∂A = (c ⊙ P) B`` and ``∂/∂B = (c ⊙ P)ᵀ A``.
+    """
+
+    @staticmethod
+    def forward(ctx, a: torch.Tensor, b: torch.Tensor, c: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        z = torch.addmm(torch.log(c).unsqueeze(0), a, b.T)  # (m, m): l_wv + log c_v
+        z_max = z.amax(dim=1, keepdim=True)  # (m, 1)
+        z.sub_(z_max).exp_()
+        norm = z.sum(dim=1, keepdim=True)  # (m, 1)
+        lse = norm.log().add_(z_max).squeeze(1)  # (m,)
+        z.div_(norm)  # softmax P, (m, m)
+        ctx.save_for_backward(a, b, c, z)
+        return (c * lse).sum()
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
+        a, b, c, p = ctx.saved_tensors
+        g = p * (c * grad).unsqueeze(1)  # (m, m)
+        return g @ b, g.T @ a, None

@@ -59,7 +59,10 @@ def tune(ds, args) -> dict[str, dict]:
     chosen = {}
     for model in args.models:
         t0 = time.perf_counter()
-        best = search(ds, model, GRIDS[model], out=Path(args.out) / f"search-{model}", progress=False,
+        grid = dict(GRIDS[model])
+        if args.learning_rates:
+            grid["learning_rate"] = [float(x) for x in args.learning_rates.split(",")]
+        best = search(ds, model, grid, out=Path(args.out) / f"search-{model}", progress=False,
                       base_overrides=caps(args))
         chosen[model] = best["params"]
         print(f"{model:9s} valid-chosen {best['params']}  valid R@20 {best['valid']['recall@20']:.4f} "
@@ -141,6 +144,8 @@ def main(argv=None) -> int:
     p.add_argument("--stopping-step", type=int, default=20)
     p.add_argument("--max-minutes", type=float, default=0.0, help="wall-clock cap per run (0 = none)")
     p.add_argument("--no-ablations", action="store_true")
+    p.add_argument("--learning-rates", default=None,
+                   help="comma-separated learning rates replacing the grids' (e.g. 0.005,0.01 for the toy set)")
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
     args.models = args.models.split(",")
