@@ -17,7 +17,7 @@ help:
 	@echo "make test       run the whole test suite (what CI runs)"
 	@echo "make lab        open JupyterLab on the notebooks"
 	@echo "make render     execute every notebook at full settings into _build/ (DATASET=toy|movielens)"
-	@echo "make benchmark  run the speed benchmarks (writes benchmarks/out/)"
+	@echo "make benchmark  seconds/epoch, evaluation time and memory of every model on Baby (needs ALIGNREC_DATA)"
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,7 +42,10 @@ lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks/
 
 benchmark: $(STAMP)
-	$(BIN)/python benchmarks/bench_train.py
+	@test -n "$$ALIGNREC_DATA" || { echo "set ALIGNREC_DATA to the folder with amazon-baby-mmrec/"; exit 2; }
+	$(BIN)/python benchmarks/bench_train.py --baby $$ALIGNREC_DATA/amazon-baby-mmrec \
+	    --models bpr,lightgcn,vbpr,freedom,alignrec --epochs 5 \
+	    --out benchmarks/out/bench.jsonl --markdown benchmarks/out/bench.md
 
 clean:
 	rm -rf _build .pytest_cache runs
