@@ -54,7 +54,8 @@ def cmd_pretrain_ica(args: argparse.Namespace) -> int:
         image = image or f"openclip:{args.arch}{tag}"
         text = text or f"openclip:{args.arch}{tag}"
     elif args.pretrained:
-        raise ConfigError("--pretrained needs --arch", row="--pretrained", fix="e.g. --arch ViT-B-32 --pretrained openai")
+        raise ConfigError("--pretrained needs --arch", row="--pretrained",
+                          fix="e.g. --arch ViT-B-32 --pretrained openai")
     cfg = ICAConfig(
         image_encoder=image or "tiny-cnn",
         text_encoder=text or "minilm",

@@ -656,9 +656,10 @@ def _guard_mixing(folder: Path, modality: str, ident: dict, overwrite: bool) -> 
                         path=folder / fname,
                         fix="pass --overwrite (overwrite=True) to replace it, or extract into another folder")
     if _identity(entry) != ident:
+        old = _identity(entry)
+        diff = ", ".join(f"{k} {old[k]!r} -> {ident[k]!r}" for k in ident if old[k] != ident[k])
         raise DataError(
-            f"{fname} was made by {entry.get('encoder')!r} ({entry.get('weights')}); refusing to mix it with "
-            f"{ident['encoder']!r} ({ident['weights']}) in one folder",
+            f"{fname} was made by another encoder ({diff}); refusing to mix encoders in one folder",
             path=folder / fname,
             fix="pass --overwrite (overwrite=True) to replace it, or extract into another folder",
         )

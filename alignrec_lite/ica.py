@@ -65,7 +65,7 @@ from .encoders import (ImageTower, TextTower, _autocast, _lib_versions, build_to
 from .errors import CheckpointError, ConfigError, DataError
 from .geometry import alignment, uniformity
 from .io import atomic_path, save_npy, sha256_file, write_json
-from .losses import clip_loss, info_nce
+from .losses import clip_loss
 from .utils import get_device, seed_everything
 
 FUSIONS = ("mean", "concat", "mlp")
@@ -448,9 +448,10 @@ def _pair_geometry(emb: dict[str, np.ndarray], items: np.ndarray, max_items: int
     zi, zt = emb["image"][items], emb["text"][items]
     sub = np.random.default_rng(0).permutation(len(items))[:max_items]
     full_clip = float(clip_loss(torch.from_numpy(zi[sub]), torch.from_numpy(zt[sub]), 1 / 0.07))
-    return {"clip_loss_all_items": full_clip, "align_image_text": alignment(zi, zt), "uniform_image": uniformity(zi), "uniform_text": uniformity(zt),
+    return {"clip_loss_all_items": full_clip, "align_image_text": alignment(zi, zt),
+            "uniform_image": uniformity(zi), "uniform_text": uniformity(zt),
             "uniform_mm": uniformity(emb["mm"]), "image_to_text_top1": retrieval_top1(zi, zt),
-            "chance_top1": 1.0 / max(1, len(items))}
+            "chance_top1": 1.0 / max(1, min(len(items), 4096))}
 
 
 def pretrain_ica(

@@ -153,7 +153,31 @@ def test_cli_pretrain_ica(tmp_path: Path, capsys: pytest.CaptureFixture) -> None
 
     folder = _copy(tmp_path / "shop")
     assert main(["pretrain-ica", str(folder), "--epochs", "1", "--batch-size", "32", "--embed-dim", "16",
-                 "--quiet"]) == 0
+                 "--precision", "amp", "--quiet"]) == 0  # bfloat16 autocast on a CPU
     assert "mm_feat.npy" in capsys.readouterr().out
     assert main(["pretrain-ica", str(folder), "--pretrained", "openai", "--quiet"]) == 2
     assert "--pretrained needs --arch" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_open_clip_towers_train_under_amp() -> None:
+    """The scaled-up path (open_clip towers, mixed precision) on a CPU with a handful of items."""
+    from alignrec_lite.encoders import _autocast
+
+    cfg = ica.ICAConfig(image_encoder="openclip:ViT-S-32", text_encoder="openclip:ViT-S-32", embed_dim=384,
+                        freeze_text=True, precision="amp")
+    model = ica.build_mmenc(cfg)
+    assert torch.equal(model.image_proj.weight, torch.eye(384))  # identity start keeps the CLIP space
+    assert not model.text_proj.weight.requires_grad  # frozen tower of width embed_dim: LiT
+    assert not any(p.requires_grad for n, p in model.text_tower.clip.named_parameters() if not n.startswith("visual."))
+    assert all(p.requires_grad for p in model.image_tower.parameters())
+    dev = torch.device("cpu")
+    with _autocast(dev, "amp"):
+        f_img = model.image_tower(torch.randn(4, 3, 224, 224))
+        f_txt = model.text_tower(model.text_tower.tokenize(["a", "b c", "d e f", "g"]))
+    assert f_img.dtype == torch.bfloat16
+    terms = model.ica_loss(model.project_image(f_img), model.project_text(f_txt), mask_prob=1.0,
+                           generator=torch.Generator().manual_seed(0))
+    terms["loss"].backward()
+    assert torch.isfinite(terms["loss"].detach())
+    assert model.image_tower.visual.conv1.weight.grad is not None
