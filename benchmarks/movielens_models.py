@@ -88,9 +88,12 @@ def seed_runs(ds, args, chosen: dict[str, dict]) -> None:
     done = []
     if path.exists():
         done = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
-    rows: list[tuple[str, str, dict]] = [(NAMES[m], m, chosen[m]) for m in args.models if m in chosen]
+    rows: list[tuple[str, str, dict]] = []
+    if "main" in args.rows:
+        rows += [(NAMES[m], m, chosen[m]) for m in args.models if m in chosen]
     if "alignrec" in chosen and not args.no_ablations:
-        rows += [(name, "alignrec", {**chosen["alignrec"], **extra}) for name, extra in ABLATIONS.items()]
+        rows += [(name, "alignrec", {**chosen["alignrec"], **extra}) for i, (name, extra)
+                 in enumerate(ABLATIONS.items()) if "ablations" in args.rows or f"abl{i}" in args.rows]
     for name, model, params in rows:
         for seed in SEEDS:
             if any(d["row"] == name and d["seed"] == seed and d["params"] == params for d in done):
@@ -112,7 +115,8 @@ def seed_runs(ds, args, chosen: dict[str, dict]) -> None:
 
 def table(args) -> str:
     out = Path(args.out)
-    lines = [json.loads(x) for x in (out / "seeds.jsonl").read_text().splitlines() if x.strip()]
+    lines = [json.loads(x) for f in [out / "seeds.jsonl", *map(Path, args.merge)] if f.exists()
+             for x in f.read_text().splitlines() if x.strip()]
     order: list[str] = []
     for d in lines:
         if d["row"] not in order:
@@ -144,11 +148,16 @@ def main(argv=None) -> int:
     p.add_argument("--stopping-step", type=int, default=20)
     p.add_argument("--max-minutes", type=float, default=0.0, help="wall-clock cap per run (0 = none)")
     p.add_argument("--no-ablations", action="store_true")
+    p.add_argument("--merge", action="append", default=[],
+                   help="more seeds.jsonl files (from parallel runs) to include in the table")
     p.add_argument("--learning-rates", default=None,
                    help="comma-separated learning rates replacing the grids' (e.g. 0.005,0.01 for the toy set)")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--rows", default="main,ablations",
+                   help="which seed runs: main, ablations, or single ablations abl0..abl6 (comma-separated)")
     args = p.parse_args(argv)
     args.models = args.models.split(",")
+    args.rows = args.rows.split(",")
 
     import torch
 

@@ -444,6 +444,9 @@ class AlignRec(Recommender):
         if new.ndim != 2 or new.shape[1] != self.feat_unit.shape[1]:
             raise ConfigError(f"expected features of shape (m, {self.feat_unit.shape[1]}), got "
                               f"{tuple(new.shape)}", row="features", fix="use the same feature source as training")
+        if int(self.config["n_layers"]) == 0:  # no item-graph hop: only the item's own (missing) term
+            own = self.project_content(new) if not self.use_id else None
+            return own if own is not None else new.new_zeros(new.shape[0], self.mm_trs.out_features)
         k = max(1, min(int(self.config["knn_k"]) - 1, self.n_items))
         sim = F.normalize(new, dim=1) @ self.feat_unit.T  # (m, n_items)
         w, nbr = torch.topk(sim, k, dim=1)  # (m, k)

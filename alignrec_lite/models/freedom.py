@@ -239,6 +239,8 @@ class FREEDOM(Recommender):
         for _ in range(int(self.config["n_layers"]) - 1):
             e = spmm(self.item_graph, e)
         h = torch.zeros(x.shape[0], e.shape[1], device=x.device)
+        if int(self.config["n_layers"]) == 0:  # no item-graph term at all
+            return h
         for m, part in zip(self.modalities, torch.split(x, dims, dim=1)):
             known = torch.nn.functional.normalize(getattr(self, f"feat_{m}"), dim=1)  # (n_items, d_m)
             sim = torch.nn.functional.normalize(part, dim=1) @ known.T  # (m, n_items)
