@@ -244,8 +244,12 @@ def test_user_panel_and_explorer(smoke, model):
     assert axes[2].get_title(loc="left").startswith(f"pop: {n_hits} of 5")
     plt.close("all")
     box = user_explorer(smoke, {"fixed": model}, users=users, k=5)
+    out = box.children[1]
+    assert len(out.outputs) == 1  # the first user's panel, set directly (no captured display messages)
     box.controls[0].value = 7  # moving the slider redraws without recomputing
-    assert box.lists["fixed"].shape == (3, 5)
+    assert len(out.outputs) == 1 and box.lists["fixed"].shape == (3, 5)
+    assert not plt.get_fignums()  # every panel figure was closed after it was stored
+    assert len(user_explorer(smoke, {"fixed": model}, users=users, k=5, draw=False).children[1].outputs) == 0
     plt.close("all")
 
 

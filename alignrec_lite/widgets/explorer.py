@@ -71,7 +71,7 @@ def user_panel(dataset, user: int, lists: Mapping[str, Sequence[int]], *, histor
 
 
 def user_explorer(dataset, scorers: Mapping[str, Any], *, users: np.ndarray | None = None, k: int = 10,
-                  history: int = 10, split: str = "test") -> Any:
+                  history: int = 10, split: str = "test", draw: bool = True) -> Any:
     """An ipywidgets explorer: a user slider, their history and each model's top-K side by side.
 
     Args:
@@ -81,13 +81,13 @@ def user_explorer(dataset, scorers: Mapping[str, Any], *, users: np.ndarray | No
         k: list length.
         history: training items shown.
         split: the split whose items are framed as hits.
+        draw: draw the first user's panel now (otherwise on the first slider move).
 
     Returns:
         An ``ipywidgets.VBox``; ``redraw()`` draws the current user, ``controls``
         holds the slider, ``lists`` the precomputed top-K.
     """
     import matplotlib.pyplot as plt
-    from IPython.display import display
 
     widgets = require_ipywidgets()
     if users is None:
@@ -103,20 +103,22 @@ def user_explorer(dataset, scorers: Mapping[str, Any], *, users: np.ndarray | No
 
     def redraw(*_: Any) -> None:
         u = int(slider.value)
-        with out:
-            out.clear_output(wait=True)
-            axes = user_panel(dataset, u, {n: lists[n][row_of[u]] for n in lists}, history=history, split=split)
-            fig = axes[0].figure
-            fig.tight_layout()
-            display(fig)
-            plt.close(fig)
+        axes = user_panel(dataset, u, {n: lists[n][row_of[u]] for n in lists}, history=history, split=split)
+        fig = axes[0].figure
+        fig.tight_layout()
+        # set the Output's content directly instead of capturing display() messages: nbclient
+        # (papermill) sometimes blocks until its cell timeout on captured output at build time
+        out.outputs = ()
+        out.append_display_data(fig)
+        plt.close(fig)
 
     slider.observe(redraw, names="value")
     box = widgets.VBox([slider, out])
     box.redraw = redraw
     box.controls = (slider,)
     box.lists = lists
-    redraw()
+    if draw:
+        redraw()
     return box
 
 
