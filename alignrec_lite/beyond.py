@@ -409,11 +409,60 @@ def popularity_scores(dataset: RecDataset) -> ScoreFn:
     return score
 
 
+def as_table(rows: Sequence[Mapping], index: str | None = None) -> pd.DataFrame:
+    """Result rows (dicts) as a DataFrame, optionally indexed by one column (for notebooks and reports)."""
+    df = pd.DataFrame(list(rows))
+    return df.set_index(index) if index is not None else df
+
+
+#: MMRec's published full-ranking results on Amazon Baby, Sports and Electronics
+#: (``enoche/MMRec`` ``evaluation/README.md``; ALIGNREC_SPEC §5.1). For orientation only:
+#: they are *not* AlignRec's Table 2, and they select hyper-parameters on test.
+MMREC_PUBLISHED: dict[str, dict[str, tuple[float, float, float, float, float, float]]] = {
+    # dataset -> model -> (R@10, R@20, R@50, N@10, N@20, N@50)
+    "baby": {
+        "BPR": (0.0357, 0.0575, 0.1054, 0.0192, 0.0249, 0.0345),
+        "LightGCN": (0.0479, 0.0754, 0.1333, 0.0257, 0.0328, 0.0445),
+        "VBPR": (0.0423, 0.0663, 0.1212, 0.0223, 0.0284, 0.0396),
+        "FREEDOM": (0.0627, 0.0992, 0.1655, 0.0330, 0.0424, 0.0558),
+    },
+    "sports": {
+        "BPR": (0.0432, 0.0653, 0.1083, 0.0241, 0.0298, 0.0385),
+        "LightGCN": (0.0569, 0.0864, 0.1414, 0.0311, 0.0387, 0.0498),
+        "VBPR": (0.0558, 0.0856, 0.1391, 0.0307, 0.0384, 0.0492),
+        "FREEDOM": (0.0717, 0.1089, 0.1768, 0.0385, 0.0481, 0.0618),
+    },
+    "elec": {
+        "BPR": (0.0235, 0.0367, 0.0621, 0.0127, 0.0161, 0.0212),
+        "LightGCN": (0.0363, 0.0540, 0.0879, 0.0204, 0.0250, 0.0318),
+        "VBPR": (0.0293, 0.0458, 0.0778, 0.0159, 0.0202, 0.0267),
+        "FREEDOM": (0.0396, 0.0601, 0.0998, 0.0220, 0.0273, 0.0353),
+    },
+}
+
+
+def mmrec_published(dataset: str = "baby") -> pd.DataFrame:
+    """MMRec's published numbers for BPR, LightGCN, VBPR and FREEDOM on one Amazon dataset.
+
+    Returns:
+        DataFrame indexed by model with ``recall@10/20/50`` and ``ndcg@10/20/50``.
+
+    Raises:
+        ConfigError: unknown dataset.
+    """
+    if dataset not in MMREC_PUBLISHED:
+        raise ConfigError(f"no published MMRec table for {dataset!r}", row="dataset",
+                          fix=f"use one of {', '.join(MMREC_PUBLISHED)}")
+    cols = ["recall@10", "recall@20", "recall@50", "ndcg@10", "ndcg@20", "ndcg@50"]
+    df = pd.DataFrame.from_dict(MMREC_PUBLISHED[dataset], orient="index", columns=cols)
+    return df.rename_axis("model")
+
+
 def mean_std(df: pd.DataFrame, by: Sequence[str], values: Sequence[str], *, fmt: str | None = None) -> pd.DataFrame:
     """Mean and standard deviation over seeds (or any repeated runs).
 
     Args:
-        df: one row per run, with the grouping and value columns.
+        df: one row per run, with the grouping and value columns (a DataFrame or a list of dicts).
         by: grouping columns (e.g. ``["model", "bucket"]``).
         values: numeric columns to aggregate.
         fmt: if given (e.g. ``"{:.4f}"``), return strings ``"mean ± std"`` instead of
@@ -422,6 +471,8 @@ def mean_std(df: pd.DataFrame, by: Sequence[str], values: Sequence[str], *, fmt:
     Returns:
         One row per group, in the groups' first-appearance order, plus ``n`` (runs).
     """
+    if not isinstance(df, pd.DataFrame):
+        df = pd.DataFrame(list(df))
     g = df.groupby(list(by), sort=False)
     mean, std, n = g[list(values)].mean(), g[list(values)].std(ddof=1).fillna(0.0), g.size()
     out = pd.DataFrame(index=mean.index)
@@ -437,5 +488,5 @@ def mean_std(df: pd.DataFrame, by: Sequence[str], values: Sequence[str], *, fmt:
 __all__ = [
     "PopularityBuckets", "popularity_buckets", "long_tail_mask", "restrict_candidates", "topk_lists",
     "hits_matrix", "bucket_metrics", "gini", "exposure", "beyond_accuracy", "long_tail_report",
-    "popularity_scores", "mean_std",
+    "popularity_scores", "mean_std", "as_table", "MMREC_PUBLISHED", "mmrec_published",
 ]

@@ -142,6 +142,28 @@ def export_topk(model, dataset: RecDataset, out: str | Path, *, k: int = 20, bat
     return out
 
 
+def read_topk(path: str | Path) -> pd.DataFrame:
+    """Read a file written by :func:`export_topk` (``.csv`` or ``.parquet``), raw IDs kept as strings.
+
+    Raises:
+        DataError: missing file, unknown type, or not an export (columns missing).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError("no such export file", path=path, fix="run export_topk (alignrec-lite recommend) first")
+    if path.suffix == ".csv":
+        df = pd.read_csv(path, dtype={"user": str, "item": str})
+    elif path.suffix == ".parquet":
+        df = pd.read_parquet(path)
+    else:
+        raise DataError(f"unsupported export type {path.suffix!r}", path=path, fix="read a .csv or .parquet export")
+    need = ["userID", "user", "rank", "itemID", "item", "score"]
+    if list(df.columns) != need:
+        raise DataError(f"not a top-K export: columns {list(df.columns)[:8]}", path=path,
+                        fix="pass a file written by export_topk")
+    return df
+
+
 # ------------------------------------------------------------------ vectors
 @torch.no_grad()
 def final_vectors(model) -> tuple[torch.Tensor, torch.Tensor]:
@@ -537,7 +559,7 @@ def measure_serving(model, dataset: RecDataset, *, k: int = 20, batch_users: int
 
 
 __all__ = [
-    "topk_frame", "export_topk", "final_vectors", "fold_in_users", "score_new_users", "item_ids_from_raw",
+    "topk_frame", "export_topk", "read_topk", "final_vectors", "fold_in_users", "score_new_users", "item_ids_from_raw",
     "recommend_new_user", "has_content_path", "new_item_vectors", "encode_new_item", "score_new_item",
     "measure_serving", "subsample_users", "FOLD_IN_METHODS",
 ]

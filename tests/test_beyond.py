@@ -236,3 +236,15 @@ def test_fit_power_law_and_montage():
     assert m.shape == (34, 3 * 34, 3) and m.dtype == np.uint8
     assert tuple(m[1, 1]) == (0, 158, 115)  # the hit is framed in green
     assert tuple(m[10, 2 * 34 + 10]) == (200, 200, 200)  # an empty tile is grey
+
+
+def test_as_table_and_mmrec_published():
+    t = beyond.as_table([{"model": "a", "x": 1.0}, {"model": "b", "x": 2.0}], index="model")
+    assert t.loc["b", "x"] == 2.0
+    baby = beyond.mmrec_published("baby")
+    assert baby.loc["LightGCN", "recall@20"] == 0.0754 and baby.loc["FREEDOM", "ndcg@20"] == 0.0424
+    assert list(baby.index) == ["BPR", "LightGCN", "VBPR", "FREEDOM"]
+    with pytest.raises(ConfigError):
+        beyond.mmrec_published("clothing")
+    rows = [{"m": "a", "v": 1.0}, {"m": "a", "v": 3.0}]
+    assert beyond.mean_std(rows, ["m"], ["v"])["v_mean"].tolist() == [2.0]

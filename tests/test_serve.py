@@ -45,7 +45,7 @@ def model(smoke):
 def test_export_streams_the_same_rows_as_topk_frame(smoke, model, tmp_path, suffix):
     ref = serve.topk_frame(model, smoke, k=7)
     out = serve.export_topk(model, smoke, tmp_path / f"top{suffix}", k=7, batch_users=16, progress=False)
-    got = pd.read_csv(out, dtype={"user": str, "item": str}) if suffix == ".csv" else pd.read_parquet(out)
+    got = serve.read_topk(out)
     assert len(got) == smoke.n_users * 7 == len(ref)
     assert got["userID"].tolist() == ref["userID"].tolist() and got["itemID"].tolist() == ref["itemID"].tolist()
     np.testing.assert_allclose(got["score"], ref["score"], rtol=1e-6)
@@ -56,6 +56,17 @@ def test_export_streams_the_same_rows_as_topk_frame(smoke, model, tmp_path, suff
     # scores decrease along each list
     assert (got.groupby("userID")["score"].diff().dropna() <= 1e-6).all()
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_read_topk_rejects_what_is_not_an_export(tmp_path):
+    with pytest.raises(DataError, match="no such"):
+        serve.read_topk(tmp_path / "missing.csv")
+    (tmp_path / "x.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(DataError, match="not a top-K export"):
+        serve.read_topk(tmp_path / "x.csv")
+    (tmp_path / "x.txt").write_text("")
+    with pytest.raises(DataError, match="unsupported"):
+        serve.read_topk(tmp_path / "x.txt")
 
 
 def test_export_rejects_bad_output_and_leaves_nothing(smoke, model, tmp_path):
