@@ -686,7 +686,8 @@ def _extract_one(ds: RecDataset, tower: Tower, folder: Path, *, batch_size: int,
     write_json(cache / "meta.json", {"tower": desc, "chunk_size": chunk_size, "n_items": ds.n_items})
     n_chunks = math.ceil(ds.n_items / chunk_size)
     done = [c for c in range(n_chunks) if (cache / f"{c:06d}.npy").exists()]
-    bar = tqdm(total=ds.n_items, initial=min(ds.n_items, len(done) * chunk_size), disable=not progress,
+    n_done = sum(min(chunk_size, ds.n_items - c * chunk_size) for c in done)
+    bar = tqdm(total=ds.n_items, initial=n_done, disable=not progress,
                desc=f"{modality} features ({tower.spec})", unit="item", dynamic_ncols=True)
     tower.to(device).eval()
     t0, n_new = time.perf_counter(), 0
