@@ -35,7 +35,9 @@ matrices, with these keys when they exist:
 ``"item_text"``
 ======================  ===========================================================
 
-Without that method the tracker falls back to ``forward() -> (user, item)``.
+``"user"``/``"item"`` may be left out: the tracker then takes them from
+``forward() -> (user, item)`` (the kit's :class:`~alignrec_lite.models.base.Recommender`
+convention), which is also all it uses for a model without ``representations()``.
 """
 
 from __future__ import annotations
@@ -200,17 +202,28 @@ def feature_geometry(dataset: RecDataset, item_vectors: ArrayLike, *, split: str
 
 # ---------------------------------------------------------------------- tracker
 def model_representations(model: Any) -> dict[str, torch.Tensor]:
-    """A model's named representations: ``model.representations()`` or ``forward() -> (user, item)``."""
+    """A model's named representations.
+
+    ``model.representations()`` when it exists (entries that are not ``(n, d)``
+    tensors, e.g. ``None`` for a switched-off branch, are dropped); the final
+    ``"user"`` / ``"item"`` vectors come from ``forward() -> (user, item)`` when
+    the dict does not hold them.
+    """
+    reps: dict[str, torch.Tensor] = {}
     fn = getattr(model, "representations", None)
     if callable(fn):
-        reps = fn()
-        if not isinstance(reps, Mapping):
+        raw = fn()
+        if not isinstance(raw, Mapping):
             raise TypeError("representations() must return a dict of named (n, d) tensors")
-        return {k: v for k, v in reps.items() if isinstance(v, torch.Tensor) and v.dim() == 2}
-    out = model()
-    if isinstance(out, (tuple, list)) and len(out) == 2:
-        return {"user": out[0], "item": out[1]}
-    raise TypeError("the model has no representations() and forward() does not return (user, item)")
+        reps = {k: v for k, v in raw.items() if isinstance(v, torch.Tensor) and v.dim() == 2}
+    if "user" not in reps or "item" not in reps:
+        out = model()
+        if isinstance(out, (tuple, list)) and len(out) == 2:
+            reps.setdefault("user", out[0])
+            reps.setdefault("item", out[1])
+        elif not reps:
+            raise TypeError("the model has no representations() and forward() does not return (user, item)")
+    return reps
 
 
 class AlignUniformTracker:

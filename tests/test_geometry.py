@@ -110,3 +110,38 @@ def test_tracker_in_training_falls_back_to_forward() -> None:
     assert [h["epoch"] for h in tracker.history] == [0, 1]
     assert set(tracker.keys) == {"user~item/align", "user~item/uniform_user", "user~item/uniform_item"}
     assert all(0.0 <= h["user~item/align"] <= 4.0 for h in tracker.history)
+
+
+class _Branchy(torch.nn.Module):
+    """Like AlignRec: representations() without the final vectors, a switched-off branch as None."""
+
+    def __init__(self, n_users: int, n_items: int) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(1)
+        self.u, self.i = torch.randn(n_users, 4, generator=g), torch.randn(n_items, 4, generator=g)
+
+    def representations(self) -> dict:
+        return {"user_id": self.u, "item_id": self.i, "user_content": None, "item_content": None}
+
+    def forward(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return 2 * self.u, 2 * self.i
+
+
+def test_tracker_adds_final_vectors_from_forward() -> None:
+    ds = load_toy("smoke")
+    model = _Branchy(ds.n_users, ds.n_items)
+    reps = geo.model_representations(model)
+    assert set(reps) == {"user_id", "item_id", "user", "item"}
+    values = geo.AlignUniformTracker(ds)(0, model)
+    assert set(values) == {"user~item/align", "user~item/uniform_user", "user~item/uniform_item"}
+
+
+def test_tracker_with_alignrec_records_cca_and_uia_pairs() -> None:
+    from alignrec_lite.train import train
+
+    ds = load_toy("smoke")
+    tracker = geo.AlignUniformTracker(ds, max_points=256)
+    _, record = train(ds, "alignrec", {"epochs": 1, "device": "cpu"}, progress=False, callbacks=[tracker])
+    keys = set(tracker.keys)
+    assert {"item_content~item_id/align", "user_content~user_id/align", "user~item/align"} <= keys
+    assert record["history"][0]["geometry"] == {k: v for k, v in tracker.history[0].items() if k != "epoch"}
