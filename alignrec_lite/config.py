@@ -38,6 +38,25 @@ TUNED_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
     # MMRec's Amazon Baby split: benchmarks/baby_lightgcn.py, grid n_layers {2, 3} x reg 1e-4 x lr 0.005,
     # stopping_step 20; valid R@20 0.0740 (2 layers) vs 0.0759 (3 layers) -> 3 layers.
     "baby": {"lightgcn": {"n_layers": 3, "reg_weight": 1e-4, "learning_rate": 0.005}},
+    # MovieLens with posters (ml-latest-small, rating >= 4, 5-core; tiny-cnn image + MiniLM text
+    # features): 2 x 2 grids, 4 trials per model, seed 999, <= 300 epochs, stopping_step 20,
+    # best valid recall@20 (benchmarks/movielens_models.py; docs/benchmarks/models.md).
+    "movielens": {
+        "bpr": {"learning_rate": 0.005, "reg_weight": 0.01},
+        "lightgcn": {"learning_rate": 0.005, "n_layers": 3},
+        "vbpr": {"learning_rate": 0.005, "reg_weight": 0.01},
+        "freedom": {"learning_rate": 0.005, "reg_weight": 0.01},
+        "alignrec": {"learning_rate": 0.001, "cl_loss": 0.01},
+    },
+    # The bundled toy shop (dataset name "toy"; 4 batches per epoch, hence larger learning rates):
+    # the same grids with learning_rate in {0.005, 0.01}.
+    "toy": {
+        "bpr": {"learning_rate": 0.005, "reg_weight": 0.01},
+        "lightgcn": {"learning_rate": 0.01, "n_layers": 3},
+        "vbpr": {"learning_rate": 0.005, "reg_weight": 0.01},
+        "freedom": {"learning_rate": 0.01, "reg_weight": 0.01},
+        "alignrec": {"learning_rate": 0.005, "cl_loss": 0.01},
+    },
 }
 
 
