@@ -207,7 +207,7 @@ def _train(
     if resume:
         if out is None or not (out / "last.pt").exists():
             raise CheckpointError("nothing to resume: no last.pt", path=out, fix="run without --resume first")
-        best_weights, state = _load_checkpoint(out, cfg, net, opt, sched, rng)
+        best_weights, state = _load_checkpoint(out, cfg, net, opt, sched, rng, _dataset_id(dataset))
     elif out is not None:
         out.mkdir(parents=True, exist_ok=True)
         write_json(out / "config.json", {**cfg, "dataset": dataset.name, "dataset_path": dataset.path})
@@ -267,7 +267,7 @@ def _train(
         for cb in callbacks or []:
             cb(epoch, net, record)
         if out is not None:
-            _save_checkpoint(out, cfg, net, opt, sched, rng, state)
+            _save_checkpoint(out, cfg, net, opt, sched, rng, state, _dataset_id(dataset))
         bar.update(1)
         bar.set_postfix(loss=f"{loss_means.get('loss', float('nan')):.4f}",
                         **({metric: f"{record['valid'][metric]:.4f}"} if "valid" in record else {}))
@@ -311,10 +311,18 @@ def _run_record(model, dataset, cfg, net, state: TrainState, device) -> dict:
     }
 
 
-def _save_checkpoint(out: Path, cfg, net, opt, sched, rng: np.random.Generator, state: TrainState) -> None:
+def _dataset_id(dataset: RecDataset) -> dict:
+    """What identifies a run's dataset in its checkpoint (checked before resuming)."""
+    return {"name": dataset.name, "n_users": int(dataset.n_users), "n_items": int(dataset.n_items),
+            "n_train": int(len(dataset.train))}
+
+
+def _save_checkpoint(out: Path, cfg, net, opt, sched, rng: np.random.Generator, state: TrainState,
+                     dataset_id: dict) -> None:
     ckpt = {
         "format": 1,
         "config": {k: v for k, v in cfg.items() if isinstance(v, (int, float, str, bool))},
+        "dataset": dataset_id,
         "model": net.state_dict(),
         "optimizer": opt.state_dict(),
         "scheduler": sched.state_dict(),
@@ -350,7 +358,7 @@ def load_checkpoint_file(path: Path) -> dict:
 _CKPT_KEYS = ("config", "model", "optimizer", "scheduler", "numpy_rng", "torch_rng", "python_rng", "state")
 
 
-def _load_checkpoint(out: Path, cfg, net, opt, sched, rng) -> tuple[dict | None, TrainState]:
+def _load_checkpoint(out: Path, cfg, net, opt, sched, rng, dataset_id: dict) -> tuple[dict | None, TrainState]:
     path = out / "last.pt"
     ckpt = load_checkpoint_file(path)
     missing = [k for k in _CKPT_KEYS if k not in ckpt] if isinstance(ckpt, dict) else list(_CKPT_KEYS)
@@ -358,6 +366,13 @@ def _load_checkpoint(out: Path, cfg, net, opt, sched, rng) -> tuple[dict | None,
         raise CheckpointError(f"not a training checkpoint (missing {', '.join(missing)})", path=path,
                               fix="resume only from the last.pt that `alignrec-lite train --out` wrote, "
                               "or start again with --overwrite")
+    made_on = ckpt.get("dataset")
+    if isinstance(made_on, dict) and made_on != dataset_id:
+        raise CheckpointError(
+            f"the checkpoint was made on another dataset ({made_on.get('name')}: {made_on.get('n_users')} users x "
+            f"{made_on.get('n_items')} items; this one is {dataset_id['name']}: {dataset_id['n_users']} x "
+            f"{dataset_id['n_items']})",
+            path=path, fix="resume with the dataset the run was started with, or start a new run folder")
     saved = ckpt["config"] if isinstance(ckpt["config"], dict) else {}
     changed = [k for k in ("model", "embedding_size", "seed", "batch_size", "learning_rate")
                if k in saved and k in cfg and saved[k] != cfg[k]]

@@ -745,7 +745,7 @@ def _(ctx):
 
 
 @case("resume_other_dataset", "train --resume", "resuming on another dataset (was RuntimeError)", CheckpointError,
-      "last.pt", "size mismatch")
+      "last.pt", "another dataset")
 def _(ctx):
     other = ctx.inter(body(good_rows(6, 5)))
     return _resume(ctx, ctx.run(), data=other)
