@@ -183,7 +183,7 @@ def topk_lists(
     split: str = "test",
     exclude: Sequence[sp.csr_matrix] | None = None,
     mask_valid: bool = False,
-    batch_users: int = 4096,
+    batch_users: int = 1024,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Top-``k`` item lists of many users (training items masked, as in evaluation).
 
@@ -358,7 +358,7 @@ def long_tail_report(
     buckets: PopularityBuckets | None = None,
     k: int = 20,
     mask_valid: bool = False,
-    batch_users: int = 4096,
+    batch_users: int = 1024,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per-bucket accuracy and beyond-accuracy measures for several models, one ranking pass each.
 

@@ -167,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("run", help="run folder written by `train --out`")
     r.add_argument("--k", type=int, default=20)
     r.add_argument("--out", required=True, help=".csv or .parquet file")
-    r.add_argument("--batch-users", type=int, default=4096)
+    r.add_argument("--batch-users", type=int, default=1024)
     r.add_argument("--quiet", action="store_true")
     r.set_defaults(func=_cmd_recommend)
 

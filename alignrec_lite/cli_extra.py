@@ -138,6 +138,6 @@ def register_commands(sub: argparse._SubParsersAction) -> None:
                 "alignrec-lite timing runs/lgcn --k 20")
     p.add_argument("run", help="run folder written by `train --out`")
     p.add_argument("--k", type=int, default=20)
-    p.add_argument("--batch-users", type=int, default=4096)
+    p.add_argument("--batch-users", type=int, default=1024)
     p.add_argument("--n-single", type=int, default=50, help="users timed one at a time")
     p.set_defaults(func=cmd_timing)

@@ -286,7 +286,7 @@ def content_path_scores(model, features: np.ndarray, items: np.ndarray, *, forge
 
 
 def evaluate_cold_items(scorers: Mapping[str, ScoreFn], split: ColdItemSplit, *, ks: Sequence[int] = (10, 20),
-                        batch_users: int = 4096) -> pd.DataFrame:
+                        batch_users: int = 1024) -> pd.DataFrame:
     """Recall/NDCG@K on the cold items only, ranked among themselves.
 
     Returns:

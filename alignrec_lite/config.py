@@ -25,7 +25,7 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "stopping_step": 30,  # stop after this many + 1 non-improving evaluations (AlignRec: 30)
     "valid_metric": "recall@20",
     "eval_step": 1,  # validate every N epochs
-    "eval_batch_users": 4096,
+    "eval_batch_users": 1024,
     "mask_valid_at_test": False,  # MMRec does not mask validation items at test time
     "seed": 999,
     "device": "auto",

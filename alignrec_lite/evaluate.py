@@ -79,7 +79,7 @@ def iter_topk(
     users: np.ndarray,
     k: int,
     exclude: Sequence[sp.csr_matrix] = (),
-    batch_users: int = 4096,
+    batch_users: int = 1024,
 ) -> Iterator[tuple[np.ndarray, torch.Tensor, torch.Tensor]]:
     """Yield ``(users_chunk, topk_items, topk_scores)`` chunk by chunk.
 
@@ -143,7 +143,7 @@ def evaluate(
     *,
     ks: Sequence[int] = DEFAULT_KS,
     mask_valid: bool = False,
-    batch_users: int = 4096,
+    batch_users: int = 1024,
     round_to: int | None = 4,
     users: np.ndarray | None = None,
     return_per_user: bool = False,

@@ -44,7 +44,7 @@ def _chunk_frames(model, dataset: RecDataset, *, k: int, users: np.ndarray | Non
         raise ConfigError(f"k must be >= 1, got {k}", row="--k", fix="e.g. --k 20")
     if batch_users < 1:  # 0 crashed in range(); a negative step silently exported nothing
         raise ConfigError(f"batch_users must be >= 1, got {batch_users}", row="--batch-users",
-                          fix="e.g. --batch-users 4096 (lower it to use less memory)")
+                          fix="e.g. --batch-users 1024 (lower it to use less memory)")
     users = np.arange(dataset.n_users) if users is None else np.asarray(users, dtype=np.int64)
     exclude = [dataset.interaction_matrix("train")]
     if exclude_valid:
@@ -64,7 +64,7 @@ def _chunk_frames(model, dataset: RecDataset, *, k: int, users: np.ndarray | Non
 
 
 def topk_frame(model, dataset: RecDataset, *, k: int = 20, users: np.ndarray | None = None,
-               exclude_valid: bool = False, batch_users: int = 4096) -> pd.DataFrame:
+               exclude_valid: bool = False, batch_users: int = 1024) -> pd.DataFrame:
     """Top-``k`` recommendations as a long table (one row per user and rank).
 
     Args:
@@ -87,7 +87,7 @@ def topk_frame(model, dataset: RecDataset, *, k: int = 20, users: np.ndarray | N
     return pd.concat(frames, ignore_index=True)
 
 
-def export_topk(model, dataset: RecDataset, out: str | Path, *, k: int = 20, batch_users: int = 4096,
+def export_topk(model, dataset: RecDataset, out: str | Path, *, k: int = 20, batch_users: int = 1024,
                 exclude_valid: bool = False, progress: bool = True, users: np.ndarray | None = None) -> Path:
     """Write every user's top-``k`` to ``out`` (``.csv`` or ``.parquet``), atomically and in chunks.
 
@@ -514,7 +514,7 @@ def subsample_users(dataset: RecDataset, share: float, *, seed: int = 0) -> RecD
     )
 
 
-def measure_serving(model, dataset: RecDataset, *, k: int = 20, batch_users: int = 4096, n_single: int = 50,
+def measure_serving(model, dataset: RecDataset, *, k: int = 20, batch_users: int = 1024, n_single: int = 50,
                     repeats: int = 3, seed: int = 0) -> dict[str, float]:
     """Time offline and per-request serving on this machine.
 
