@@ -64,7 +64,7 @@ from .encoders import (ImageTower, TextTower, _autocast, _lib_versions, build_to
                        update_manifest)
 from .errors import CheckpointError, ConfigError, DataError
 from .geometry import alignment, uniformity
-from .io import atomic_path, save_npy, sha256_file, write_json
+from .io import atomic_path, load_checkpoint_file, save_npy, sha256_file, write_json
 from .losses import clip_loss
 from .utils import get_device, seed_everything
 
@@ -407,11 +407,7 @@ def load_checkpoint(path: str | Path) -> dict:
         path = path / "last.pt"
     if not path.exists():
         raise CheckpointError("no ICA checkpoint", path=path, fix="train first with `alignrec-lite pretrain-ica DIR`")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad file
-        raise CheckpointError(f"cannot read the checkpoint ({type(exc).__name__})", path=path,
-                              fix="delete it and train again (--overwrite)") from None
+    state = load_checkpoint_file(path)  # CRC-checked, weights_only
     if not isinstance(state, dict) or state.get("format") != 1 or "model" not in state:
         raise CheckpointError("not an ICA checkpoint", path=path, fix="point to a run folder of pretrain-ica")
     return state

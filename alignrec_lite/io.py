@@ -20,6 +20,22 @@ from typing import Any, Iterator
 import numpy as np
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _default_mode(tmp: str | Path, is_dir: bool = False) -> None:
+    """Give a temporary file or folder the permissions :func:`open` / ``mkdir`` would.
+
+    ``mkstemp`` / ``mkdtemp`` create 0600 / 0700 entries; renamed into place they
+    would make datasets and runs unreadable to the user's group (shared lab
+    folders, a JupyterHub), unlike every other file the user creates.
+    """
+    os.chmod(tmp, (0o777 if is_dir else 0o666) & ~_umask())
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | Path, mode: str = "w", **open_kw: Any) -> Iterator[Any]:
     """Open a temporary file next to ``path``; rename it to ``path`` on success.
@@ -40,6 +56,7 @@ def atomic_write(path: str | Path, mode: str = "w", **open_kw: Any) -> Iterator[
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
+        _default_mode(tmp)
         with open(tmp, mode, **open_kw) as fh:
             yield fh
             fh.flush()
@@ -63,6 +80,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
+        _default_mode(tmp)
         yield Path(tmp)
         os.replace(tmp, path)
     except BaseException:
@@ -90,6 +108,7 @@ def atomic_dir(path: str | Path, *, overwrite: bool = False) -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
+        _default_mode(tmp, is_dir=True)
         yield tmp
         if path.exists():
             old = path.with_name(f".{path.name}.old-{os.getpid()}")
@@ -135,3 +154,35 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
         while block := fh.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+def load_checkpoint_file(path: Path) -> dict:
+    """Load a checkpoint safely (``weights_only=True``) with a clear error if it is damaged.
+
+    Checks the zip container's CRCs first: ``torch.load`` does not, so a flipped
+    byte would otherwise load silently as wrong weights.
+
+    Raises:
+        CheckpointError: missing, damaged or not loadable without pickled code.
+    """
+    import zipfile
+
+    import torch
+
+    from .errors import CheckpointError
+
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as zf:
+                bad = zf.testzip()
+            if bad is not None:
+                raise CheckpointError(f"checksum mismatch in {bad} (the file is damaged)", path=path,
+                                      fix="restore the file from a copy or retrain")
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise CheckpointError("checkpoint not found", path=path, fix="train first (alignrec-lite train …)") from None
+    except CheckpointError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - torch raises many types for corrupt files
+        raise CheckpointError(f"cannot load the checkpoint ({type(exc).__name__})", path=path,
+                              fix="the file is damaged or not a kit checkpoint; retrain or restore it") from None

@@ -22,7 +22,6 @@ import math
 import random
 import statistics
 import time
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
@@ -34,7 +33,7 @@ from .config import resolve_config
 from .data.mmrec import RecDataset
 from .errors import CheckpointError, ConfigError
 from .evaluate import evaluate, format_metrics
-from .io import atomic_path, write_json
+from .io import atomic_path, load_checkpoint_file, write_json
 from .models import Recommender, get_model_class
 from .utils import get_device, peak_rss_mb, seed_everything, versions
 
@@ -333,26 +332,6 @@ def _save_checkpoint(out: Path, cfg, net, opt, sched, rng: np.random.Generator, 
     }
     with atomic_path(out / "last.pt") as tmp:
         torch.save(ckpt, tmp)
-
-
-def load_checkpoint_file(path: Path) -> dict:
-    """Load a checkpoint safely (``weights_only=True``) with a clear error if it is damaged."""
-    try:
-        # torch.load does not check the zip CRCs: a flipped byte would load silently as wrong weights
-        if zipfile.is_zipfile(path):
-            with zipfile.ZipFile(path) as zf:
-                bad = zf.testzip()
-            if bad is not None:
-                raise CheckpointError(f"checksum mismatch in {bad} (the file is damaged)", path=path,
-                                      fix="restore the file from a copy or retrain")
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise CheckpointError("checkpoint not found", path=path, fix="train first (alignrec-lite train …)") from None
-    except CheckpointError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - torch raises many types for corrupt files
-        raise CheckpointError(f"cannot load the checkpoint ({type(exc).__name__})", path=path,
-                              fix="the file is damaged or not a kit checkpoint; retrain or restore it") from None
 
 
 _CKPT_KEYS = ("config", "model", "optimizer", "scheduler", "numpy_rng", "torch_rng", "python_rng", "state")

@@ -184,3 +184,27 @@ def test_cli_errors_are_one_line_and_exit_2(tmp_path, capsys):
     assert err.startswith("alignrec-lite: error:") and "Fix:" in err and len(err.splitlines()) == 1
     assert main(["train", str(toy_path("smoke")), "--model", "lightgcn", "--set", "epochs=x"]) == 2
     assert "epochs" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- atomic output
+def test_atomic_outputs_get_normal_permissions(tmp_path):
+    """Renamed-into-place files and folders get open()/mkdir() modes, not mkstemp's 0600."""
+    import os
+    import stat
+
+    from alignrec_lite.io import atomic_dir, atomic_path, atomic_write
+
+    old = os.umask(0o022)
+    try:
+        with atomic_write(tmp_path / "a.txt") as fh:
+            fh.write("x")
+        with atomic_path(tmp_path / "b.npy") as p:
+            p.write_bytes(b"y")
+        with atomic_dir(tmp_path / "run") as d:
+            (d / "f").write_text("z")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "a.txt").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "b.npy").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "run").stat().st_mode) == 0o755
+    assert (tmp_path / "a.txt").read_text() == "x"

@@ -134,7 +134,7 @@ def test_guards(trained: tuple[Path, dict], tmp_path: Path) -> None:
         ica.pretrain_ica(folder, ica.ICAConfig(**{**FAST, "lr": 0.5}), out=result["run_dir"], resume=True,
                          overwrite=True, progress=False)
     (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(CheckpointError, match="cannot read"):
+    with pytest.raises(CheckpointError, match="cannot load the checkpoint"):
         ica.load_checkpoint(tmp_path / "bad.pt")
 
 
