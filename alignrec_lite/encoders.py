@@ -522,8 +522,8 @@ def load_image(path: Path | None) -> Any | None:
     try:
         with Image.open(path) as im:
             return im.convert("RGB")
-    except (OSError, UnidentifiedImageError, SyntaxError, ValueError):
-        return None
+    except (OSError, UnidentifiedImageError, SyntaxError, ValueError, Image.DecompressionBombError):
+        return None  # counted and reported as a missing image (features.json), never a crash
 
 
 def _content_fingerprint(ds: RecDataset, modality: str) -> str:

@@ -199,3 +199,15 @@ def test_cli_features(shop: Path, capsys: pytest.CaptureFixture) -> None:
     assert "image_feat.npy" in capsys.readouterr().out
     assert main(["features", str(shop), "--image-encoder", "resnet", "--quiet"]) == 2
     assert "unknown image encoder" in capsys.readouterr().err
+
+
+def test_load_image_treats_decompression_bombs_as_missing(tmp_path, monkeypatch):
+    """An image over PIL's pixel limit (DecompressionBombError, not an OSError) is a missing image, not a crash."""
+    from PIL import Image
+
+    path = tmp_path / "big.png"
+    Image.new("RGB", (64, 64), "red").save(path)
+    assert enc.load_image(path).size == (64, 64)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # 4,096 pixels > 2 x 100: PIL raises
+    assert enc.load_image(path) is None
+    assert enc.load_image(tmp_path / "absent.png") is None
