@@ -9,6 +9,10 @@
   injected after its ``parameters``-tagged cell, and writes the executed copy
   atomically; :func:`render_notebooks` runs several and adds HTML via nbconvert.
 * :func:`notebook_dataset` loads the dataset a notebook's ``DATASET`` parameter names.
+* :func:`short_errors` (switched on when this module is imported in a notebook)
+  shows the kit's own input errors (:class:`~alignrec_lite.errors.AlignRecError`:
+  file, row, fix) as one red line instead of a page of traceback, like the
+  command line does. Any other exception keeps its full traceback.
 """
 
 from __future__ import annotations
@@ -20,10 +24,38 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from .errors import ConfigError, DataError
+from .errors import AlignRecError, ConfigError, DataError
 from .io import atomic_write
 
 RECORD_MIME = "application/vnd.alignrec-lite.record+json"
+
+
+def _show_short_error(shell: Any, etype: type, value: BaseException, tb: Any, tb_offset: Any = None) -> list[str]:
+    """IPython custom-exception handler: the kit's input errors in one line (the cell still fails)."""
+    line = f"\x1b[31m{etype.__name__}: {value}\x1b[0m"
+    hint = "(the kit's own input check; run alignrec_lite.nbtools.short_errors(False) to see the full traceback)"
+    stb = [line, hint]
+    # IPython calls a custom handler instead of showing anything itself; _showtraceback is what
+    # every front end implements (ipykernel sends it as the cell's "error" output, with ename/evalue)
+    shell._showtraceback(etype, value, stb)
+    return stb
+
+
+def short_errors(enable: bool = True) -> bool:
+    """Show :class:`AlignRecError` in a notebook as one line with its fix (``enable=False``: full tracebacks).
+
+    The cell still counts as failed (papermill and "Run all" stop there); only the
+    display changes. Does nothing outside IPython. Returns whether a shell was found.
+    """
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython comes with the notebooks extra
+        return False
+    shell = get_ipython()
+    if shell is None:
+        return False
+    shell.set_custom_exc((AlignRecError,) if enable else (), _show_short_error if enable else None)
+    return True
 
 
 def _jsonable(value: Any) -> Any:
@@ -424,3 +456,6 @@ def working_copy(src: str | Path, dest: str | Path | None = None, *, max_items: 
                           item_raw_ids=None if ds.item_raw_ids is None else ds.item_raw_ids[keep_items],
                           items=items, card=card)
     return dest
+
+
+short_errors()  # in a notebook: the kit's input errors as one line (see the module docstring)

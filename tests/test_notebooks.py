@@ -145,3 +145,26 @@ def test_notebook_smoke_movielens(key, tmp_path, monkeypatch, cache_dir, real_da
 
 def test_dataset_notebooks_are_known():
     assert DATASET_NOTEBOOKS == ["04"]  # 01-03 teach on the toy shop only
+
+
+@pytest.mark.notebook
+def test_kit_errors_show_as_one_line_in_a_kernel(tmp_path):
+    """In a real kernel (papermill), a notebook that imports nbtools shows the kit's input errors as the
+    message with its fix (no traceback), and the run still fails with that error."""
+    import nbformat
+    import papermill as pm
+
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = [nbformat.v4.new_code_cell("import alignrec_lite.nbtools"),
+                nbformat.v4.new_code_cell("from alignrec_lite.errors import DataError\n"
+                                          "raise DataError('x_label must be 0, 1 or 2', path='a.inter', row=3, "
+                                          "fix='use 0, 1 or 2')")]
+    nbformat.write(nb, tmp_path / "in.ipynb")
+    with pytest.raises(pm.PapermillExecutionError) as info:
+        pm.execute_notebook(str(tmp_path / "in.ipynb"), str(tmp_path / "out.ipynb"), progress_bar=False,
+                            kernel_name="python3")
+    assert info.value.ename == "DataError"
+    (err,) = [o for o in nbformat.read(tmp_path / "out.ipynb", 4).cells[-1].outputs if o.output_type == "error"]
+    assert "a.inter, line 3: x_label must be 0, 1 or 2. Fix: use 0, 1 or 2" in err.traceback[0]
+    assert len(err.traceback) == 2 and not any("Traceback" in line for line in err.traceback)

@@ -307,3 +307,33 @@ def test_widgets_import_lazily_and_explore():
     assert list(slider.options) == [2.0]
     with pytest.raises(ValueError):
         geometry_explorer({})
+
+
+def test_notebook_short_errors_show_the_kit_errors_in_one_line(monkeypatch):
+    """In IPython the kit's input errors are shown as two lines (message with fix, hint) and the cell
+    still fails; other exceptions keep their traceback; short_errors(False) switches back."""
+    pytest.importorskip("IPython")
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from alignrec_lite import nbtools
+
+    shell = InteractiveShell.instance()
+    shown: list[tuple[str, str]] = []  # what the front end would display: (exception name, traceback text)
+    monkeypatch.setattr(shell, "_showtraceback", lambda etype, value, stb: shown.append((etype.__name__, "\n".join(stb))))
+    bad = 'from alignrec_lite.errors import DataError\nraise DataError("x_label must be 0, 1 or 2", path="a.inter", row=3, fix="use 0, 1 or 2")'
+    try:
+        assert nbtools.short_errors() is True
+        res = shell.run_cell(bad)
+        assert not res.success and type(res.error_in_exec).__name__ == "DataError"
+        name, text = shown[-1]
+        assert name == "DataError" and "a.inter, line 3: x_label must be 0, 1 or 2. Fix: use 0, 1 or 2" in text
+        assert "Traceback" not in text and "short_errors(False)" in text and len(text.splitlines()) == 2
+        res = shell.run_cell("1/0")
+        assert not res.success and shown[-1][0] == "ZeroDivisionError" and len(shown[-1][1].splitlines()) > 2
+        nbtools.short_errors(False)
+        shell.run_cell(bad)
+        assert shown[-1][0] == "DataError" and "short_errors(False)" not in shown[-1][1]
+        assert len(shown[-1][1].splitlines()) > 2
+    finally:
+        nbtools.short_errors(False)
+        InteractiveShell.clear_instance()
