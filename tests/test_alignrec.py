@@ -9,7 +9,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from alignrec_lite.data.mmrec import RecDataset
 from alignrec_lite.errors import ConfigError
 from alignrec_lite.losses import (
     bpr_loss,
@@ -23,28 +22,7 @@ from alignrec_lite.losses import (
 )
 from alignrec_lite.models.alignrec import AlignRec, spmm
 from alignrec_lite.models.lightgcn import LightGCN
-
-
-def tiny_dataset(n_users: int = 30, n_items: int = 20, d_feat: int = 8, seed: int = 0,
-                 features: tuple[str, ...] = ("image", "text")) -> RecDataset:
-    """A random dataset where every user has >= 3 train, 1 valid, 1 test item."""
-    rng = np.random.default_rng(seed)
-    train, valid, test = [], [], []
-    for u in range(n_users):
-        items = rng.choice(n_items, size=6, replace=False)
-        train += [(u, i) for i in items[:4]]
-        valid.append((u, items[4]))
-        test.append((u, items[5]))
-    feats = {m: rng.normal(size=(n_items, d_feat + j)).astype(np.float32) for j, m in enumerate(features)}
-    arr = lambda x: np.asarray(x, dtype=np.int64)  # noqa: E731
-    return RecDataset("tiny", n_users, n_items, arr(train), arr(valid), arr(test), features=feats)
-
-
-def batch(ds: RecDataset, size: int = 16, seed: int = 0):
-    g = torch.Generator().manual_seed(seed)
-    idx = torch.randint(0, len(ds.train), (size,), generator=g)
-    pairs = torch.from_numpy(ds.train)[idx]
-    return pairs[:, 0], pairs[:, 1], torch.randint(0, ds.n_items, (size,), generator=g)
+from helpers import batch, tiny_dataset
 
 
 # ------------------------------------------------------------------ losses by hand

@@ -11,34 +11,13 @@ from alignrec_lite import coldstart
 from alignrec_lite.data.toy import load_toy
 from alignrec_lite.errors import ConfigError
 from alignrec_lite.graphs import normalized_adjacency
-from alignrec_lite.models.base import Recommender
 from alignrec_lite.train import BPRSampler
+from helpers import FixedModel
 
 
 @pytest.fixture(scope="module")
 def smoke():
     return load_toy("smoke")
-
-
-class FixedModel(Recommender):
-    """A recommender with given final vectors and (optionally) a linear content path."""
-
-    name = "fixed"
-
-    def __init__(self, ds, user_e, item_e, content_w=None):
-        super().__init__(ds, {})
-        self.u = torch.nn.Parameter(torch.as_tensor(user_e, dtype=torch.float32))
-        self.i = torch.nn.Parameter(torch.as_tensor(item_e, dtype=torch.float32))
-        if content_w is not None:
-            self.w = torch.nn.Parameter(torch.as_tensor(content_w, dtype=torch.float32))
-
-            def encode_content(x):
-                return x @ self.w
-
-            self.encode_content = encode_content
-
-    def forward(self):
-        return self.u, self.i
 
 
 # ------------------------------------------------------------------ item-disjoint split

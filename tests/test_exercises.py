@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from alignrec_lite import exercises as ex
 from alignrec_lite.contrastive import retrieval_recall
 from alignrec_lite.losses import align_loss, clip_loss, info_nce, uniform_loss
+from helpers import exercise_tests
 
 
 # ----------------------------------------------------------------- reference solutions
@@ -61,40 +62,7 @@ CASES = {
 }
 
 
-def _stubs():
-    def ellipsis(*args):
-        ...
-
-    def none(*args):
-        return None
-
-    def not_impl(*args):
-        raise NotImplementedError
-
-    return [ellipsis, none, not_impl]
-
-
-@pytest.mark.parametrize("name", sorted(CASES))
-def test_solution_passes(name, capsys):
-    checker, right, _ = CASES[name]
-    assert checker(right) is True
-    assert "OK" in capsys.readouterr().out
-
-
-@pytest.mark.parametrize("name", sorted(CASES))
-def test_stub_is_not_attempted(name, capsys):
-    checker, _, _ = CASES[name]
-    for stub in _stubs():
-        assert checker(stub) is False
-        assert ex.NOT_ATTEMPTED in capsys.readouterr().out
-
-
-@pytest.mark.parametrize("name", sorted(CASES))
-def test_wrong_answers_raise(name):
-    checker, _, wrongs = CASES[name]
-    for wrong in wrongs:
-        with pytest.raises(ex.WrongAnswer):
-            checker(wrong)
+test_solution_passes, test_stub_is_not_attempted, test_wrong_answers_raise = exercise_tests(CASES)
 
 
 def test_crashing_answer_is_wrong_not_stub():

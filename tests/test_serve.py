@@ -10,27 +10,12 @@ import torch
 from alignrec_lite import serve
 from alignrec_lite.data.toy import load_toy
 from alignrec_lite.errors import ConfigError, DataError
-from alignrec_lite.models.base import Recommender
+from helpers import FixedModel
 
 
 @pytest.fixture(scope="module")
 def smoke():
     return load_toy("smoke")
-
-
-class FixedModel(Recommender):
-    name = "fixed"
-
-    def __init__(self, ds, user_e, item_e, content_w=None):
-        super().__init__(ds, {})
-        self.u = torch.nn.Parameter(torch.as_tensor(user_e, dtype=torch.float32))
-        self.i = torch.nn.Parameter(torch.as_tensor(item_e, dtype=torch.float32))
-        if content_w is not None:
-            self.w = torch.nn.Parameter(torch.as_tensor(content_w, dtype=torch.float32))
-            self.encode_content = lambda x: x @ self.w
-
-    def forward(self):
-        return self.u, self.i
 
 
 @pytest.fixture(scope="module")
