@@ -177,10 +177,7 @@ class AlignRec(Recommender):
 
         # ID branch: E_u, E_i and LightGCN's Â (names as in LightGCN, so weights transfer).
         if self.use_id:
-            self.user_emb = nn.Embedding(self.n_users, d)
-            self.item_emb = nn.Embedding(self.n_items, d)
-            nn.init.xavier_uniform_(self.user_emb.weight)
-            nn.init.xavier_uniform_(self.item_emb.weight)
+            self.init_id_embeddings(d)
             self.register_buffer("adj", to_torch(normalized_adjacency(train)), persistent=False)
 
         # Content branch: features, frozen kNN graph S̃, user aggregation R̃.

@@ -67,6 +67,16 @@ class Recommender(nn.Module):
     def pre_epoch(self, epoch: int, rng: np.random.Generator) -> None:
         """Hook called before every training epoch (default: nothing)."""
 
+    def init_id_embeddings(self, d_user: int, d_item: int | None = None) -> None:
+        """Create ``user_emb`` ``(n_users, d_user)`` and ``item_emb`` ``(n_items, d_item or d_user)``.
+
+        Xavier-uniform initialisation, as MMRec's models use.
+        """
+        self.user_emb = nn.Embedding(self.n_users, d_user)
+        self.item_emb = nn.Embedding(self.n_items, d_user if d_item is None else d_item)
+        nn.init.xavier_uniform_(self.user_emb.weight)
+        nn.init.xavier_uniform_(self.item_emb.weight)
+
     def train(self, mode: bool = True) -> "Recommender":  # noqa: D102 - nn.Module API
         self._cache = None
         return super().train(mode)

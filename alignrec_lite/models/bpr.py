@@ -7,7 +7,6 @@ vectors (MMRec's ``EmbLoss``; ALIGNREC_SPEC appendix A).
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from ..losses import bpr_loss, l2_reg_loss
 from .base import Recommender
@@ -26,10 +25,7 @@ class BPR(Recommender):
     def __init__(self, dataset, config=None) -> None:
         super().__init__(dataset, config)
         d = int(self.config["embedding_size"])
-        self.user_emb = nn.Embedding(self.n_users, d)
-        self.item_emb = nn.Embedding(self.n_items, d)
-        nn.init.xavier_uniform_(self.user_emb.weight)
-        nn.init.xavier_uniform_(self.item_emb.weight)
+        self.init_id_embeddings(d)
 
     def forward(self) -> tuple[torch.Tensor, torch.Tensor]:
         return self.user_emb.weight, self.item_emb.weight

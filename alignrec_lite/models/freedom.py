@@ -135,10 +135,7 @@ class FREEDOM(Recommender):
         self.register_buffer("adj", to_torch(normalized_adjacency(train.tocsr())), persistent=False)
         self.masked_adj: torch.Tensor | None = None
 
-        self.user_emb = nn.Embedding(self.n_users, d)
-        self.item_emb = nn.Embedding(self.n_items, d)
-        nn.init.xavier_uniform_(self.user_emb.weight)
-        nn.init.xavier_uniform_(self.item_emb.weight)
+        self.init_id_embeddings(d)
 
     @staticmethod
     def _pick_modalities(dataset: RecDataset, source: str) -> list[str]:

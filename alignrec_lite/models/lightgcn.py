@@ -8,7 +8,6 @@ the final embedding is the mean of layers ``0..L``; ``score = dot``; loss = BPR 
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from ..graphs import normalized_adjacency, sym_spmm, to_torch
 from ..losses import bpr_loss, l2_reg_loss
@@ -41,10 +40,7 @@ class LightGCN(Recommender):
     def __init__(self, dataset, config=None) -> None:
         super().__init__(dataset, config)
         d = int(self.config["embedding_size"])
-        self.user_emb = nn.Embedding(self.n_users, d)
-        self.item_emb = nn.Embedding(self.n_items, d)
-        nn.init.xavier_uniform_(self.user_emb.weight)
-        nn.init.xavier_uniform_(self.item_emb.weight)
+        self.init_id_embeddings(d)
         self.register_buffer("adj", to_torch(normalized_adjacency(dataset.interaction_matrix("train"))),
                              persistent=False)
 

@@ -52,10 +52,7 @@ class VBPR(Recommender):
         feat, self.feature_source = dataset.feature(str(self.config["feature_source"]))
         self.register_buffer("feat", torch.from_numpy(np.ascontiguousarray(feat, dtype=np.float32)),
                              persistent=False)  # (n_items, d_m), frozen
-        self.user_emb = nn.Embedding(self.n_users, 2 * d)
-        self.item_emb = nn.Embedding(self.n_items, d)
-        nn.init.xavier_uniform_(self.user_emb.weight)
-        nn.init.xavier_uniform_(self.item_emb.weight)
+        self.init_id_embeddings(2 * d, d)
         self.item_linear = nn.Linear(feat.shape[1], d)  # W, b
         nn.init.xavier_uniform_(self.item_linear.weight)
 
