@@ -145,8 +145,8 @@ def train(
     """
     cfg = resolve_config(model, overrides, dataset.name)
     with deterministic_cpu(get_device(cfg["device"]).type == "cpu"):
-        return _train(dataset, model, overrides, out=out, resume=resume, progress=progress,
-                      callbacks=callbacks, verbose=verbose)
+        return _train(dataset, model, cfg, Path(out) if out is not None else None, resume, progress,
+                      callbacks, verbose)
 
 
 @contextlib.contextmanager
@@ -175,23 +175,12 @@ def deterministic_cpu(enabled: bool = True) -> Iterator[None]:
         tud.fill_uninitialized_memory = prev_fill
 
 
-def _train(
-    dataset: RecDataset,
-    model: str,
-    overrides: Mapping[str, Any] | None = None,
-    *,
-    out: str | Path | None = None,
-    resume: bool = False,
-    progress: bool = True,
-    callbacks: list[EpochCallback] | None = None,
-    verbose: bool = False,
-) -> tuple[Recommender, dict]:
-    """The body of :func:`train` (which wraps it in :func:`deterministic_cpu`)."""
+def _train(dataset: RecDataset, model: str, cfg: dict, out: Path | None, resume: bool, progress: bool,
+           callbacks: list[EpochCallback] | None, verbose: bool) -> tuple[Recommender, dict]:
+    """The body of :func:`train` (which resolves ``cfg`` and wraps this in :func:`deterministic_cpu`)."""
     from tqdm.auto import tqdm
 
-    cfg = resolve_config(model, overrides, dataset.name)
     device = get_device(cfg["device"])
-    out = Path(out) if out is not None else None
     if out is not None and out.exists() and not out.is_dir():
         raise ConfigError("the run folder is an existing file", path=out, row="--out",
                           fix="pass a folder name for the run (it is created if missing)")
