@@ -17,7 +17,7 @@ help:
 	@echo "make test       run the whole test suite (what CI runs)"
 	@echo "make lab        open JupyterLab on the notebooks"
 	@echo "make render     execute every notebook at full settings into _build/ (DATASET=toy|movielens)"
-	@echo "make benchmark  seconds/epoch, evaluation time and memory of every model on Baby (needs ALIGNREC_DATA)"
+	@echo "make benchmark  seconds/epoch, evaluation time and memory of every model on Baby, full-ranking eval speed (needs ALIGNREC_DATA)"
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -46,6 +46,8 @@ benchmark: $(STAMP)
 	$(BIN)/python benchmarks/bench_train.py --baby $$ALIGNREC_DATA/amazon-baby-mmrec \
 	    --models bpr,lightgcn,vbpr,freedom,alignrec --epochs 5 \
 	    --out benchmarks/out/bench.jsonl --markdown benchmarks/out/bench.md
+	$(BIN)/python benchmarks/bench_eval.py --data $$ALIGNREC_DATA/amazon-baby-mmrec --threads 1,2 \
+	    --json benchmarks/out/bench_eval.json
 
 clean:
 	rm -rf _build .pytest_cache runs
