@@ -6,7 +6,8 @@ The experiment behind the models table of docs/benchmarks/models.md:
    (the learning rate x one model-specific setting, 4 trials each, training seed
    999), selected on **valid** Recall@20;
 2. ``seeds``: each tuned model, and the AlignRec ablations built on AlignRec's
-   tuned setting, trained with seeds 1, 2, 3; test Recall@20 / NDCG@20 at the
+   tuned setting (the last one, AlignRec on the stage-1 ICA feature ``mm``, runs
+   only on a folder that holds ``mm_feat.npy``), trained with seeds 1, 2, 3; test Recall@20 / NDCG@20 at the
    best-valid epoch, reported as mean ± std (sample std, n = 3).
 
 Every run uses the same caps (``--epochs``, ``--stopping-step``,
@@ -44,6 +45,11 @@ ABLATIONS: dict[str, dict] = {
     "AlignRec content branch only": {"branches": "content"},
     "AlignRec, image feature only": {"feature_source": "image"},
     "AlignRec, text feature only": {"feature_source": "text"},
+    # needs a folder with the stage-1 multimodal encoder's mm_feat.npy (alignrec-lite pretrain-ica DIR);
+    # on a folder without it the row is skipped
+    "AlignRec on the stage-1 ICA feature (mm)": {"feature_source": "mm"},
+    # why the ID-only row trails LightGCN: the same row with the UIA term off
+    "AlignRec ID branch only, w/o UIA (γ = 0)": {"branches": "id", "ui_cosine_loss_weight": 0.0},
 }
 NAMES = {"bpr": "BPR", "lightgcn": "LightGCN", "vbpr": "VBPR", "freedom": "FREEDOM", "alignrec": "AlignRec"}
 SEEDS = (1, 2, 3)
@@ -95,6 +101,9 @@ def seed_runs(ds, args, chosen: dict[str, dict]) -> None:
         rows += [(name, "alignrec", {**chosen["alignrec"], **extra}) for i, (name, extra)
                  in enumerate(ABLATIONS.items()) if "ablations" in args.rows or f"abl{i}" in args.rows]
     for name, model, params in rows:
+        if params.get("feature_source") == "mm" and "mm" not in ds.features:
+            print(f"{name}: skipped, {ds.name} has no mm_feat.npy (run `alignrec-lite pretrain-ica` on the folder)", flush=True)
+            continue
         for seed in SEEDS:
             if any(d["row"] == name and d["seed"] == seed and d["params"] == params for d in done):
                 continue
@@ -154,7 +163,7 @@ def main(argv=None) -> int:
                    help="comma-separated learning rates replacing the grids' (e.g. 0.005,0.01 for the toy set)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--rows", default="main,ablations",
-                   help="which seed runs: main, ablations, or single ablations abl0..abl6 (comma-separated)")
+                   help="which seed runs: main, ablations, or single ablations abl0..abl8 (comma-separated)")
     args = p.parse_args(argv)
     args.models = args.models.split(",")
     args.rows = args.rows.split(",")
