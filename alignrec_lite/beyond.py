@@ -42,7 +42,7 @@ import torch
 
 from .data.mmrec import RecDataset
 from .errors import ConfigError
-from .evaluate import ScoreFn, iter_topk, metrics_from_hits
+from .evaluate import ScoreFn, hits_matrix, iter_topk, metrics_from_hits
 
 HEAD_MID_TAIL = ("tail", "mid", "head")
 
@@ -216,24 +216,6 @@ def topk_lists(
         out[row : row + len(chunk), : t.shape[1]] = t
         row += len(chunk)
     return users, out
-
-
-def hits_matrix(lists: np.ndarray, users: np.ndarray, truth: sp.csr_matrix) -> np.ndarray:
-    """Whether each recommended item is a relevant one.
-
-    Args:
-        lists: ``(n, k)`` item IDs (``-1`` = empty slot).
-        users: ``(n,)`` user IDs (rows of ``truth``).
-        truth: user x item relevance matrix (e.g. the test split).
-
-    Returns:
-        ``(n, k)`` bool.
-    """
-    n_items = truth.shape[1]
-    sub = truth[users].tocoo()  # (n, n_items)
-    keys = sub.row.astype(np.int64) * n_items + sub.col
-    lk = np.arange(len(users), dtype=np.int64)[:, None] * n_items + lists
-    return np.isin(lk, keys) & (lists >= 0)
 
 
 # ------------------------------------------------------------------ metrics

@@ -304,7 +304,7 @@ def evaluate_cold_items(scorers: Mapping[str, ScoreFn], split: ColdItemSplit, *,
 
 
 def _metrics(lists: np.ndarray, users: np.ndarray, truth: sp.csr_matrix, ks: Sequence[int]) -> dict[str, float]:
-    from .beyond import hits_matrix
+    from .evaluate import hits_matrix
 
     hits = torch.from_numpy(hits_matrix(lists, users, truth))
     n_pos = torch.from_numpy(np.diff(truth[users].indptr).astype(np.int64))

@@ -104,6 +104,24 @@ def iter_topk(
         yield chunk, top, top_scores
 
 
+def hits_matrix(lists: np.ndarray, users: np.ndarray, truth: sp.csr_matrix) -> np.ndarray:
+    """Whether each recommended item is a relevant one.
+
+    Args:
+        lists: ``(n, k)`` item IDs (``-1`` = empty slot).
+        users: ``(n,)`` user IDs (rows of ``truth``).
+        truth: user x item relevance matrix (e.g. the test split).
+
+    Returns:
+        ``(n, k)`` bool.
+    """
+    n_items = truth.shape[1]
+    sub = truth[users].tocoo()  # (n, n_items)
+    keys = sub.row.astype(np.int64) * n_items + sub.col
+    lk = np.arange(len(users), dtype=np.int64)[:, None] * n_items + lists
+    return np.isin(lk, keys) & (lists >= 0)
+
+
 def metrics_from_hits(hits: torch.Tensor, n_pos: torch.Tensor, ks: Sequence[int]) -> dict[str, torch.Tensor]:
     """Per-user metrics from a hit matrix.
 
@@ -177,16 +195,11 @@ def evaluate(
         users = np.flatnonzero(np.diff(gt.indptr) > 0)
     users = np.asarray(users, dtype=np.int64)
     kmax = max(ks)
+    n_relevant = np.diff(gt.indptr).astype(np.int64)  # |T_u| of every user
     per_user: dict[str, list[torch.Tensor]] = {}
     for chunk, top, _ in iter_topk(score_fn, users, kmax, exclude, batch_users):
-        top_np = top.numpy()
-        gt_rows = gt[chunk].tocoo()  # (b, n_items) sparse
-        n_items = gt.shape[1]
-        gt_keys = gt_rows.row.astype(np.int64) * n_items + gt_rows.col
-        top_keys = np.arange(len(chunk), dtype=np.int64)[:, None] * n_items + top_np
-        hits = np.isin(top_keys, gt_keys)  # (b, K)
-        n_pos = torch.from_numpy(np.bincount(gt_rows.row, minlength=len(chunk)).astype(np.int64))
-        hits_t = torch.from_numpy(hits)
+        hits_t = torch.from_numpy(hits_matrix(top.numpy(), chunk, gt))  # (b, K)
+        n_pos = torch.from_numpy(n_relevant[chunk])
         if hits_t.shape[1] < kmax:  # fewer items than K: pad with misses
             hits_t = torch.nn.functional.pad(hits_t, (0, kmax - hits_t.shape[1]))
         for name, val in metrics_from_hits(hits_t, n_pos, ks).items():

@@ -33,6 +33,7 @@ import json
 import os
 import platform
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -51,11 +52,12 @@ def breakdown(net, ds, split: str, batch_users: int) -> dict[str, float]:
     import numpy as np
     import torch
 
-    from alignrec_lite.evaluate import mask_rows, metrics_from_hits, topk_stable
+    from alignrec_lite.evaluate import hits_matrix, mask_rows, metrics_from_hits, topk_stable
 
     gt = ds.interaction_matrix(split)
     train_m = ds.interaction_matrix("train")
-    users = np.flatnonzero(np.diff(gt.indptr) > 0).astype(np.int64)
+    n_relevant = np.diff(gt.indptr).astype(np.int64)
+    users = np.flatnonzero(n_relevant > 0)
     t = dict.fromkeys(["scores", "mask", "topk", "metrics"], 0.0)
     with torch.no_grad():
         for start in range(0, len(users), batch_users):
@@ -67,10 +69,7 @@ def breakdown(net, ds, split: str, batch_users: int) -> dict[str, float]:
             t2 = time.perf_counter()
             top = topk_stable(scores, 50).numpy()
             t3 = time.perf_counter()
-            rows = gt[chunk].tocoo()
-            n = gt.shape[1]
-            hits = np.isin(np.arange(len(chunk))[:, None] * n + top, rows.row.astype(np.int64) * n + rows.col)
-            metrics_from_hits(torch.from_numpy(hits), torch.from_numpy(np.bincount(rows.row, minlength=len(chunk))),
+            metrics_from_hits(torch.from_numpy(hits_matrix(top, chunk, gt)), torch.from_numpy(n_relevant[chunk]),
                               (5, 10, 20, 50))
             t4 = time.perf_counter()
             t["scores"] += t1 - t0
@@ -127,7 +126,7 @@ def main(argv=None) -> int:
         print(f"threads {threads}: evaluate {row['evaluate_median_s']:.3f} s median (min {row['evaluate_min_s']:.3f}) "
               f"for {res['n_users']:,} users x {ds.n_items:,} items; prepare_eval {row['prepare_eval_median_s']:.3f} s; "
               f"steps {row['breakdown_s']}", flush=True)
-    out = {"command": "python benchmarks/bench_eval.py " + " ".join(argv if argv is not None else os.sys.argv[1:]),
+    out = {"command": "python benchmarks/bench_eval.py " + " ".join(argv if argv is not None else sys.argv[1:]),
            "dataset": ds.name, "n_users": ds.n_users, "n_items": ds.n_items, "users_evaluated": n_eval,
            "split": args.split, "batch_users": args.batch_users, "cpu_count": os.cpu_count(),
            "processor": platform.processor(), "load_avg_start": load0, "load_avg_end": os.getloadavg(),
