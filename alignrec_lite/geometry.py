@@ -50,6 +50,7 @@ import torch.nn.functional as F
 
 from .data.mmrec import RecDataset
 from .losses import align_loss, uniform_loss
+from .utils import subsample_indices
 
 ArrayLike = np.ndarray | torch.Tensor
 
@@ -65,12 +66,6 @@ TRACKED_PAIRS: tuple[tuple[str, str, str, str], ...] = (
 def _as_tensor(x: ArrayLike) -> torch.Tensor:
     t = x.detach() if isinstance(x, torch.Tensor) else torch.from_numpy(np.asarray(x))
     return t.float().cpu()
-
-
-def _subsample(n: int, k: int | None, seed: int) -> np.ndarray | None:
-    if k is None or n <= k:
-        return None
-    return np.sort(np.random.default_rng(seed).choice(n, size=k, replace=False))
 
 
 def alignment(x: ArrayLike, y: ArrayLike, alpha: float = 2.0, *, max_pairs: int | None = None,
@@ -95,7 +90,7 @@ def alignment(x: ArrayLike, y: ArrayLike, alpha: float = 2.0, *, max_pairs: int 
     xt, yt = _as_tensor(x), _as_tensor(y)
     if xt.shape != yt.shape:
         raise ValueError(f"x and y must have the same shape, got {tuple(xt.shape)} and {tuple(yt.shape)}")
-    idx = _subsample(len(xt), max_pairs, seed)
+    idx = subsample_indices(len(xt), max_pairs, seed)
     if idx is not None:
         xt, yt = xt[idx], yt[idx]
     return float(align_loss(xt, yt, alpha, normalize=True))
@@ -124,7 +119,7 @@ def uniformity(x: ArrayLike, t: float = 2.0, *, max_points: int | None = 4096, s
     xt = _as_tensor(x)
     if len(xt) < 2:
         raise ValueError("uniformity needs at least 2 points")
-    idx = _subsample(len(xt), max_points, seed)
+    idx = subsample_indices(len(xt), max_points, seed)
     if idx is not None:
         xt = xt[idx]
     return float(uniform_loss(xt, t, normalize=True)) + 0.0  # + 0.0 turns -0.0 into 0.0
@@ -156,7 +151,7 @@ def align_uniform(x: ArrayLike, y: ArrayLike, *, alpha: float = 2.0, t: float = 
         a = alignment(xt, yt, alpha, max_pairs=max_pairs, seed=seed)
     else:
         pairs = np.asarray(pairs, dtype=np.int64)
-        idx = _subsample(len(pairs), max_pairs, seed)
+        idx = subsample_indices(len(pairs), max_pairs, seed)
         p = pairs if idx is None else pairs[idx]
         a = alignment(xt[p[:, 0]], yt[p[:, 1]], alpha)
     ux = uniformity(xt, t, max_points=max_points, seed=seed)

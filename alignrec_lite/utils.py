@@ -56,12 +56,19 @@ def seed_everything(seed: int) -> None:
         torch.cuda.manual_seed_all(seed)
 
 
-def versions() -> dict[str, str]:
-    """Versions of Python, the kit and its main dependencies (for run records)."""
+def subsample_indices(n: int, k: int | None, seed: int) -> np.ndarray | None:
+    """Sorted indices of ``k`` of ``n`` points drawn with ``seed``, or ``None`` when all ``n`` are kept."""
+    if k is None or n <= k:
+        return None
+    return np.sort(np.random.default_rng(seed).choice(n, size=k, replace=False))
+
+
+def versions(extra: tuple[str, ...] = ()) -> dict[str, str]:
+    """Versions of Python, the kit and its main dependencies (for run records), plus ``extra`` packages."""
     from importlib import metadata
 
     out = {"python": sys.version.split()[0], "platform": platform.platform()}
-    for pkg in ("alignrec-lite", "torch", "numpy", "scipy", "pandas", "open_clip_torch"):
+    for pkg in ("alignrec-lite", "torch", "numpy", "scipy", "pandas", "open_clip_torch", *extra):
         try:
             out[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:

@@ -98,18 +98,13 @@ def run(args: argparse.Namespace) -> None:
                     timing = serve.measure_serving(nets[label], ds, k=20, n_single=100, repeats=5)
                     _append(res, {"step": "export", "seed": seed, "model": label, "export_seconds": export_s,
                                   "export_bytes": size, **timing})
-        if ("coldItems", seed) not in done:
-            t0 = time.perf_counter()
-            table, _ = coldstart.item_coldstart_experiment(ds, ("lightgcn", "alignrec"), share=0.2, seed=seed,
-                                                           overrides=base)
-            _append(res, {"step": "coldItems", "seed": seed, "table": table.to_dict("records"),
-                          "seconds": time.perf_counter() - t0})
-        if ("coldUsers", seed) not in done:
-            t0 = time.perf_counter()
-            table, _ = coldstart.user_coldstart_experiment(ds, ("lightgcn", "alignrec"), share=0.2, seed=seed,
-                                                           overrides=base)
-            _append(res, {"step": "coldUsers", "seed": seed, "table": table.to_dict("records"),
-                          "seconds": time.perf_counter() - t0})
+        for step, experiment in (("coldItems", coldstart.item_coldstart_experiment),
+                                 ("coldUsers", coldstart.user_coldstart_experiment)):
+            if (step, seed) not in done:
+                t0 = time.perf_counter()
+                table, _ = experiment(ds, ("lightgcn", "alignrec"), share=0.2, seed=seed, overrides=base)
+                _append(res, {"step": step, "seed": seed, "table": table.to_dict("records"),
+                              "seconds": time.perf_counter() - t0})
 
 
 def _md(df, index: bool = True) -> str:

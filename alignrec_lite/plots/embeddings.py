@@ -20,6 +20,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from ..utils import subsample_indices
+
 #: Okabe-Ito colours (black last, it is used for the circle itself).
 OKABE_ITO = ("#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7", "#999999")
 SMALL = (4.0, 3.0)
@@ -42,9 +44,9 @@ def _axes(ax, figsize=SMALL, projection: str | None = None):
 
 
 def _subsample(n: int, max_points: int | None, seed: int) -> np.ndarray:
-    if max_points is None or n <= max_points:
-        return np.arange(n)
-    return np.sort(np.random.default_rng(seed).choice(n, size=max_points, replace=False))
+    """Sorted indices of at most ``max_points`` of ``n`` points (the same draw as the geometry measures)."""
+    idx = subsample_indices(n, max_points, seed)
+    return np.arange(n) if idx is None else idx
 
 
 def category_colours(labels: Sequence[Any]) -> tuple[np.ndarray, list[Any]]:
