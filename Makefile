@@ -8,7 +8,8 @@ STAMP  := $(VENV)/.installed
 DATASET ?= toy
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
-export MPLBACKEND := Agg
+# Never export MPLBACKEND here: every notebook kernel inherits it, and ipykernel picks its inline
+# (figure-showing) backend only when MPLBACKEND is unset.
 
 .PHONY: help setup tour test test-fast lab render benchmark clean
 
@@ -39,7 +40,7 @@ test-fast: $(STAMP)
 	CUDA_VISIBLE_DEVICES= $(BIN)/python -m pytest -q -x -m "not notebook and not realdata"
 
 lab: $(STAMP)
-	$(BIN)/jupyter lab notebooks/
+	$(BIN)/python -m alignrec_lite.lab --root notebooks
 
 benchmark: $(STAMP)
 	@test -n "$$ALIGNREC_DATA" || { echo "set ALIGNREC_DATA to the folder with amazon-baby-mmrec/"; exit 2; }

@@ -7,7 +7,8 @@
 * :func:`read_records` reads them back from an executed notebook (tests, ``make tour``).
 * :func:`run_notebook` executes one notebook with papermill, parameters
   injected after its ``parameters``-tagged cell, and writes the executed copy
-  atomically; :func:`render_notebooks` runs several and adds HTML via nbconvert.
+  atomically; :func:`render_notebooks` runs several, checks each for what a reader
+  should see and builds the site (:mod:`alignrec_lite.publish`).
 * :func:`notebook_dataset` loads the dataset a notebook's ``DATASET`` parameter names.
 * :func:`short_errors` (switched on when this module is imported in a notebook)
   shows the kit's own input errors (:class:`~alignrec_lite.errors.AlignRecError`:
@@ -251,20 +252,19 @@ def run_notebook(
 
 
 def to_html(executed: str | Path, out: str | Path | None = None) -> Path:
-    """Convert an executed notebook to a standalone HTML page (nbconvert, ``lab`` template).
+    """Convert an executed notebook to a page that needs no network (see :func:`alignrec_lite.publish.to_html`).
+
+    MathJax is copied next to the page (``mathjax/``) so its formulas render offline.
 
     Returns:
         The HTML path (default: next to the notebook, ``.html``).
     """
-    import nbformat
-    from nbconvert import HTMLExporter
+    from .publish import copy_mathjax, to_html as _page
 
     executed = Path(executed)
     out = Path(out) if out is not None else executed.with_suffix(".html")
-    body, _ = HTMLExporter(template_name="lab").from_notebook_node(nbformat.read(executed, as_version=4))
-    with atomic_write(out) as fh:
-        fh.write(body)
-    return out
+    copy_mathjax(out.parent)
+    return _page(executed, out)
 
 
 def render_notebooks(
@@ -276,11 +276,16 @@ def render_notebooks(
     timeout: float | None = 1800,
     folder: str | Path | None = None,
     verbose: bool = True,
+    site: str | Path | None = None,
+    static_explorers: bool = True,
 ) -> dict[str, dict[str, Any]]:
-    """Execute notebooks at the given settings into ``out_dir`` (+ HTML) and collect records.
+    """Execute notebooks at the given settings into ``out_dir``, check what a reader sees, build the site.
 
-    This is what ``make tour`` / ``make render`` call. Notebooks run one after
-    the other; a failure stops the rendering with papermill's error.
+    This is what ``make tour`` / ``make render`` / ``make site`` call. Notebooks run
+    one after the other; a failure stops the rendering with papermill's error. Each
+    executed copy is checked with :func:`alignrec_lite.publish.check_executed` (every
+    figure there, no error, nothing on stderr); a defect stops the rendering with
+    the list.
 
     Args:
         names: notebook names or prefixes (``None``: all numbered notebooks).
@@ -289,28 +294,60 @@ def render_notebooks(
             ``parameters`` cell defines are injected into it, so
             ``{"DATASET": "movielens"}`` leaves notebooks without that
             parameter alone).
-        html: also write ``.html`` pages.
+        html: also build the site (index and one page per notebook) into ``site``.
         timeout: seconds allowed per cell.
         folder: where the notebooks live.
         verbose: print one line per notebook with its time and records.
+        site: the site folder (default: ``out_dir/../site``).
+        static_explorers: explorers also draw their kernel-less version for the
+            pages (:mod:`alignrec_lite.widgets.static`).
 
     Returns:
         ``{notebook file name: {"seconds", "records", "parameters", "executed", "html"}}``
         in execution order (JSON-serialisable, for ``_build/tour.json``).
     """
+    import os
+
+    from .publish import build_site, check_executed
+    from .widgets.static import STATIC_ENV
+
     out_dir = Path(out_dir)
     runs: dict[str, dict[str, Any]] = {}
-    for src in find_notebooks(names, folder):
-        own = notebook_parameters(src)
-        params = {k: v for k, v in (parameters or {}).items() if k in own}
-        run = run_notebook(src, out_dir, params, timeout=timeout)
-        if html and run.executed is not None:
-            run.html = to_html(run.executed)
-        runs[src.name] = {"seconds": round(run.seconds, 1), "records": run.records, "parameters": params,
-                          "executed": str(run.executed), "html": str(run.html) if run.html else None}
+    executed = []
+    old = os.environ.get(STATIC_ENV)
+    os.environ.pop("MPLBACKEND", None)  # an inherited Agg would hide every figure (see alignrec_lite.lab)
+    if static_explorers:
+        os.environ[STATIC_ENV] = "1"  # read by the kernels this process starts
+    try:
+        for src in find_notebooks(names, folder):
+            own = notebook_parameters(src)
+            params = {k: v for k, v in (parameters or {}).items() if k in own}
+            run = run_notebook(src, out_dir, params, timeout=timeout)
+            problems = check_executed(run.executed).problems
+            if problems:
+                raise DataError("the executed notebook is missing what a reader should see:\n  "
+                                + "\n  ".join(problems), path=run.executed,
+                                fix="fix the cells named (figure cells are tagged 'figure')")
+            executed.append(run.executed)
+            runs[src.name] = {"seconds": round(run.seconds, 1), "records": run.records, "parameters": params,
+                              "executed": str(run.executed)}
+            if verbose:
+                shown = ", ".join(f"{k}={_short(v)}" for k, v in run.records.items())
+                print(f"{src.name:45s} {run.seconds:7.1f} s  {shown}")
+    finally:
+        if old is None:
+            os.environ.pop(STATIC_ENV, None)
+        else:
+            os.environ[STATIC_ENV] = old
+    if html and executed:
+        site = Path(site) if site is not None else out_dir.parent / "site"
+        dataset = "MovieLens with posters" if (parameters or {}).get("DATASET") == "movielens" else \
+            "the bundled toy shop"
+        build_site(executed, site, dataset=dataset, seconds={n: r["seconds"] for n, r in runs.items()})
+        for name in runs:
+            runs[name]["html"] = str(site / Path(name).with_suffix(".html").name)
         if verbose:
-            shown = ", ".join(f"{k}={_short(v)}" for k, v in run.records.items())
-            print(f"{src.name:45s} {run.seconds:7.1f} s  {shown}")
+            print(f"site: {site / 'index.html'}")
     return runs
 
 

@@ -4,7 +4,8 @@
    or MovieLens with posters from ``$ALIGNREC_DATA``);
 2. train LightGCN and AlignRec with early stopping on valid;
 3. evaluate on test with MMRec's protocol and export every user's top-20;
-4. render every notebook at full settings into ``_build/`` (executed ``.ipynb`` + HTML);
+4. render every notebook at full settings into ``_build/notebooks/``, check that every figure
+   is there, and build the course site ``_build/site/`` (open ``_build/site/index.html``);
 5. print a short report of the headline numbers.
 
 Run ``python -m alignrec_lite.tour --help`` for the options.
@@ -84,11 +85,8 @@ def run_tour(dataset: str = "toy", build_dir: Path = REPO / "_build", notebooks:
 
 
 def _render(dataset: str, build_dir: Path) -> dict:
-    try:
-        from .nbtools import render_notebooks
-    except ImportError:
-        print("[4/4] notebooks: the rendering tools are not available in this version")
-        return {}
+    from .nbtools import render_notebooks
+
     nb_dir = REPO / "notebooks"
     names = sorted(p.name for p in nb_dir.glob("[0-9][0-9]_*.ipynb"))
     print(f"[4/4] rendering {len(names)} notebooks at full settings into {build_dir / 'notebooks'} …", flush=True)
@@ -110,7 +108,7 @@ def _print_report(report: dict) -> None:
         values = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in
                            list((rec.get("records") or {}).items())[:4])
         print(f"{nb}: {rec.get('seconds', float('nan')):.0f} s  {values}")
-    print(f"total {report['seconds']:.0f} s; outputs in _build/")
+    print(f"total {report['seconds']:.0f} s; outputs in _build/ (the course site: _build/site/index.html)")
 
 
 def main(argv: list[str] | None = None) -> int:

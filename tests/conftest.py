@@ -9,7 +9,9 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("MPLBACKEND", "Agg")
+# MPLBACKEND is deliberately not set here: notebook kernels started by the tests inherit this
+# environment and would draw no figure (plot unit tests call matplotlib.use("Agg") themselves).
+os.environ.pop("MPLBACKEND", None)
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 
 REPO = Path(__file__).resolve().parents[1]
@@ -66,3 +68,11 @@ def movielens_built(movielens_dirs, tmp_path_factory) -> Path:
     ratings, posters = movielens_dirs
     out = tmp_path_factory.mktemp("ml") / "movielens"
     return build_movielens(out, ratings_dir=ratings, posters_dir=posters, progress=False)
+
+
+@pytest.fixture(scope="session")
+def smoke_runs(tmp_path_factory):
+    """Every numbered notebook executed at most once per session in SMOKE (see tests/notebook_runs.py)."""
+    from notebook_runs import SmokeRuns
+
+    return SmokeRuns(tmp_path_factory.mktemp("smoke-notebooks"))

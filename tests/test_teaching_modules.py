@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import matplotlib
 import nbformat
 import numpy as np
 import pytest
@@ -14,6 +15,8 @@ import torch.nn.functional as F
 from alignrec_lite import contrastive as C
 from alignrec_lite import nbtools, similarity, text_embed
 from alignrec_lite.errors import ConfigError, DataError
+
+matplotlib.use("Agg")  # this module draws in the test process; notebook kernels keep their inline backend
 from alignrec_lite.losses import clip_loss
 
 

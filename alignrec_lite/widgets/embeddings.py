@@ -42,9 +42,9 @@ def geometry_explorer(results: Mapping[str, Mapping[float, Any]], labels: Sequen
         ValueError: ``results`` is empty (or the embeddings are not 2-D / 3-D, when drawn).
     """
     import matplotlib.pyplot as plt
-    from IPython.display import display
 
     from ..plots import plot_circle, plot_sphere
+    from .static import attach_static, show_figure
 
     widgets = require_ipywidgets()
     if not results or not all(results.values()):
@@ -56,22 +56,24 @@ def geometry_explorer(results: Mapping[str, Mapping[float, Any]], labels: Sequen
                                      continuous_update=False)
     out = widgets.Output()
 
-    def redraw(*_: Any) -> None:
-        loss, t = dropdown.value, slider.value
+    def draw(loss: str, t: float):
+        """The figure for one loss and one temperature (the nearest stored one)."""
+        t = min(results[loss], key=lambda v: abs(v - t))
         title = f"{loss}, {param_name} = {t:g}"
         if stats and loss in stats and t in stats[loss]:
             s = stats[loss][t]
             title += f"\nalign {s['align']:.2f}, uniform {s['uniform']:.2f}"
-        with out:
-            out.clear_output(wait=True)
-            z = results[loss][t]
-            fig = plt.figure(figsize=(4.0, 4.0))
-            if z.shape[1] == 3:
-                plot_sphere(z, labels, ax=fig.add_subplot(projection="3d"), title=title, legend=False)
-            else:
-                plot_circle(z, labels, ax=fig.add_subplot(), title=title, legend=False)
-            display(fig)
-            plt.close(fig)
+        z = results[loss][t]
+        fig = plt.figure(figsize=(4.0, 4.0))
+        if z.shape[1] == 3:
+            plot_sphere(z, labels, ax=fig.add_subplot(projection="3d"), title=title, legend=False)
+        else:
+            plot_circle(z, labels, ax=fig.add_subplot(), title=title, legend=False)
+        return fig
+
+    def redraw(*_: Any) -> None:
+        loss, t = dropdown.value, slider.value
+        show_figure(out, draw(loss, t), text=f"<{loss}, {param_name} = {t:g}>")
 
     def on_loss(change: Mapping[str, Any]) -> None:
         options = sorted(results[change["new"]])
@@ -86,6 +88,9 @@ def geometry_explorer(results: Mapping[str, Mapping[float, Any]], labels: Sequen
     slider.observe(redraw, names="value")
     box = widgets.VBox([widgets.HBox([dropdown, slider]), out])
     box.redraw = redraw
+    box.draw = draw
     box.controls = (dropdown, slider)
     redraw()
-    return box
+    temps = sorted({t for per_loss in results.values() for t in per_loss})
+    return attach_static(box, [("loss", losses), (param_name, temps)], draw,
+                         start=[0, temps.index(min(temps, key=lambda v: abs(v - slider.value)))])

@@ -71,7 +71,7 @@ def user_panel(dataset, user: int, lists: Mapping[str, Sequence[int]], *, histor
 
 
 def user_explorer(dataset, scorers: Mapping[str, Any], *, users: np.ndarray | None = None, k: int = 10,
-                  history: int = 10, split: str = "test", draw: bool = True) -> Any:
+                  history: int = 10, split: str = "test", draw: bool = True, static_users: int = 8) -> Any:
     """An ipywidgets explorer: a user slider, their history and each model's top-K side by side.
 
     Args:
@@ -82,13 +82,16 @@ def user_explorer(dataset, scorers: Mapping[str, Any], *, users: np.ndarray | No
         history: training items shown.
         split: the split whose items are framed as hits.
         draw: draw the first user's panel now (otherwise on the first slider move).
+        static_users: how many users the static (kernel-less) page version offers
+            (see :mod:`alignrec_lite.widgets.static`).
 
     Returns:
         An ``ipywidgets.VBox``; ``redraw()`` draws the current user, ``controls``
         holds the slider, ``lists`` the precomputed top-K.
     """
-    import matplotlib.pyplot as plt
+    from .static import attach_static, show_figure
 
+    draw_now = draw
     widgets = require_ipywidgets()
     if users is None:
         users = np.unique(dataset.split(split)[:, 0])
@@ -101,25 +104,29 @@ def user_explorer(dataset, scorers: Mapping[str, Any], *, users: np.ndarray | No
                                      continuous_update=False)
     out = widgets.Output()
 
-    def redraw(*_: Any) -> None:
-        u = int(slider.value)
-        axes = user_panel(dataset, u, {n: lists[n][row_of[u]] for n in lists}, history=history, split=split)
+    def draw(u: int):
+        """The panel of one user as a figure."""
+        axes = user_panel(dataset, int(u), {n: lists[n][row_of[int(u)]] for n in lists}, history=history,
+                          split=split)
         fig = axes[0].figure
         fig.tight_layout()
-        # set the Output's content directly instead of capturing display() messages: nbclient
-        # (papermill) sometimes blocks until its cell timeout on captured output at build time
-        out.outputs = ()
-        out.append_display_data(fig)
-        plt.close(fig)
+        return fig
+
+    def redraw(*_: Any) -> None:
+        show_figure(out, draw(int(slider.value)), text=f"<user {int(slider.value)}>")
 
     slider.observe(redraw, names="value")
     box = widgets.VBox([slider, out])
     box.redraw = redraw
+    box.draw = draw
     box.controls = (slider,)
     box.lists = lists
-    if draw:
+    if draw_now:
         redraw()
-    return box
+    shown = [int(u) for u in users[:static_users]]
+    return attach_static(box, [("userID", shown)], draw,
+                         hint=f"Static preview of the first {len(shown)} users, drawn in advance. Run the "
+                         "notebook in JupyterLab (make lab) to explore every user live.")
 
 
 __all__ = ["precompute_lists", "user_panel", "user_explorer"]
