@@ -11,13 +11,15 @@ export TRANSFORMERS_OFFLINE := 1
 # Never export MPLBACKEND here: every notebook kernel inherits it, and ipykernel picks its inline
 # (figure-showing) backend only when MPLBACKEND is unset.
 
-.PHONY: help setup tour test test-fast lab render benchmark clean
+.PHONY: help setup tour test test-fast lab render site screenshots benchmark clean
 
 help:
 	@echo "make tour       build the toy data, train, evaluate, export top-K, render the notebooks"
 	@echo "make test       run the whole test suite (what CI runs)"
-	@echo "make lab        open JupyterLab on the notebooks"
-	@echo "make render     execute every notebook at full settings into _build/ (DATASET=toy|movielens)"
+	@echo "make lab        start JupyterLab on the notebooks (prints the URL to open)"
+	@echo "make render     execute every notebook at full settings into _build/notebooks and build _build/site (DATASET=toy|movielens)"
+	@echo "make site       build the offline course site _build/site/ (renders the notebooks first if needed)"
+	@echo "make screenshots  refresh the README's JupyterLab and site pictures in docs/figures/ (needs chromium)"
 	@echo "make benchmark  seconds/epoch, evaluation time and memory of every model on Baby, full-ranking eval speed (needs ALIGNREC_DATA)"
 
 $(STAMP): pyproject.toml
@@ -40,7 +42,14 @@ test-fast: $(STAMP)
 	CUDA_VISIBLE_DEVICES= $(BIN)/python -m pytest -q -x -m "not notebook and not realdata"
 
 lab: $(STAMP)
-	$(BIN)/python -m alignrec_lite.lab --root notebooks
+	$(BIN)/python -m alignrec_lite.lab --root notebooks --token $(or $(LAB_TOKEN),alignrec-lite)
+
+site: $(STAMP)
+	$(BIN)/python -m alignrec_lite.publish --dataset $(DATASET)
+
+screenshots: $(STAMP)
+	ALIGNREC_SCREENSHOTS=$(CURDIR)/docs/figures CUDA_VISIBLE_DEVICES= $(BIN)/python -m pytest -q \
+	    tests/test_browser.py -k "(jupyterlab and 03) or site_works"
 
 benchmark: $(STAMP)
 	@test -n "$$ALIGNREC_DATA" || { echo "set ALIGNREC_DATA to the folder with amazon-baby-mmrec/"; exit 2; }
