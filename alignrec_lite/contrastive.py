@@ -12,7 +12,7 @@ Also here: the training data (image-title pairs drawn fresh from the toy shop's
 generator, :func:`toy_pairs`), a cross-entropy classifier whose hidden layer is
 used as an embedding (the "trained for classification" counterpart,
 :func:`train_classifier`), retrieval recall, and the memory model of a
-contrastive step (:func:`autograd_saved_bytes`, :func:`fit_memory_model`,
+contrastive step (:func:`autograd_saved_bytes`, :func:`autograd_saved_tensors`, :func:`fit_memory_model`,
 :func:`transformer_activation_bytes`).
 """
 
@@ -517,6 +517,34 @@ def autograd_saved_bytes(fn: Callable[[], torch.Tensor]) -> dict[str, int]:
         value = fn()
     value.backward()
     return {"saved": int(sum(seen.values())), "n_tensors": count[0]}
+
+
+def autograd_saved_tensors(fn: Callable[[], torch.Tensor]) -> list[dict[str, Any]]:
+    """List the distinct tensors autograd keeps for the backward pass of ``fn()``.
+
+    The same hook as :func:`autograd_saved_bytes`, but each storage is reported
+    once with what made it, so a notebook can show *which* ``N x N`` matrices a
+    contrastive step keeps (for CLIP: the two log-softmax outputs, one per
+    direction; the logits themselves are not kept).
+
+    Returns:
+        One dict per storage, in the order first saved: ``shape`` (tuple),
+        ``bytes`` (its storage), ``made_by`` (the name of the autograd node that
+        produced it, ``None`` for a leaf or an input).
+    """
+    rows: dict[int, dict[str, Any]] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        storage = t.untyped_storage()
+        made_by = type(t.grad_fn).__name__ if t.grad_fn is not None else None
+        rows.setdefault(storage.data_ptr(), {"shape": tuple(t.shape), "bytes": storage.nbytes(),
+                                             "made_by": made_by})
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        value = fn()
+    value.backward()
+    return list(rows.values())
 
 
 def contrastive_step_bytes(model: TwoTower, image_x: torch.Tensor, text_x: torch.Tensor,

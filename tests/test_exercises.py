@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -84,3 +86,47 @@ def test_wrong_answer_is_an_assertion_error():
 def test_checker_rejects_non_callable():
     with pytest.raises(ex.WrongAnswer, match="function"):
         ex.check_align(3)
+
+
+# ------------------------------------------------------------- predict-then-run checkers
+PREDICTIONS = {
+    # name: (call with a prediction, right prediction, wrong predictions)
+    "colour_classifier": (lambda p: ex.check_colour_classifier(p, 0.28, 0.68), "less", ["more", " MORE ", "bigger"]),
+    "colour_classifier_reversed": (lambda p: ex.check_colour_classifier(p, 0.7, 0.6), "more", ["less"]),
+    "collapse_loss": (lambda p: ex.check_collapse_loss(p, 4.852, 128), 4.85, [0.0, 1.0, 48.5, "log N", float("nan")]),
+    "two_clumps": (lambda p: ex.check_two_clumps(p, -0.6926), -0.69, [0.0, -1.58, -4.0, "half"]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PREDICTIONS))
+def test_prediction_right_passes(name, capsys):
+    check, right, _ = PREDICTIONS[name]
+    assert check(right) is True
+    assert "OK" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", sorted(PREDICTIONS))
+@pytest.mark.parametrize("stub", [..., None])
+def test_prediction_stub_is_not_attempted(name, stub, capsys):
+    check, _, _ = PREDICTIONS[name]
+    assert check(stub) is False
+    assert ex.NOT_ATTEMPTED in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", sorted(PREDICTIONS))
+def test_prediction_wrong_raises_with_the_numbers(name):
+    check, _, wrongs = PREDICTIONS[name]
+    for wrong in wrongs:
+        with pytest.raises(ex.WrongAnswer):
+            check(wrong)
+
+
+def test_collapsed_clip_loss_is_log_n():
+    one = F.normalize(torch.ones(1, 8), dim=1).expand(128, 8)
+    for t in (0.05, 1.0):
+        assert float(clip_loss(one, one, 1 / t)) == pytest.approx(math.log(128), abs=1e-4)
+
+
+def test_two_clumps_uniformity_is_about_log_half():
+    x = torch.tensor([[1.0, 0.0]] * 500 + [[-1.0, 0.0]] * 500)
+    assert float(uniform_loss(x)) == pytest.approx(math.log(0.5), abs=0.01)

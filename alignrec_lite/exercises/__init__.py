@@ -8,14 +8,18 @@ Each ``check_*`` function takes the learner's function and
   what differed,
 * prints ``"<name>: OK"`` and returns ``True`` on a right one.
 
+Predict-then-run checkers (``check_colour_classifier``, ``check_collapse_loss``,
+``check_two_clumps``) take the learner's prediction and the measured numbers instead of
+a function, with the same three outcomes (see :mod:`._predict`).
+
 So a notebook with untouched exercises runs top to bottom, and CI, which runs
 the collapsed solution cells, fails if a reference solution breaks.
 """
 
 from ._check import NOT_ATTEMPTED, WrongAnswer
-from .nb01 import check_cosine_similarity, check_nearest_items
-from .nb02 import check_clip_loss, check_positive_probability
-from .nb03 import check_align, check_uniform
+from .nb01 import check_colour_classifier, check_cosine_similarity, check_nearest_items
+from .nb02 import check_clip_loss, check_collapse_loss, check_positive_probability
+from .nb03 import check_align, check_two_clumps, check_uniform
 from .nb04 import check_cross_modal_recall, check_mean_fusion
 from .nb05 import check_cca_loss, check_uia_loss  # noqa: F401
 from .nb06 import check_recall_at_k, check_relative_gain  # noqa: F401
@@ -27,10 +31,13 @@ __all__ = [
     "WrongAnswer",
     "check_align",
     "check_clip_loss",
+    "check_collapse_loss",
+    "check_colour_classifier",
     "check_cosine_similarity",
     "check_cross_modal_recall",
     "check_mean_fusion",
     "check_nearest_items",
     "check_positive_probability",
+    "check_two_clumps",
     "check_uniform",
 ]

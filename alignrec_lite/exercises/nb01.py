@@ -56,3 +56,24 @@ def check_nearest_items(fn: Callable[[torch.Tensor, int, int], Any]) -> bool:
                 raise WrongAnswer(f"item {item}, k={k}: expected {want}, got {idx}")
 
     return run_checks("check_nearest_items", body, "fill in my_nearest_items")
+
+
+def check_colour_classifier(prediction: Any, category_p10_colour_classifier: float,
+                            category_p10_pixels: float) -> bool:
+    """Predict-then-run: will a classifier trained on *colour* keep the category in its neighbours?
+
+    Args:
+        prediction: ``"more"`` or ``"less"`` — do the neighbours in the colour classifier's
+            hidden layer share the item's category more or less often than raw pixels' neighbours?
+        category_p10_colour_classifier, category_p10_pixels: the measured category precision@10.
+    """
+    from ._predict import check_choice
+
+    clf, pix = float(category_p10_colour_classifier), float(category_p10_pixels)
+    correct = "less" if clf < pix else "more"
+    measured = f"category precision@10 {clf:.2f} in the colour classifier's space, {pix:.2f} in raw pixels"
+    why = ("A classifier keeps what its labels need: trained on colour, it no longer has to tell a mug from "
+           "a lamp, so it lets the shape go." if correct == "less" else
+           "Here the colour classifier kept more of the category than the pixels: its hidden layer did not "
+           "throw the shape away on this run.")
+    return check_choice("check_colour_classifier", prediction, ("more", "less"), correct, measured, why)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, Callable
 
 import torch
@@ -56,3 +57,20 @@ def check_clip_loss(fn: Callable[[torch.Tensor, torch.Tensor, float], Any]) -> b
         expect_close(g, want, "CLIP loss")
 
     return run_checks("check_clip_loss", body, "fill in my_clip_loss")
+
+
+def check_collapse_loss(prediction: Any, measured: float, n: int) -> bool:
+    """Predict-then-run: the CLIP loss of a batch of ``n`` pairs where every embedding is the same vector.
+
+    Args:
+        prediction: the learner's number.
+        measured: the loss the notebook computed.
+        n: the batch size.
+    """
+    from ._predict import check_number
+
+    why = (f"Every logit of a row is the same, so the softmax gives each of the {n} titles 1/{n} and the "
+           f"loss is log {n} = {math.log(n):.3f} — whatever the temperature. log N is the loss of a model "
+           "that knows nothing; a trained model's loss is measured against it.")
+    return check_number("check_collapse_loss", prediction, float(measured), tolerance=0.05 * max(1.0, measured),
+                        why=why)

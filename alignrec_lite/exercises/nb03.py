@@ -47,3 +47,18 @@ def check_uniform(fn: Callable[[torch.Tensor, float], Any]) -> bool:
             expect_close(got[0], want, f"uniformity at t = {t}")
 
     return run_checks("check_uniform", body, "fill in my_uniform")
+
+
+def check_two_clumps(prediction: Any, measured: float) -> bool:
+    """Predict-then-run: ``l_uniform`` (t = 2) of points split equally between two opposite points.
+
+    Args:
+        prediction: the learner's number.
+        measured: the uniformity the notebook computed.
+    """
+    from ._predict import check_number
+
+    why = ("About half of the distinct pairs are in the same clump (distance 0, e^0 = 1) and half are "
+           "opposite (squared distance 4, e^-8 ≈ 0), so the mean is about 1/2 and l_uniform ≈ log(1/2) = "
+           "-0.69. k clumps far apart give about -log k: a uniformity of -2 is worth roughly e^2 ≈ 7 clumps.")
+    return check_number("check_two_clumps", prediction, float(measured), tolerance=0.15, why=why)

@@ -49,24 +49,40 @@ def _subsample(n: int, max_points: int | None, seed: int) -> np.ndarray:
     return np.arange(n) if idx is None else idx
 
 
-def category_colours(labels: Sequence[Any]) -> tuple[np.ndarray, list[Any]]:
-    """Map labels to Okabe-Ito colours (cycled past 8 values).
+def _palette_lookup(values: Sequence[Any], palette: Mapping[Any, Any] | None) -> dict[Any, Any]:
+    """Label -> colour: ``palette`` where it names the label, Okabe-Ito (by sorted position) elsewhere."""
+    palette = palette or {}
+    return {v: palette.get(v, OKABE_ITO[i % len(OKABE_ITO)]) for i, v in enumerate(values)}
+
+
+def category_colours(labels: Sequence[Any], palette: Mapping[Any, Any] | None = None
+                     ) -> tuple[np.ndarray, list[Any]]:
+    """Map labels to colours: Okabe-Ito (cycled past 8 values), or the label's own colour.
+
+    Args:
+        labels: a label per point.
+        palette: optional label -> colour (any matplotlib colour), for labels that *are*
+            colours (the toy shop's "black" drawn black, "white" white); labels it does not
+            name keep their Okabe-Ito colour.
 
     Returns:
-        ``(colours (n,) of hex strings, the distinct labels in order of first appearance
-        sorted)``.
+        ``(colours (n,), the distinct labels sorted)``.
     """
     arr = np.asarray(labels)
     values = sorted(set(arr.tolist()), key=str)
-    lookup = {v: OKABE_ITO[i % len(OKABE_ITO)] for i, v in enumerate(values)}
-    return np.array([lookup[v] for v in arr.tolist()]), values
+    lookup = _palette_lookup(values, palette)
+    out = np.empty(len(arr), dtype=object)
+    out[:] = [lookup[v] for v in arr.tolist()]
+    return out, values
 
 
-def _legend_for(ax, values: Sequence[Any], title: str | None = None, **kw) -> None:
+def _legend_for(ax, values: Sequence[Any], title: str | None = None, palette: Mapping[Any, Any] | None = None,
+                **kw) -> None:
     from matplotlib.lines import Line2D
 
-    handles = [Line2D([], [], marker="o", ls="", color=OKABE_ITO[i % len(OKABE_ITO)], label=str(v))
-               for i, v in enumerate(values)]
+    lookup = _palette_lookup(values, palette)
+    edge = {"markeredgecolor": "0.3", "markeredgewidth": 0.5} if palette else {}
+    handles = [Line2D([], [], marker="o", ls="", color=lookup[v], label=str(v), **edge) for v in values]
     ax.legend(handles=handles, title=title, fontsize=7, title_fontsize=7, frameon=False, **kw)
 
 
@@ -159,7 +175,8 @@ def plot_image_grid(rows: Sequence[Sequence[Any]], *, captions: Sequence[Sequenc
     Args:
         rows: a list of rows, each a list of images (PIL images, ``(h, w, 3)``
             arrays or file paths; ``None`` or an unreadable file leaves a blank cell).
-        captions: optional text under each image (same nesting as ``rows``).
+        captions: optional text under each image (same nesting as ``rows``), wrapped
+            at word boundaries on up to two lines (a longer one ends in "…" after a whole word).
         row_labels: optional label left of each row.
         ax: where to draw (default: a figure sized to the grid).
         cell: side in pixels each image is resized to.
@@ -173,7 +190,13 @@ def plot_image_grid(rows: Sequence[Sequence[Any]], *, captions: Sequence[Sequenc
 
     n_rows = len(rows)
     n_cols = max((len(r) for r in rows), default=1)
-    h = n_rows * (cell + pad) + pad
+    width = max(8, round(cell / 3.6))  # characters per caption line at fontsize 5.5 under a `cell`-px image
+    wrapped = None if captions is None else [
+        ["\n".join(textwrap.wrap(str(t), width, max_lines=2, placeholder=" …")) if t else "" for t in row]
+        for row in captions]
+    lines = max((t.count("\n") + 1 for row in wrapped or [] for t in row if t), default=0)
+    pitch = cell + pad + 8 * lines  # row height in canvas pixels, with room for the caption lines
+    h = n_rows * pitch + pad
     w = n_cols * (cell + pad) + pad
     canvas = np.full((h, w, 3), 255, dtype=np.uint8)
     for r, row in enumerate(rows):
@@ -190,19 +213,20 @@ def plot_image_grid(rows: Sequence[Sequence[Any]], *, captions: Sequence[Sequenc
             pil = pil.convert("RGB")
             pil.thumbnail((cell, cell))
             arr = np.asarray(pil)
-            y0 = pad + r * (cell + pad) + (cell - arr.shape[0]) // 2
+            y0 = pad + r * pitch + (cell - arr.shape[0]) // 2
             x0 = pad + c * (cell + pad) + (cell - arr.shape[1]) // 2
             canvas[y0:y0 + arr.shape[0], x0:x0 + arr.shape[1]] = arr
-    ax = _axes(ax, figsize=(min(1.25 * n_cols + 0.6, 12), 1.35 * n_rows + 0.4))
+    fig_w = min(1.25 * n_cols + 0.6, 12)
+    ax = _axes(ax, figsize=(fig_w, fig_w * h / w + 0.4))
     ax.imshow(canvas, interpolation="nearest")
-    if captions is not None:
-        for r, row in enumerate(captions):
+    if wrapped is not None:
+        for r, row in enumerate(wrapped):
             for c, text in enumerate(row):
                 if text:
-                    ax.text(pad + c * (cell + pad) + cell / 2, pad + r * (cell + pad) + cell + pad * 0.4,
-                            text, fontsize=5.5, ha="center", va="top")
+                    ax.text(pad + c * (cell + pad) + cell / 2, pad + r * pitch + cell + pad * 0.4,
+                            text, fontsize=5.5, ha="center", va="top", linespacing=1.0)
     if row_labels is not None:
-        ax.set_yticks([pad + r * (cell + pad) + cell / 2 for r in range(n_rows)])
+        ax.set_yticks([pad + r * pitch + cell / 2 for r in range(n_rows)])
         ax.set_yticklabels(row_labels, fontsize=7)
     else:
         ax.set_yticks([])
@@ -415,7 +439,7 @@ def plot_circle(z: Any, labels: Sequence[Any] | None = None, *, ax=None, density
 
 def plot_sphere(z: Any, labels: Sequence[Any] | None = None, *, ax=None, max_points: int | None = 800,
                 seed: int = 0, title: str = "Embeddings on the unit sphere", legend: bool = True,
-                elev: float = 20, azim: float = 35) -> Any:
+                elev: float = 20, azim: float = 35, palette: Mapping[Any, Any] | None = None) -> Any:
     """3-D unit vectors drawn on a wire-frame sphere.
 
     Args:
@@ -426,6 +450,9 @@ def plot_sphere(z: Any, labels: Sequence[Any] | None = None, *, ax=None, max_poi
         title: axes title.
         legend: show the label legend.
         elev, azim: view angles.
+        palette: optional label -> colour, for labels that are colours (see
+            :func:`category_colours`); the points then get a thin grey edge so that
+            white shows on white.
 
     Returns:
         The 3-D ``Axes``.
@@ -441,10 +468,11 @@ def plot_sphere(z: Any, labels: Sequence[Any] | None = None, *, ax=None, max_poi
     if labels is None:
         ax.scatter(pts[idx, 0], pts[idx, 1], pts[idx, 2], s=8, color=OKABE_ITO[4], depthshade=False)
     else:
-        colours, uniq = category_colours(np.asarray(labels)[idx])
-        ax.scatter(pts[idx, 0], pts[idx, 1], pts[idx, 2], s=8, c=colours, depthshade=False)
+        colours, uniq = category_colours(np.asarray(labels)[idx], palette)
+        edge = {"edgecolors": "0.3", "linewidths": 0.3} if palette else {}
+        ax.scatter(pts[idx, 0], pts[idx, 1], pts[idx, 2], s=8, c=list(colours), depthshade=False, **edge)
         if legend:
-            _legend_for(ax, uniq, None, loc="upper left")
+            _legend_for(ax, uniq, None, palette, loc="upper left")
     ax.view_init(elev=elev, azim=azim)
     ax.set_box_aspect((1, 1, 1))
     ax.set_xticks([])
