@@ -385,8 +385,20 @@ def build_site(executed: Sequence[str | Path], out: str | Path, *, dataset: str 
 
 
 # ------------------------------------------------------------------ command line
-def _stale(executed: Path, source: Path) -> bool:
-    return not executed.exists() or executed.stat().st_mtime < source.stat().st_mtime
+def _stale(executed: Path, source: Path, parameters: dict[str, Any]) -> bool:
+    """Whether ``executed`` is missing, older than ``source``, or was run with other parameters (or SMOKE)."""
+    from .nbtools import notebook_parameters
+
+    if not executed.exists() or executed.stat().st_mtime < source.stat().st_mtime:
+        return True
+    try:
+        ran = (_read(executed).metadata.get("papermill") or {}).get("parameters") or {}
+    except Exception:  # an unreadable copy is re-rendered
+        return True
+    own = notebook_parameters(source)
+    wanted = {k: v for k, v in parameters.items() if k in own}
+    return bool(ran.get("SMOKE")) or any(ran.get(k, own.get(k)) != v for k, v in wanted.items()) or \
+        any(k not in wanted for k in ran if k != "SMOKE")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -403,11 +415,11 @@ def main(argv: list[str] | None = None) -> int:
     build = Path(args.build_dir)
     executed_dir = build / "notebooks"
     sources = list_notebooks()
+    params = {} if args.dataset == "toy" else {"DATASET": args.dataset}
     try:
-        stale = [s.name for s in sources if _stale(executed_dir / s.name, s)]
+        stale = [s.name for s in sources if _stale(executed_dir / s.name, s, params)]
         if stale and not args.no_render:
             print(f"rendering {len(stale)} notebook(s) at full settings first: {', '.join(stale)}", flush=True)
-            params = {} if args.dataset == "toy" else {"DATASET": args.dataset}
             render_notebooks([s[:2] for s in stale], executed_dir, parameters=params, html=False)
         missing = [s.name for s in sources if not (executed_dir / s.name).exists()]
         if missing:

@@ -118,6 +118,13 @@ class LabServer:
                 time.sleep(0.5)
         raise TimeoutError(f"JupyterLab did not answer in {timeout:.0f} s: {self.log_path.read_text()[-2000:]}")
 
+    def shutdown_kernels(self) -> None:
+        """Stop every session's kernel (each test leaves the machine as it found it)."""
+        for s in self.api("sessions"):
+            req = urllib.request.Request(f"http://127.0.0.1:{self.port}/api/sessions/{s['id']}?token={self.token}",
+                                         method="DELETE")
+            urllib.request.urlopen(req, timeout=30).close()
+
     def url(self, notebook: str) -> str:
         return f"http://127.0.0.1:{self.port}/lab/tree/{notebook}?token={self.token}"
 

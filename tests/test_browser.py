@@ -169,6 +169,7 @@ def test_notebook_runs_in_jupyterlab(key, browser, lab, tmp_path):
         assert not log.problems(), log.problems()
     finally:
         page.close()
+        lab.shutdown_kernels()
 
 
 @pytest.mark.notebook
@@ -207,8 +208,10 @@ def test_site_works_offline(browser, smoke_runs, tmp_path):
             for n in range(page.locator(".arl-explorer").count()):
                 box = page.locator(".arl-explorer").nth(n)
                 img = box.locator("img.arl-frame")
-                for c in range(box.locator("[data-k]").count()):
-                    ctl = box.locator("[data-k]").nth(c)
+                # sliders first: a drop-down choice may leave the slider a single option (03: align + uniform)
+                controls = [box.locator("input[data-k]").nth(i) for i in range(box.locator("input[data-k]").count())]
+                controls += [box.locator("select[data-k]").nth(i) for i in range(box.locator("select[data-k]").count())]
+                for c, ctl in enumerate(controls):
                     before = img.get_attribute("src")
                     if ctl.evaluate("e => e.tagName") == "SELECT":
                         values = ctl.locator("option").evaluate_all("os => os.map(o => o.value)")

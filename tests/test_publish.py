@@ -195,3 +195,20 @@ def test_nothing_a_kernel_inherits_sets_the_matplotlib_backend():
         text = (REPO / path).read_text()
         assert not re.search(r"^\s*(export\s+)?MPLBACKEND\s*:?=", text, flags=re.M), path
         assert 'setdefault("MPLBACKEND"' not in text and 'environ["MPLBACKEND"]' not in text, path
+
+
+def test_site_rerenders_smoke_or_other_dataset_copies(tmp_path):
+    src_nb = _nb(new_code_cell('SMOKE = False\nDATASET = "toy"'))
+    src_nb.cells[1].metadata["tags"] = ["parameters"]
+    src, executed = tmp_path / "09_x.ipynb", tmp_path / "out" / "09_x.ipynb"
+    nbformat.write(src_nb, src)
+    assert publish._stale(executed, src, {})  # never executed
+    executed.parent.mkdir()
+    for ran, wanted, stale in [({}, {}, False), ({"SMOKE": True}, {}, True),
+                               ({"DATASET": "movielens"}, {}, True), ({"DATASET": "movielens"},
+                                                                      {"DATASET": "movielens"}, False),
+                               ({}, {"DATASET": "movielens"}, True)]:
+        nb = _nb()
+        nb.metadata["papermill"] = {"parameters": ran}
+        nbformat.write(nb, executed)
+        assert publish._stale(executed, src, wanted) is stale, (ran, wanted)
