@@ -43,10 +43,44 @@ def cmd_features(args: argparse.Namespace) -> int:
     return 0
 
 
+def _unset(value, default):
+    return default if value is None else value
+
+
+def cmd_pretrain_multiway(args: argparse.Namespace) -> int:
+    """``alignrec-lite pretrain-ica DIR --encoder multiway``: masked multimodal modelling, mm_feat.npy."""
+    from .multiway import MultiwayConfig, pretrain_multiway
+
+    for flag, value in (("--image-encoder", args.image_encoder), ("--text-encoder", args.text_encoder),
+                        ("--arch", args.arch), ("--pretrained", args.pretrained)):
+        if value:
+            raise ConfigError(f"{flag} belongs to the two-tower encoder", row=flag,
+                              fix="drop it, or use --encoder mmenc")
+    d = MultiwayConfig()
+    cfg = MultiwayConfig(dim=_unset(args.embed_dim, d.dim), layers=_unset(args.layers, d.layers),
+                         tokenizer=_unset(args.tokenizer, d.tokenizer), epochs=_unset(args.epochs, d.epochs),
+                         batch_size=_unset(args.batch_size, d.batch_size), lr=_unset(args.lr, d.lr),
+                         pretrain=not args.no_pretrain, precision=args.precision, device=args.device,
+                         seed=args.seed)
+    result = pretrain_multiway(args.dir, cfg, out=args.out, resume=args.resume, overwrite=args.overwrite,
+                               progress=not args.quiet)
+    loss = "random init, no pre-training" if not result["epochs_run"] else f"final loss {result['final_loss']:.4f}"
+    print(f"mm_feat.npy {tuple(result['shape'])}: Multiway encoder, {result['epochs_run']} epoch(s), "
+          f"{result['train_seconds']:.1f} s, {loss}")
+    print(f"checkpoints: {result['run_dir']}")
+    return 0
+
+
 def cmd_pretrain_ica(args: argparse.Namespace) -> int:
-    """``alignrec-lite pretrain-ica DIR``: train MMEnc with ICA and write mm_feat.npy."""
+    """``alignrec-lite pretrain-ica DIR``: train MMEnc with ICA (or the Multiway encoder) and write mm_feat.npy."""
+    if getattr(args, "encoder", "mmenc") == "multiway":
+        return cmd_pretrain_multiway(args)
+    if args.no_pretrain or args.layers is not None or args.tokenizer is not None:
+        raise ConfigError("--no-pretrain, --layers and --tokenizer belong to the Multiway encoder",
+                          row="--encoder", fix="add --encoder multiway, or drop them")
     from .ica import ICAConfig, pretrain_ica
 
+    d = ICAConfig()
     image = args.image_encoder
     text = args.text_encoder
     if args.arch:
@@ -60,10 +94,10 @@ def cmd_pretrain_ica(args: argparse.Namespace) -> int:
         image_encoder=image or "tiny-cnn",
         text_encoder=text or "minilm",
         fusion=args.fusion,
-        embed_dim=args.embed_dim,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
+        embed_dim=_unset(args.embed_dim, d.embed_dim),
+        epochs=_unset(args.epochs, d.epochs),
+        batch_size=_unset(args.batch_size, d.batch_size),
+        lr=_unset(args.lr, d.lr),
         mask_weight=args.mask_weight,
         mask_prob=args.mask_prob,
         freeze_text=not args.train_text,
@@ -117,17 +151,27 @@ def register_commands(sub: argparse._SubParsersAction) -> None:
     p = _parser(sub, "pretrain-ica", "pre-train the multimodal encoder (ICA) and write mm_feat.npy",
                 "alignrec-lite pretrain-ica data/ml --epochs 10 --fusion mean\n"
                 "  alignrec-lite pretrain-ica data/ml --arch ViT-B-32 --pretrained openai --precision amp "
-                "--batch-size 256 --device cuda")
+                "--batch-size 256 --device cuda\n"
+                "  alignrec-lite pretrain-ica data/ml --encoder multiway --epochs 10     "
+                "# one Multiway Transformer, masked modelling\n"
+                "  alignrec-lite pretrain-ica data/ml --encoder multiway --no-pretrain   # its random init")
     p.add_argument("dir", help="MMRec dataset folder with items.csv")
+    p.add_argument("--encoder", choices=["mmenc", "multiway"], default="mmenc",
+                   help="mmenc: two towers + CLIP/masked-modality loss (default); multiway: one BEiT-3-style "
+                   "Multiway Transformer pre-trained by masked image/text modelling")
     p.add_argument("--image-encoder", help="image tower spec (default tiny-cnn)")
     p.add_argument("--text-encoder", help="text tower spec (default minilm)")
     p.add_argument("--arch", help="open_clip architecture for both towers (e.g. ViT-B-32)")
     p.add_argument("--pretrained", help="open_clip pretrained tag for --arch (e.g. openai)")
     p.add_argument("--fusion", choices=["mean", "concat", "mlp"], default="mean", help="how the towers are fused")
-    p.add_argument("--embed-dim", type=int, default=128, help="shared embedding size")
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--embed-dim", type=int, help="shared embedding size (default 128) / Multiway width (default 96)")
+    p.add_argument("--epochs", type=int, help="training epochs (default 10)")
+    p.add_argument("--batch-size", type=int, help="items per batch (default 128; multiway 32)")
+    p.add_argument("--lr", type=float, help="peak learning rate (default 1e-3; multiway 2e-3)")
+    p.add_argument("--layers", type=int, help="multiway: Transformer blocks (default 3)")
+    p.add_argument("--tokenizer", choices=["words", "minilm"], help="multiway: title tokeniser (default words)")
+    p.add_argument("--no-pretrain", action="store_true",
+                   help="multiway: keep the random initialisation (0 steps), for comparison")
     p.add_argument("--mask-weight", type=float, default=0.5, help="weight of the masked-modality objective")
     p.add_argument("--mask-prob", type=float, default=0.5, help="share of items whose one modality is masked")
     p.add_argument("--train-text", action="store_true", help="also train the text tower (default: frozen, LiT-style)")
@@ -135,7 +179,7 @@ def register_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--precision", choices=["fp32", "amp"], default="fp32")
     p.add_argument("--device", default="auto")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", help="run folder for checkpoints (default DIR/.cache/ica)")
+    p.add_argument("--out", help="run folder for checkpoints (default DIR/.cache/ica or DIR/.cache/multiway)")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in the run folder")
     p.add_argument("--overwrite", action="store_true", help="replace an existing mm_feat.npy / run")
     p.add_argument("--quiet", action="store_true")

@@ -41,6 +41,9 @@ CALLS = {
     "plot_embedding_map": lambda ax: plots.plot_embedding_map(RNG.normal(size=(60, 2)), RNG.integers(0, 500, 60),
                                                               log=True, ax=ax),
     "plot_joint_map": lambda ax: plots.plot_joint_map(RNG.normal(size=(40, 2)), RNG.normal(size=(40, 2)), ax=ax),
+    "plot_patch_attention": lambda ax: plots.plot_patch_attention(
+        [{"image": RNG.uniform(size=(16, 16, 3)), "attention": RNG.uniform(size=(2, 2)), "token": "mug",
+          "title": "a red mug with dots"} for _ in range(2)], ax=ax),
 }
 
 

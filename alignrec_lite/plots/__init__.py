@@ -25,6 +25,7 @@ from .embeddings import (
     plot_vectors_2d,
     project_2d,
 )
+from .attention import plot_patch_attention  # noqa: E402
 from .evaluation import *  # noqa: E402,F401,F403 - notebooks 05-08 (names in evaluation.__all__)
 
 __all__ = [
@@ -40,6 +41,7 @@ __all__ = [
     "plot_memory_scaling",
     "plot_norm_vs_popularity",
     "plot_pair_distances",
+    "plot_patch_attention",
     "plot_similarity_matrix",
     "plot_sphere",
     "plot_sweep",
