@@ -58,3 +58,18 @@ def check_cca_loss(fn: Callable[[torch.Tensor, torch.Tensor, float], Any]) -> bo
             expect_close(got, info_nce(c, i, tau), f"CCA InfoNCE at tau = {tau}")
 
     return run_checks("check_cca_loss", body, "fill in my_cca_loss")
+
+
+def check_untrained_bpr(prediction: Any, measured: float) -> bool:
+    """Predict-then-run: the BPR term of an untrained model on one batch.
+
+    Args:
+        prediction: the learner's number.
+        measured: the BPR term the notebook computed on a fresh, untrained model.
+    """
+    from ._predict import check_number
+
+    why = ("Untrained embeddings are small random vectors, so every score u·i is close to 0 and the difference "
+           "of a positive and a negative score too: -log σ(0) = log 2 ≈ 0.693. A BPR term well below 0.69 means "
+           "the model already ranks positives first; one above it means it ranks them last.")
+    return check_number("check_untrained_bpr", prediction, float(measured), tolerance=0.05, why=why)

@@ -174,7 +174,7 @@ def plot_cold_user_curve(df: pd.DataFrame, metric: str = "recall@20", *, ax=None
     ax.set_xlabel("items the new user revealed")
     ax.set_ylabel(f"{metric} on their other items")
     ax.set_title("New users, folded in without retraining")
-    ax.legend(fontsize=7, frameon=False)
+    ax.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside, never over the lines
     return ax
 
 
