@@ -197,7 +197,7 @@ def notebook_question(nb: Any) -> str:
         if cell.cell_type == "markdown" and re.search(r"^#\s", cell.source, flags=re.M):
             body = re.split(r"^#\s+.*$", cell.source, maxsplit=1, flags=re.M)[-1].strip()
             para = re.split(r"\n\s*\n", body)[0] if body else ""
-            return re.sub(r"\s+", " ", re.sub(r"[*_`]", "", para)).strip()
+            return re.sub(r"\s+", " ", re.sub(r"[*_`$]", "", para)).strip()  # no MathJax on the index
     return ""
 
 
@@ -330,13 +330,14 @@ _INDEX = """<!DOCTYPE html>
 <style>
 body {{ font-family: sans-serif; max-width: 70em; margin: 2em auto; padding: 0 1em; color: #222; }}
 .card {{ display: flex; gap: 1.5em; border-top: 1px solid #ddd; padding: 1.2em 0; }}
-.card img {{ width: 22em; max-width: 40%; object-fit: contain; align-self: flex-start; }}
+.card > a {{ flex: 0 0 22em; max-width: 40%; }}
+.card img {{ width: 100%; border: 1px solid #eee; }}
 .card h2 {{ margin: 0 0 0.4em 0; font-size: 1.25em; }}
 .meta {{ color: #666; font-size: 90%; }}
 </style></head><body>
 <h1>alignrec-lite: multimodal recommendation through AlignRec</h1>
 <p>Eight notebooks, from embeddings and cosine similarity to training AlignRec (Liu et al., CIKM 2024) and
-serving its top-K lists offline. Every page below was executed at full settings on {dataset}; the figures are
+serving its top-K lists offline. Every page below was executed at {settings} on {dataset}; the figures are
 the notebooks' own outputs. To run them yourself: <code>make lab</code>.</p>
 {cards}
 <p class="meta">Built {built} by <code>make site</code>.</p>
@@ -345,7 +346,7 @@ the notebooks' own outputs. To run them yourself: <code>make lab</code>.</p>
 
 
 def build_site(executed: Sequence[str | Path], out: str | Path, *, dataset: str = "the bundled toy shop",
-               seconds: dict[str, float] | None = None) -> Path:
+               seconds: dict[str, float] | None = None, settings: str = "full settings") -> Path:
     """Write the course site: ``index.html``, one page per notebook, their first figures, MathJax.
 
     The folder is built beside ``out`` and swapped in when complete.
@@ -354,6 +355,7 @@ def build_site(executed: Sequence[str | Path], out: str | Path, *, dataset: str 
         executed: executed notebooks, in course order.
         out: the site folder (``_build/site``).
         dataset: what the notebooks ran on, for the index's first paragraph.
+        settings: how they ran (``"full settings"``; the tests build it from SMOKE runs).
         seconds: run time per notebook file name (default: papermill's recorded duration).
 
     Returns:
@@ -378,7 +380,7 @@ def build_site(executed: Sequence[str | Path], out: str | Path, *, dataset: str 
             run = f"runs in {secs:.0f} s on this machine's CPU" if secs is not None else ""
             cards.append(f'<div class="card">{img}<div><h2><a href="{page}">{html.escape(title)}</a></h2>'
                          f"<p>{html.escape(question)}</p><p class=\"meta\">{run}</p></div></div>")
-        index = _INDEX.format(dataset=html.escape(dataset), cards="\n".join(cards),
+        index = _INDEX.format(dataset=html.escape(dataset), settings=html.escape(settings), cards="\n".join(cards),
                               built=time.strftime("%Y-%m-%d %H:%M"))
         (tmp / "index.html").write_text(index, encoding="utf-8")
     return out

@@ -163,8 +163,11 @@ def test_notebook_runs_in_jupyterlab(key, browser, lab, tmp_path):
             cell.screenshot(path=str(tmp_path / f"{key}_explorer{n}.png"))
         page.screenshot(path=str(tmp_path / f"{key}_lab.png"))
         if SHOTS and key == "03":
+            for button in page.get_by_role("button", name="No", exact=True).all():
+                button.click()  # the "Jupyter news?" toast, not part of the picture
             page.locator(".jp-CodeCell").filter(has=page.locator(".jp-RenderedImage img")).first \
                 .scroll_into_view_if_needed()
+            page.wait_for_timeout(1500)  # JupyterLab draws the cells that scrolled into view
             page.screenshot(path=str(Path(SHOTS) / "jupyterlab.png"))
         assert not log.problems(), log.problems()
     finally:
@@ -176,7 +179,7 @@ def test_notebook_runs_in_jupyterlab(key, browser, lab, tmp_path):
 def test_site_works_offline(browser, smoke_runs, tmp_path):
     keys = sorted(FIGURES)
     executed = [smoke_runs.get(k).executed for k in keys]
-    site = build_site(executed, tmp_path / "site")
+    site = build_site(executed, tmp_path / "site", settings="SMOKE settings (the test run: tiny data, few epochs)")
     page = browser.new_page(viewport={"width": 1200, "height": 900})
     log = watch(page)
     try:
