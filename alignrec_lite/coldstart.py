@@ -542,7 +542,7 @@ def item_coldstart_experiment(
     for name, net in nets.items():
         scorers[name] = net.full_sort_scores
         if has_content_path(net):
-            feat = split.dataset.feature(net.feature_source or "auto")[0]
+            feat = net.content_features(split.dataset)  # the rows its content path reads (VBPR: raw)
             scorers[f"{name} · content"] = content_path_scores(net, feat, split.cold_items)
     feat = _content_features(split.dataset)
     if feat is not None:

@@ -1,7 +1,9 @@
 """Loss functions, each a pure function of tensors.
 
 * :func:`bpr_loss` — Bayesian personalised ranking (Rendle et al., UAI 2009).
-* :func:`l2_reg_loss` — MMRec's ``EmbLoss``-style L2 on batch vectors.
+* :func:`emb_loss` — MMRec's ``EmbLoss`` (``common/loss.py``): unsquared Frobenius norms / batch
+  size, the regulariser of the baselines BPR, LightGCN and VBPR (ALIGNREC_SPEC appendix A).
+* :func:`l2_reg_loss` — AlignRec's own squared L2 on the final batch vectors (ALIGNREC_SPEC §1.3).
 * :func:`info_nce` — one-directional InfoNCE with in-batch negatives (AlignRec's CCA term).
 * :func:`clip_loss` — CLIP's symmetric InfoNCE over an N x N logit matrix (Radford et al., 2021).
 * :func:`align_loss`, :func:`uniform_loss` — Wang & Isola (ICML 2020), Eq. 4 and 5.
@@ -30,15 +32,56 @@ def bpr_loss(pos_scores: torch.Tensor, neg_scores: torch.Tensor) -> torch.Tensor
     return -F.logsigmoid(pos_scores - neg_scores).mean()  # softplus(neg - pos), numerically stable
 
 
+def emb_loss(*embeddings: torch.Tensor) -> torch.Tensor:
+    """MMRec's ``EmbLoss``: the sum of the batch matrices' Frobenius norms over the batch size.
+
+    ``L_reg = (||E_U||_F + ||E_I+||_F + ||E_I-||_F) / |B|`` (``reg_weight`` multiplies
+    it outside). The norms are **plain, not squared**, and ``|B|`` is the *actual*
+    number of rows of the last matrix (MMRec divides by ``embeddings[-1].shape[0]``),
+    so the last, smaller batch of an epoch is divided by its own size. This is the
+    regulariser of MMRec's BPR, LightGCN and VBPR (ALIGNREC_SPEC appendix A); it is
+    *not* :func:`l2_reg_loss` (half the squared norms), so a given ``reg_weight``
+    means a different penalty in the two forms.
+
+    The gradient with respect to a row ``e`` of ``E`` is ``e / (||E||_F |B|)``: its
+    size does not grow with the embedding scale, unlike the squared form's ``e / |B|``.
+
+    Args:
+        *embeddings: the batch matrices (users, positive items, negative items).
+
+    Returns:
+        A scalar tensor.
+
+    Shape:
+        each embedding: ``(B, d)`` (all with the same ``B``). Returns ``()``.
+
+    >>> float(emb_loss(torch.ones(4, 4)))  # ||1||_F = 4, / 4 rows
+    1.0
+    >>> float(emb_loss(torch.ones(4, 4), 2 * torch.ones(4, 4)))  # (4 + 8) / 4
+    3.0
+    """
+    total = sum(torch.linalg.vector_norm(e) for e in embeddings)  # sum of ||E||_F, scalar
+    return total / embeddings[-1].shape[0]
+
+
 def l2_reg_loss(*embeddings: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
     """Half the summed squared L2 norm of the given batch vectors, divided by the batch size.
 
-    MMRec's regulariser (``reg_weight`` multiplies it). AlignRec divides by the
-    *configured* batch size (2048) even for the last, smaller batch: pass
-    ``batch_size`` to reproduce that; by default the actual batch size is used.
+    AlignRec's own regulariser (``bpr_loss`` of the official code; ``reg_weight``
+    multiplies it): ``(1 / 2B) sum_B (||h_u||² + ||h_i+||² + ||h_i-||²)`` on the final
+    batch vectors. AlignRec divides by the *configured* batch size (2048) even for
+    the last, smaller batch: pass ``batch_size`` to reproduce that; by default the
+    actual batch size is used. MMRec's baselines use :func:`emb_loss` instead.
+
+    Args:
+        *embeddings: the batch matrices.
+        batch_size: the divisor ``B`` (default: rows of the first matrix).
+
+    Returns:
+        A scalar tensor.
 
     Shape:
-        each embedding: ``(B, d)``. Returns a scalar.
+        each embedding: ``(B, d)``. Returns ``()``.
 
     >>> float(l2_reg_loss(torch.ones(2, 3)))
     1.5

@@ -123,6 +123,9 @@ class AlignRec(Recommender):
             optimiser belongs to the trainer here, so that part is not reproduced.
         sim_cache_mb (512.0): memory allowed for the precomputed squared-cosine
             matrix that makes L_sim fast (0 = never cache; see :meth:`_sim_term`).
+        lr_decay (0.96): the trainer's learning-rate decay per ``lr_decay_step`` (50)
+            epochs, ``lr · 0.96^(epoch/50)`` (AlignRec's yaml ``[0.96, 50]``); the
+            baselines keep the trainer's constant rate (1.0), as MMRec's do.
 
     The content-only variant (``branches="content"``): without ID embeddings the
     purifier has nothing to gate, so the content vector itself is propagated:
@@ -161,6 +164,7 @@ class AlignRec(Recommender):
         "use_ln": False,
         "warmup_ui": False,
         "sim_cache_mb": 512.0,
+        "lr_decay": 0.96,
     }
 
     def __init__(self, dataset: RecDataset, config: Mapping[str, Any] | None = None) -> None:

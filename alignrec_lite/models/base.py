@@ -107,6 +107,19 @@ class Recommender(nn.Module):
         user_e, item_e = self._cache
         return user_e[users.to(user_e.device)] @ item_e.T  # (b, n_items)
 
+    #: how the content path wants several modalities joined: ``"normalised"`` (each block
+    #: L2-normalised, concatenated, normalised again: :meth:`RecDataset.feature`) or
+    #: ``"raw-text-first"`` (VBPR, as MMRec: ``cat(text, image)`` of the raw rows)
+    content_layout: str = "normalised"
+
+    def content_features(self, dataset: RecDataset) -> np.ndarray:
+        """The content feature rows this model's content path reads (its ``feature_source``, its layout).
+
+        Shape:
+            returns ``(n_items, d_f)``.
+        """
+        return dataset.feature(getattr(self, "feature_source", None) or "auto")[0]
+
     def n_parameters(self) -> int:
         """Number of trainable parameters."""
         return sum(p.numel() for p in self.parameters() if p.requires_grad)

@@ -16,6 +16,11 @@ Representations: ``h_u`` = LightGCN user output (``n_ui_layers`` on the denoised
 graph, mean of layers 0..L); ``h_i`` = LightGCN item output + ``S^{n_layers} e_i``.
 Loss = BPR + ``reg_weight`` · (BPR of ``h_u`` against the projected text features
 + BPR against the projected image features).
+
+As in MMRec, the image and text feature tables are **trainable** parameters
+initialised from the files (``nn.Embedding.from_pretrained(..., freeze=False)``):
+the modality BPR terms update them, while the item graph ``S`` stays the one
+built from the initial features (``finetune_features=False`` freezes them).
 """
 
 from __future__ import annotations
@@ -73,6 +78,12 @@ class FREEDOM(Recommender):
         dropout (0.8): share of user-item edges dropped each epoch (grid 0.8, 0.9;
             0 = no denoising).
         reg_weight (1e-4): λ of the modality BPR terms (grid 0, 1e-5, 1e-4, 1e-3).
+        finetune_features (True): MMRec's FREEDOM trains the image/text feature
+            tables (initialised from the files) through the modality BPR terms;
+            the kNN graph ``S`` is never rebuilt. ``False`` keeps the tables fixed
+            (the kit's earlier behaviour; cheaper, and it shows how much the
+            fine-tuning itself is worth). The tables never enter the scores, only
+            the modality BPR terms.
         feature_source ("auto"): ``auto`` = image and text where both exist, the
             one that exists otherwise, else ``mm`` alone; or one of ``image``,
             ``text``, ``mm``, ``image+text`` (two graphs, two projections). With a
@@ -94,6 +105,7 @@ class FREEDOM(Recommender):
         "mm_image_weight": 0.1,
         "dropout": 0.8,
         "reg_weight": 1e-4,
+        "finetune_features": True,
         "feature_source": "auto",
     }
 
@@ -114,14 +126,18 @@ class FREEDOM(Recommender):
         # frozen item-item graph S = w S_img + (1 - w) S_txt
         graph = None
         self.proj = nn.ModuleDict()
+        self.feat_table = nn.ParameterDict()  # trainable copies (MMRec's image/text_embedding)
         for name in self.modalities:
             feat = dataset.features[name].astype(np.float32, copy=False)  # (n_items, d_m)
             s = knn_graph(feat, int(cfg["knn_k"]), weighted=False, normalize="sym")
             weight = w_img if name == "image" or len(self.modalities) == 1 else 1.0 - w_img
             graph = weight * s if graph is None else graph + weight * s
+            # the initial features: what the frozen graph was built from (encode_content uses them)
             self.register_buffer(f"feat_{name}", torch.from_numpy(np.ascontiguousarray(feat)), persistent=False)
-            self.proj[name] = nn.Linear(feat.shape[1], d)  # image_trs / text_trs
-            nn.init.xavier_normal_(self.proj[name].weight)
+            if cfg["finetune_features"]:
+                self.feat_table[name] = nn.Parameter(torch.from_numpy(np.array(feat, dtype=np.float32)))
+            # image_trs / text_trs, with PyTorch's default Linear initialisation as in MMRec's FREEDOM
+            self.proj[name] = nn.Linear(feat.shape[1], d)
         s_t, s_tt = sparse_pair(sp.csr_matrix(graph, dtype=np.float32))
         self.register_buffer("item_graph", s_t, persistent=False)
         self.register_buffer("item_graph_t", s_tt, persistent=False)
@@ -194,13 +210,29 @@ class FREEDOM(Recommender):
         user_e, item_e = torch.split(out, [self.n_users, self.n_items])
         return user_e, item_e + h
 
+    def feature_table(self, modality: str) -> torch.Tensor:
+        """The feature table a modality's BPR term sees: trainable with ``finetune_features``.
+
+        Args:
+            modality: ``image``, ``text`` or ``mm``.
+
+        Returns:
+            The current table (a parameter when fine-tuned, else the fixed input).
+
+        Shape:
+            returns ``(n_items, d_m)``.
+        """
+        if modality in self.feat_table:
+            return self.feat_table[modality]
+        return getattr(self, f"feat_{modality}")
+
     def projected_features(self) -> dict[str, torch.Tensor]:
         """Each modality's features projected to ``d`` (``image_trs`` / ``text_trs``).
 
         Shape:
             each value ``(n_items, d)``.
         """
-        return {m: self.proj[m](getattr(self, f"feat_{m}")) for m in self.modalities}
+        return {m: self.proj[m](self.feature_table(m)) for m in self.modalities}
 
     @torch.no_grad()
     def encode_content(self, features: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -246,7 +278,12 @@ class FREEDOM(Recommender):
             h = h + weight * e[nbr].sum(1) / k  # (m, d)
         return h
 
-    def loss(self, users, pos, neg):
+    def loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> dict[str, torch.Tensor]:
+        """BPR + ``reg_weight`` · the modality BPR terms on one batch.
+
+        Shape:
+            users, pos, neg: ``(B,)`` int64.
+        """
         user_e, item_e = self.forward()
         u = user_e[users]  # (B, d)
         rank = bpr_loss((u * item_e[pos]).sum(1), (u * item_e[neg]).sum(1))

@@ -2,15 +2,20 @@
 
 ``E^(l+1) = Â E^(l)`` on the normalised bipartite graph ``Â = D^{-1/2} A D^{-1/2}``;
 the final embedding is the mean of layers ``0..L``; ``score = dot``; loss = BPR +
-``reg_weight`` * L2 of the batch's *layer-0* embeddings.
+``reg_weight`` · MMRec's ``EmbLoss`` of the batch's *layer-0* embeddings,
+``(||E_U||_F + ||E_I+||_F + ||E_I-||_F) / |B|`` (unsquared norms,
+:func:`~alignrec_lite.losses.emb_loss`; ALIGNREC_SPEC appendix A).
 """
 
 from __future__ import annotations
 
+from typing import Any, Mapping
+
 import torch
 
+from ..data.mmrec import RecDataset
 from ..graphs import normalized_adjacency, sym_spmm, to_torch
-from ..losses import bpr_loss, l2_reg_loss
+from ..losses import bpr_loss, emb_loss
 from .base import Recommender
 
 
@@ -31,13 +36,18 @@ class LightGCN(Recommender):
     """LightGCN.
 
     Config:
-        embedding_size (64), n_layers (2; grid 1-4), reg_weight (1e-4; grid 1e-2 … 1e-6).
+        embedding_size (64), n_layers (2; grid 1-4), reg_weight (1e-4; grid 1e-2 … 1e-6,
+        on ``EmbLoss``).
+
+    Args:
+        dataset: the data (the train split builds the graph).
+        config: hyper-parameters.
     """
 
     name = "lightgcn"
     defaults = {"embedding_size": 64, "n_layers": 2, "reg_weight": 1e-4}
 
-    def __init__(self, dataset, config=None) -> None:
+    def __init__(self, dataset: RecDataset, config: Mapping[str, Any] | None = None) -> None:
         super().__init__(dataset, config)
         d = int(self.config["embedding_size"])
         self.init_id_embeddings(d)
@@ -45,13 +55,24 @@ class LightGCN(Recommender):
                              persistent=False)
 
     def forward(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean of the propagated layers, split into users and items.
+
+        Shape:
+            returns ``(n_users, d)``, ``(n_items, d)``.
+        """
         emb0 = torch.cat([self.user_emb.weight, self.item_emb.weight])  # (N, d)
         out = propagate(self.adj, emb0, int(self.config["n_layers"]))
         return torch.split(out, [self.n_users, self.n_items])
 
-    def loss(self, users, pos, neg):
+    def loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> dict[str, torch.Tensor]:
+        """BPR on the propagated vectors + ``reg_weight`` · EmbLoss of the layer-0 ones.
+
+        Shape:
+            users, pos, neg: ``(B,)`` int64.
+        """
         user_e, item_e = self.forward()
         u, p, n = user_e[users], item_e[pos], item_e[neg]  # (B, d) each
         rank = bpr_loss((u * p).sum(1), (u * n).sum(1))
-        reg = self.config["reg_weight"] * l2_reg_loss(self.user_emb(users), self.item_emb(pos), self.item_emb(neg))
+        ego = self.user_emb(users), self.item_emb(pos), self.item_emb(neg)  # (B, d) each, layer 0
+        reg = self.config["reg_weight"] * emb_loss(*ego)
         return {"loss": rank + reg, "bpr": rank, "reg": reg}
