@@ -356,6 +356,9 @@ def long_tail_report(
     Returns:
         ``(per-bucket table with a "model" column, beyond-accuracy table, one row per model)``.
     """
+    from .checks import check_evaluate_args
+
+    (k,), batch_users, _ = check_evaluate_args(dataset, split, (k,), batch_users, None)  # k=0, split='train', ...
     pop = dataset.item_popularity("train")
     buckets = buckets or popularity_buckets(pop)
     truth = dataset.interaction_matrix(split)

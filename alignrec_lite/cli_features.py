@@ -28,10 +28,13 @@ def cmd_features(args: argparse.Namespace) -> int:
     """``alignrec-lite features DIR``: write image_feat.npy / text_feat.npy + features.json."""
     from .encoders import extract_features
 
-    man = extract_features(args.dir, _none(args.image_encoder), _none(args.text_encoder),
-                           batch_size=args.batch_size, device=args.device, progress=not args.quiet,
-                           overwrite=args.overwrite, seed=args.seed, precision=args.precision,
-                           keep_cache=args.keep_cache)
+    from .checks import out_lock
+
+    with out_lock(Path(args.dir), flag="DIR"):  # one writer of a dataset's feature files at a time
+        man = extract_features(args.dir, _none(args.image_encoder), _none(args.text_encoder),
+                               batch_size=args.batch_size, device=args.device, progress=not args.quiet,
+                               overwrite=args.overwrite, seed=args.seed, precision=args.precision,
+                               keep_cache=args.keep_cache)
     for modality in ("image", "text"):
         e = man.get(modality)
         if not isinstance(e, dict) or "sha256" not in e:
@@ -62,8 +65,11 @@ def cmd_pretrain_multiway(args: argparse.Namespace) -> int:
                          batch_size=_unset(args.batch_size, d.batch_size), lr=_unset(args.lr, d.lr),
                          pretrain=not args.no_pretrain, precision=args.precision, device=args.device,
                          seed=args.seed)
-    result = pretrain_multiway(args.dir, cfg, out=args.out, resume=args.resume, overwrite=args.overwrite,
-                               progress=not args.quiet)
+    from .checks import out_lock
+
+    with out_lock(Path(args.dir), flag="DIR"):  # one writer of a dataset's feature files at a time
+        result = pretrain_multiway(args.dir, cfg, out=args.out, resume=args.resume, overwrite=args.overwrite,
+                                   progress=not args.quiet)
     loss = "random init, no pre-training" if not result["epochs_run"] else f"final loss {result['final_loss']:.4f}"
     print(f"mm_feat.npy {tuple(result['shape'])}: Multiway encoder, {result['epochs_run']} epoch(s), "
           f"{result['train_seconds']:.1f} s, {loss}")
@@ -106,8 +112,11 @@ def cmd_pretrain_ica(args: argparse.Namespace) -> int:
         device=args.device,
         seed=args.seed,
     )
-    result = pretrain_ica(args.dir, cfg, out=args.out, resume=args.resume, overwrite=args.overwrite,
-                          progress=not args.quiet)
+    from .checks import out_lock
+
+    with out_lock(Path(args.dir), flag="DIR"):  # one writer of a dataset's feature files at a time
+        result = pretrain_ica(args.dir, cfg, out=args.out, resume=args.resume, overwrite=args.overwrite,
+                              progress=not args.quiet)
     print(f"mm_feat.npy {tuple(result['shape'])}: fusion {cfg.fusion}, {result['epochs_run']} epoch(s), "
           f"{result['train_seconds']:.1f} s, final loss {result['final_loss']:.4f}")
     print(f"checkpoints: {result['run_dir']}")

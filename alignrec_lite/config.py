@@ -20,7 +20,10 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "batch_size": 2048,  # training triples per batch
     "learning_rate": 0.001,  # Adam
     "weight_decay": 0.0,
-    "lr_decay": 0.96,  # MMRec's LambdaLR: lr * lr_decay ** (epoch / lr_decay_step)
+    # lr_t = lr * lr_decay ** (epoch / lr_decay_step), stepped per epoch (MMRec's learning_rate_scheduler).
+    # 1.0 = constant, as MMRec's overall.yaml ([1.0, 50]) gives BPR, LightGCN, VBPR and FREEDOM; AlignRec's
+    # own defaults set 0.96 (its yaml's [0.96, 50]). --set lr_decay=0.96 puts the decay on any model.
+    "lr_decay": 1.0,
     "lr_decay_step": 50,
     "stopping_step": 30,  # stop after this many + 1 non-improving evaluations (AlignRec: 30)
     "valid_metric": "recall@20",
@@ -185,6 +188,9 @@ def _validate(cfg: Mapping[str, Any]) -> None:
                           fix="use recall|ndcg|precision|map|hit @ 5|10|20|50, e.g. recall@20")
     if str(cfg["device"]) not in ("auto", "cpu") and not str(cfg["device"]).startswith("cuda"):
         raise ConfigError(f"unknown device {cfg['device']!r}", row="device", fix="use auto, cpu or cuda")
+    from .checks import check_config_ranges
+
+    check_config_ranges(cfg)  # types and ranges (with upper bounds) of every numeric setting
 
 
 def parse_set_args(items: list[str] | None) -> dict[str, str]:

@@ -794,6 +794,10 @@ def extract_features(
             encoder already in the folder (fix: ``overwrite=True`` or another folder).
         ConfigError, DownloadError: from building the towers.
     """
+    from .checks import check_int
+
+    # -1 replaced good features with NaN images and zero texts and updated the manifest
+    batch_size = check_int(batch_size, "--batch-size", 1, 65536, example=64)
     folder = Path(folder)
     ds = load_mmrec(folder, load_features=False)
     if ds.items is None:

@@ -19,6 +19,11 @@ itemID, so results never depend on ``torch.topk``'s unspecified order.
 
 Users are scored in chunks of ``batch_users``, so memory is bounded by
 ``batch_users x n_items`` scores, never ``n_users x n_items``.
+
+Per-user metrics and their means are computed in **float64** (MMRec computes them
+with NumPy) before the means are rounded to 4 decimals: a float32 mean can fall on
+the other side of a rounding boundary (0.082749993 → 0.0827, where MMRec's
+0.08275000000000014 → 0.0828), and early stopping compares the rounded values.
 """
 
 from __future__ import annotations
@@ -131,26 +136,27 @@ def metrics_from_hits(hits: torch.Tensor, n_pos: torch.Tensor, ks: Sequence[int]
         ks: cut-offs, each ``<= K``.
 
     Returns:
-        ``{"recall@10": (b,) tensor, ...}`` for every metric and K.
+        ``{"recall@10": (b,) float64 tensor, ...}`` for every metric and K (float64,
+        as MMRec's NumPy metrics, so that the mean rounds as MMRec's does).
     """
-    h = hits.float()
+    h = hits.double()  # (b, K)
     kmax = h.shape[1]
-    ranks = torch.arange(1, kmax + 1, dtype=torch.float32)
+    ranks = torch.arange(1, kmax + 1, dtype=torch.float64)
     disc = 1.0 / torch.log2(ranks + 1.0)  # (K,)
     cum_hits = h.cumsum(1)  # (b, K)
     dcg = (h * disc).cumsum(1)
     idcg_table = disc.cumsum(0)  # idcg for 1..K relevant items
     ap = (h * cum_hits / ranks).cumsum(1)
-    n_pos_f = n_pos.float()
+    n_pos_f = n_pos.double()
     out: dict[str, torch.Tensor] = {}
     for k in ks:
         c = cum_hits[:, k - 1]
         denom_k = torch.clamp(n_pos, max=k)
         out[f"recall@{k}"] = c / n_pos_f
         out[f"precision@{k}"] = c / k
-        out[f"hit@{k}"] = (c > 0).float()
+        out[f"hit@{k}"] = (c > 0).double()
         out[f"ndcg@{k}"] = dcg[:, k - 1] / idcg_table[denom_k - 1]
-        out[f"map@{k}"] = ap[:, k - 1] / denom_k.float()
+        out[f"map@{k}"] = ap[:, k - 1] / denom_k.double()
     return out
 
 
@@ -177,8 +183,8 @@ def evaluate(
         mask_valid: when evaluating ``"test"``, also mask validation items
             (off by default = MMRec's behaviour).
         batch_users: users scored at once.
-        round_to: round averages to this many decimals (MMRec rounds to 4 and
-            early-stops on the rounded value); ``None`` keeps full precision.
+        round_to: round the float64 averages to this many decimals (MMRec rounds
+            to 4 and early-stops on the rounded value); ``None`` keeps full precision.
         users: evaluate only these users (default: every user with an
             interaction in ``split``).
         return_per_user: also return ``"per_user"`` arrays and ``"users"``.
@@ -186,6 +192,9 @@ def evaluate(
     Returns:
         ``{"recall@20": float, ..., "n_users": int, "seconds": float}``.
     """
+    from .checks import check_evaluate_args
+
+    ks, batch_users, users = check_evaluate_args(dataset, split, ks, batch_users, users, round_to)
     t0 = time.perf_counter()
     gt = dataset.interaction_matrix(split)
     exclude = [dataset.interaction_matrix("train")]
@@ -206,8 +215,8 @@ def evaluate(
             per_user.setdefault(name, []).append(val)
     result: dict = {}
     for name in (f"{m}@{k}" for m in METRICS for k in ks):
-        vals = torch.cat(per_user[name]) if per_user else torch.zeros(0)
-        mean = float(vals.mean()) if len(vals) else 0.0
+        vals = torch.cat(per_user[name]) if per_user else torch.zeros(0, dtype=torch.float64)  # (n_users,)
+        mean = float(vals.mean()) if len(vals) else 0.0  # float64 mean, then rounded
         result[name] = round(mean, round_to) if round_to is not None else mean
     result["n_users"] = int(len(users))
     result["seconds"] = time.perf_counter() - t0

@@ -85,10 +85,10 @@ def itemknn_similarity(features: np.ndarray, k: int = 10, shrink: float = 10.0, 
     Shape:
         features: ``(n_items, d)``; returns ``(n_items, n_items)`` CSR with ``k`` entries per row.
     """
-    if k < 1:
-        raise ConfigError(f"knn_k must be >= 1, got {k}", row="knn_k", fix="use e.g. 10")
-    if shrink < 0:
-        raise ConfigError(f"shrink must be >= 0, got {shrink}", row="shrink", fix="use e.g. 10")
+    from .checks import check_float, check_int
+
+    k = check_int(k, "knn_k", 1, 10000, example=10)
+    shrink = check_float(shrink, "shrink", 0.0, 1e12, example=10)  # NaN gave a wrong score with exit 0
     x = torch.from_numpy(np.asarray(features, dtype=np.float32))  # (n, d)
     norms = x.norm(dim=1)  # (n,)
     n = x.shape[0]

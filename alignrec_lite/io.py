@@ -9,6 +9,7 @@ it is complete, so a killed process leaves the previous version intact.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -80,9 +81,13 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         _default_mode(tmp)
         yield Path(tmp)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
+        full = isinstance(exc, (OSError, RuntimeError)) and disk_full(path.parent)  # before the unlink frees space
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if full and not (isinstance(exc, OSError) and exc.errno == errno.ENOSPC):
+            # torch and pandas report a full disk as RuntimeError("... unexpected pos ...") and the like
+            raise OSError(errno.ENOSPC, "No space left on device", str(path)) from None
         raise
 
 
@@ -117,6 +122,15 @@ def atomic_dir(path: str | Path, *, overwrite: bool = False) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def disk_full(folder: str | Path, margin: int = 64 << 10) -> bool:
+    """Whether the filesystem holding ``folder`` has (almost) no space left for an unprivileged writer."""
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < margin
 
 
 def write_json(path: str | Path, obj: Any) -> None:

@@ -28,7 +28,8 @@ import numpy as np
 
 from .config import resolve_config
 from .data.mmrec import RecDataset
-from .errors import ConfigError
+from .checks import check_int, check_out_dir, dataset_fingerprint, out_lock
+from .errors import CheckpointError, ConfigError
 from .io import atomic_write, write_json
 
 MODES = ("grid", "random")
@@ -65,8 +66,8 @@ def plan_trials(space: Mapping[str, Sequence[Any]], *, budget: int | None = None
     for key, values in space.items():
         if len(values) == 0:
             raise ConfigError(f"no values for {key!r}", row=key, fix=f"e.g. --grid {key}=v1,v2")
-    if budget is not None and budget < 1:
-        raise ConfigError(f"budget must be >= 1, got {budget}", row="budget", fix="--budget 6")
+    if budget is not None:
+        budget = check_int(budget, "budget", 1, 10**6, example=6)
     points = expand_space(space)
     if mode == "random":
         order = np.random.default_rng(seed).permutation(len(points))
@@ -125,22 +126,37 @@ def search(
     Raises:
         ConfigError: an unknown setting, a bad value, mode or budget.
     """
-    from tqdm.auto import tqdm
-
-    from .train import train
-
     base = dict(base_overrides or {})
     name = getattr(dataset, "name", None)
     points = plan_trials(space, budget=budget, mode=mode, seed=seed)
     typed = [_typed(model, name, p, base) for p in points]  # validate every point before training
     base_typed = _typed(model, name, base, {}) if base else {}
+    fingerprint = dataset_fingerprint(dataset)
     out = Path(out) if out is not None else None
-    if out is not None:
+    if out is None:
+        return _search(dataset, model, space, typed, base, base_typed, fingerprint, None, budget=budget, mode=mode,
+                       seed=seed, progress=progress, keep_runs=keep_runs, metric=metric, on_trial=on_trial)
+    check_out_dir(out, "--out")
+    with out_lock(out):
+        _check_trials(out, model, name, fingerprint)  # a reused --out of another dataset is refused
         (out / "trials").mkdir(parents=True, exist_ok=True)
+        return _search(dataset, model, space, typed, base, base_typed, fingerprint, out, budget=budget, mode=mode,
+                       seed=seed, progress=progress, keep_runs=keep_runs, metric=metric, on_trial=on_trial)
+
+
+def _search(dataset: RecDataset, model: str, space: Mapping[str, Sequence[Any]], typed: list[dict], base: dict,
+            base_typed: dict, fingerprint: dict, out: Path | None, *, budget: int | None, mode: str, seed: int,
+            progress: bool, keep_runs: bool, metric: str, on_trial: Callable[[dict], None] | None) -> dict:
+    """The body of :func:`search` (settings validated, ``out`` locked and checked)."""
+    from tqdm.auto import tqdm
+
+    from .train import train
+
+    name = getattr(dataset, "name", None)
     records: list[dict] = []
     bar = tqdm(typed, desc=f"search {model}", disable=not progress, unit="trial")
     for i, params in enumerate(bar):
-        rec = _load_trial(out, i, model, params, base_typed)
+        rec = _load_trial(out, i, model, params, base_typed, fingerprint)
         if rec is None:
             t0 = time.perf_counter()
             run_dir = out / "runs" / f"{i:03d}" if (out is not None and keep_runs) else None
@@ -160,6 +176,7 @@ def search(
                 "seconds": round(time.perf_counter() - t0, 2),
                 "feature_source": run.get("feature_source"),
                 "config": run["config"],
+                "data_fingerprint": fingerprint,
             }
             if out is not None:
                 write_json(out / "trials" / f"{i:03d}.json", rec)
@@ -188,6 +205,7 @@ def search(
         "budget": budget,
         "seed": seed,
         "n_trials": len(records),
+        "data_fingerprint": fingerprint,
         "trials": [{k: r[k] for k in ("trial", "params", "valid", "test", "best_epoch", "seconds")}
                    for r in records],
     }
@@ -214,20 +232,61 @@ def select_best(records: Sequence[Mapping[str, Any]], metric: str = "recall@20")
     return best
 
 
+TRIAL_KEYS = {"trial": int, "params": dict, "valid": dict, "test": dict, "best_epoch": int, "seconds": (int, float)}
+
+
+def _read_trial(path: Path) -> dict:
+    """One trial record, checked: a damaged one is refused by name, never half-used."""
+    from .checks import check_regular_file
+
+    check_regular_file(path, "trial record", error=CheckpointError)
+    fix = f"delete {path.name} to run that trial again, or use another --out"
+    try:
+        rec = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"the trial record is damaged ({type(exc).__name__})", path=path, fix=fix) from None
+    if not isinstance(rec, dict):
+        raise CheckpointError(f"the trial record is not a JSON object ({type(rec).__name__})", path=path, fix=fix)
+    for key, kind in TRIAL_KEYS.items():
+        if not isinstance(rec.get(key), kind) or isinstance(rec.get(key), bool):
+            raise CheckpointError(f"the trial record has no valid {key!r}", path=path, row=key, fix=fix)
+    bad = [k for k, v in rec["valid"].items() if isinstance(v, bool) or not isinstance(v, (int, float))]
+    if bad:
+        raise CheckpointError(f"the trial record's valid metric {bad[0]!r} is not a number", path=path,
+                              row="valid", fix=fix)
+    return rec
+
+
+def _check_trials(out: Path, model: str, dataset_name: str | None, fingerprint: Mapping[str, str]) -> None:
+    """Refuse an ``out`` whose recorded trials were made on other data (or are damaged)."""
+    from .checks import fingerprint_changes
+
+    if not (out / "trials").is_dir():
+        return
+    for path in sorted((out / "trials").glob("*.json")):
+        rec = _read_trial(path)
+        made_on = rec.get("data_fingerprint")
+        other = rec.get("dataset") != dataset_name
+        diff = fingerprint_changes(made_on, fingerprint) if isinstance(made_on, dict) else []
+        if other or diff:
+            what = f"dataset {rec.get('dataset')!r}" if other else f"other data ({', '.join(diff)} differ)"
+            raise CheckpointError(f"this search folder holds trials made on {what}", path=path,
+                                  row="--out", fix="use another --out for this dataset (or delete the old "
+                                  "search folder)")
+
+
 def _load_trial(out: Path | None, i: int, model: str, params: Mapping[str, Any],
-                base: Mapping[str, Any]) -> dict | None:
-    """A finished trial from an earlier, interrupted search with the same settings (else ``None``)."""
+                base: Mapping[str, Any], fingerprint: Mapping[str, str] | None = None) -> dict | None:
+    """A finished trial from an earlier, interrupted search with the same settings and data (else ``None``)."""
     if out is None:
         return None
     path = out / "trials" / f"{i:03d}.json"
     if not path.exists():
         return None
-    try:
-        rec = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return None
+    rec = _read_trial(path)
     same = (rec.get("model") == model and rec.get("params") == json.loads(json.dumps(params))
-            and rec.get("base_overrides") == json.loads(json.dumps(base)))
+            and rec.get("base_overrides") == json.loads(json.dumps(base))
+            and (fingerprint is None or rec.get("data_fingerprint") == dict(fingerprint)))
     return rec if same else None
 
 

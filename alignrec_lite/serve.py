@@ -40,12 +40,11 @@ FOLD_IN_METHODS = ("mean", "gradient")
 # ------------------------------------------------------------------ export
 def _chunk_frames(model, dataset: RecDataset, *, k: int, users: np.ndarray | None, exclude_valid: bool,
                   batch_users: int):
-    if k < 1:
-        raise ConfigError(f"k must be >= 1, got {k}", row="--k", fix="e.g. --k 20")
-    if batch_users < 1:  # 0 crashed in range(); a negative step silently exported nothing
-        raise ConfigError(f"batch_users must be >= 1, got {batch_users}", row="--batch-users",
-                          fix="e.g. --batch-users 1024 (lower it to use less memory)")
-    users = np.arange(dataset.n_users) if users is None else np.asarray(users, dtype=np.int64)
+    from .checks import check_export_args
+
+    # 0 crashed in range(); a negative step silently exported nothing; users=[-1] labelled the last user -1
+    k, batch_users, users = check_export_args(dataset, k, batch_users, users)
+    users = np.arange(dataset.n_users) if users is None else users
     exclude = [dataset.interaction_matrix("train")]
     if exclude_valid:
         exclude.append(dataset.interaction_matrix("valid"))
@@ -107,12 +106,10 @@ def export_topk(model, dataset: RecDataset, out: str | Path, *, k: int = 20, bat
     Returns:
         The path written.
     """
-    out = Path(out)
-    if out.suffix not in (".csv", ".parquet"):
-        raise ConfigError(f"unsupported output type {out.suffix!r}", row="--out", fix="use a .csv or .parquet file name")
-    if out.is_dir():
-        raise ConfigError("the output path is an existing folder", path=out, row="--out",
-                          fix="give a file name inside it, e.g. --out " + str(out / f"topk{out.suffix}"))
+    from .checks import check_export_args, check_out_file
+
+    out = check_out_file(out, "--out", suffixes=(".csv", ".parquet"))
+    k, batch_users, users = check_export_args(dataset, k, batch_users, users)  # before the file is opened
     t0 = time.perf_counter()
     n_rows = 0
     with atomic_path(out) as tmp:
@@ -323,8 +320,9 @@ def recommend_new_user(
     Returns:
         DataFrame ``rank, itemID, item, score`` (the given items are never recommended).
     """
-    if k < 1:
-        raise ConfigError(f"k must be >= 1, got {k}", row="k", fix="e.g. k=20")
+    from .checks import check_int
+
+    k = check_int(k, "k", 1, 100000, example=20)
     given = item_ids_from_raw(dataset, items) if raw_ids else np.asarray(items, dtype=np.int64)
     if (given < 0).any() or (given >= dataset.n_items).any():
         raise DataError("an itemID is out of range", row="items", fix=f"itemIDs are 0..{dataset.n_items - 1}")
@@ -370,7 +368,8 @@ def new_item_vectors(model, features: np.ndarray | torch.Tensor) -> torch.Tensor
     return model.encode_content(x.float().to(model.device_)).detach().float().cpu()
 
 
-def encode_new_item(dataset: RecDataset, source: str, *, image=None, text: str | None = None) -> np.ndarray:
+def encode_new_item(dataset: RecDataset, source: str, *, image=None, text: str | None = None,
+                    layout: str = "normalised") -> np.ndarray:
     """Encode one new item's image and/or text into the dataset's feature space.
 
     The towers are rebuilt from the dataset's ``features.json`` (the spec, seed and
@@ -384,6 +383,8 @@ def encode_new_item(dataset: RecDataset, source: str, *, image=None, text: str |
         source: the model's feature source: ``"image"``, ``"text"`` or ``"image+text"``.
         image: path of the new item's image (needed for an ``image`` block).
         text: the new item's text (needed for a ``text`` block).
+        layout: how two blocks are joined: ``"normalised"`` (as :meth:`RecDataset.feature`)
+            or ``"raw-text-first"`` (VBPR's input, as MMRec); a model's ``content_layout``.
 
     Returns:
         ``(1, d_f)`` float32 feature row.
@@ -428,6 +429,9 @@ def encode_new_item(dataset: RecDataset, source: str, *, image=None, text: str |
         blocks.append(np.asarray(vec, dtype=np.float32))
     if len(blocks) == 1:
         return blocks[0]
+    if layout == "raw-text-first":
+        order = sorted(range(len(parts)), key=lambda j: 0 if parts[j] == "text" else 1)
+        return np.concatenate([blocks[j] for j in order], axis=1).astype(np.float32)
     unit = [b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12) for b in blocks]
     out = np.concatenate(unit, axis=1)
     return (out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)).astype(np.float32)
@@ -459,7 +463,8 @@ def score_new_item(
     if feature is None:
         if image is None and text is None:
             raise ConfigError("nothing to score", row="feature", fix="pass feature=..., or image= and/or text=")
-        feature = encode_new_item(dataset, getattr(model, "feature_source", "auto") or "auto", image=image, text=text)
+        feature = encode_new_item(dataset, getattr(model, "feature_source", "auto") or "auto", image=image, text=text,
+                                  layout=getattr(model, "content_layout", "normalised"))
     vec = new_item_vectors(model, feature)[0]  # (d,)
     user_e, item_e = final_vectors(model)
     s = user_e @ vec  # (n_users,)
@@ -527,6 +532,11 @@ def measure_serving(model, dataset: RecDataset, *, k: int = 20, batch_users: int
     Returns:
         A dict of the timings plus ``n_users``, ``n_items``, ``k``.
     """
+    from .checks import check_export_args, check_int
+
+    k, batch_users, _ = check_export_args(dataset, k, batch_users, None)
+    n_single = check_int(n_single, "--n-single", 1, 10**6, example=50)  # 0 gave a NaN median
+    repeats = check_int(repeats, "repeats", 1, 1000, example=3)
     t0 = time.perf_counter()
     model.prepare_eval()
     prepare = time.perf_counter() - t0

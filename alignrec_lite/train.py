@@ -5,10 +5,12 @@ One loop for every model (MMRec's ``Trainer`` made small):
 * each epoch draws one uniform negative per training pair from the items seen in
   training, rejecting the user's training items (vectorised, no Python loop over
   users — ALIGNREC_SPEC §1.3 "Negatives");
-* Adam with ``lr_t = lr * lr_decay ** (epoch / lr_decay_step)`` stepped per epoch;
+* Adam with ``lr_t = lr * lr_decay ** (epoch / lr_decay_step)`` stepped per epoch
+  (MMRec's ``LambdaLR``; ``lr_decay`` is 1.0 = constant for the baselines, as in MMRec's
+  ``overall.yaml``, and 0.96 for AlignRec, as in its yaml);
 * after every ``eval_step`` epochs, full-ranking evaluation on valid; the test
   metrics are those of the epoch with the best valid ``recall@20`` (strict ``>`` on
-  the 4-decimal value, as MMRec); stop after ``stopping_step + 1`` evaluations
+  the 4-decimal value of the float64 mean, as MMRec); stop after ``stopping_step + 1`` evaluations
   without improvement;
 * with an output folder: ``best.pt`` (best-on-valid weights), ``last.pt`` (everything
   needed to resume: model, optimiser, scheduler, RNG states, early-stopping state),
@@ -143,7 +145,11 @@ def train(
         ``(model with the best-on-valid weights, in eval mode; the run record)``.
         The record is what ``metrics.json`` holds.
     """
+    from .checks import check_train_inputs
+
+    check_train_inputs(dataset, model, overrides, out)  # types, empty splits, output folder
     cfg = resolve_config(model, overrides, dataset.name)
+    check_train_inputs(dataset, model, overrides, out, cfg=cfg)  # memory estimate of these settings
     with deterministic_cpu(get_device(cfg["device"]).type == "cpu"):
         return _train(dataset, model, cfg, Path(out) if out is not None else None, resume, progress,
                       callbacks, verbose)
@@ -192,10 +198,11 @@ def _train(dataset: RecDataset, model: str, cfg: dict, out: Path | None, resume:
     rng = np.random.default_rng(int(cfg["seed"]))
     state = TrainState()
     best_weights: dict[str, torch.Tensor] | None = None
+    ds_id = _dataset_id(dataset)  # with the data fingerprint: hashed once per run
     if resume:
         if out is None or not (out / "last.pt").exists():
             raise CheckpointError("nothing to resume: no last.pt", path=out, fix="run without --resume first")
-        best_weights, state = _load_checkpoint(out, cfg, net, opt, sched, rng, _dataset_id(dataset))
+        best_weights, state = _load_checkpoint(out, cfg, net, opt, sched, rng, ds_id)
     elif out is not None:
         out.mkdir(parents=True, exist_ok=True)
         write_json(out / "config.json", {**cfg, "dataset": dataset.name, "dataset_path": dataset.path})
@@ -255,7 +262,7 @@ def _train(dataset: RecDataset, model: str, cfg: dict, out: Path | None, resume:
         for cb in callbacks or []:
             cb(epoch, net, record)
         if out is not None:
-            _save_checkpoint(out, cfg, net, opt, sched, rng, state, _dataset_id(dataset))
+            _save_checkpoint(out, cfg, net, opt, sched, rng, state, ds_id)
         bar.update(1)
         bar.set_postfix(loss=f"{loss_means.get('loss', float('nan')):.4f}",
                         **({metric: f"{record['valid'][metric]:.4f}"} if "valid" in record else {}))
@@ -271,6 +278,7 @@ def _train(dataset: RecDataset, model: str, cfg: dict, out: Path | None, resume:
         net.load_state_dict(best_weights)
     net.prepare_eval()
     record = _run_record(model, dataset, cfg, net, state, device)
+    record["data_fingerprint"] = ds_id["fingerprint"]  # load_run refuses to serve it on other data
     if out is not None:
         write_json(out / "metrics.json", record)
     return net, record
@@ -284,6 +292,8 @@ def _run_record(model, dataset, cfg, net, state: TrainState, device) -> dict:
         "dataset_path": str(dataset.path) if dataset.path else None,
         "config": {k: v for k, v in cfg.items()},
         "feature_source": feature_source,
+        # AlignRec's / FREEDOM's feature mode (None for models without one): every table must say it
+        "finetune_features": cfg.get("finetune_features"),
         "best_epoch": state.best_epoch,
         "epochs_run": state.epoch,
         "stopped_early": state.stopped_early,
@@ -301,8 +311,10 @@ def _run_record(model, dataset, cfg, net, state: TrainState, device) -> dict:
 
 def _dataset_id(dataset: RecDataset) -> dict:
     """What identifies a run's dataset in its checkpoint (checked before resuming)."""
+    from .checks import dataset_fingerprint
+
     return {"name": dataset.name, "n_users": int(dataset.n_users), "n_items": int(dataset.n_items),
-            "n_train": int(len(dataset.train))}
+            "n_train": int(len(dataset.train)), "fingerprint": dataset_fingerprint(dataset)}
 
 
 def _save_checkpoint(out: Path, cfg, net, opt, sched, rng: np.random.Generator, state: TrainState,
@@ -323,6 +335,9 @@ def _save_checkpoint(out: Path, cfg, net, opt, sched, rng: np.random.Generator, 
         torch.save(ckpt, tmp)
 
 
+#: settings that do not alter a run's result and may differ when it is resumed
+RESUME_MAY_CHANGE = ("epochs", "device", "eval_batch_users", "max_minutes")
+
 _CKPT_KEYS = ("config", "model", "optimizer", "scheduler", "numpy_rng", "torch_rng", "python_rng", "state")
 
 
@@ -335,17 +350,27 @@ def _load_checkpoint(out: Path, cfg, net, opt, sched, rng, dataset_id: dict) -> 
                               fix="resume only from the last.pt that `alignrec-lite train --out` wrote, "
                               "or start again with --overwrite")
     made_on = ckpt.get("dataset")
-    if isinstance(made_on, dict) and made_on != dataset_id:
+    sizes = ("name", "n_users", "n_items", "n_train")
+    if isinstance(made_on, dict) and any(made_on.get(k) != dataset_id.get(k) for k in sizes):
         raise CheckpointError(
             f"the checkpoint was made on another dataset ({made_on.get('name')}: {made_on.get('n_users')} users x "
             f"{made_on.get('n_items')} items; this one is {dataset_id['name']}: {dataset_id['n_users']} x "
             f"{dataset_id['n_items']})",
             path=path, fix="resume with the dataset the run was started with, or start a new run folder")
+    if isinstance(made_on, dict) and isinstance(made_on.get("fingerprint"), dict):
+        from .checks import fingerprint_changes
+
+        diff = fingerprint_changes(made_on["fingerprint"], dataset_id["fingerprint"])
+        if diff:
+            raise CheckpointError(f"the data changed since the checkpoint was made (changed: {', '.join(diff)})", path=path,
+                                  fix="resume with the data the run was started on, or start a new run folder")
     saved = ckpt["config"] if isinstance(ckpt["config"], dict) else {}
-    changed = [k for k in ("model", "embedding_size", "seed", "batch_size", "learning_rate")
-               if k in saved and k in cfg and saved[k] != cfg[k]]
+    # every setting that alters the result must match (epochs may grow; device, eval batch, time cap may change)
+    changed = [k for k in sorted(set(saved) | {k for k in cfg if isinstance(cfg[k], (int, float, str, bool))})
+               if k not in RESUME_MAY_CHANGE and saved.get(k) != cfg.get(k)]
     if changed:
-        raise CheckpointError(f"the checkpoint was made with different settings ({', '.join(changed)})",
+        shown = ", ".join(f"{k}: {saved.get(k, 'unset')!r} then, {cfg.get(k, 'unset')!r} now" for k in changed[:4])
+        raise CheckpointError(f"the checkpoint was made with different settings ({shown})",
                               path=out / "last.pt", fix="resume with the same --set values, or start a new run folder")
     try:
         net.load_state_dict(ckpt["model"])
@@ -391,8 +416,15 @@ def load_run(run: str | Path, dataset: RecDataset | None = None) -> tuple[Recomm
 
     from .data.mmrec import load_mmrec
 
+    from .checks import check_regular_file, dataset_fingerprint, entry_exists, fingerprint_changes
+
     run = Path(run)
     rec_path = run / "metrics.json"
+    if run.exists() and not run.is_dir():
+        raise CheckpointError("expected a run folder, found a file", path=run,
+                              fix="pass the --out folder of a completed `alignrec-lite train`")
+    if entry_exists(rec_path):
+        check_regular_file(rec_path, "run record", error=CheckpointError)
     if not rec_path.exists():
         raise CheckpointError("not a finished run (no metrics.json)", path=run,
                               fix="pass the --out folder of a completed `alignrec-lite train`")
@@ -414,7 +446,24 @@ def load_run(run: str | Path, dataset: RecDataset | None = None) -> tuple[Recomm
                                   path=rec_path, row="dataset_path",
                                   fix="restore that folder, or set dataset_path in metrics.json to its new place")
         dataset = load_mmrec(record["dataset_path"])
-    net = build_model(name, dataset, cfg)
+    made_on = record.get("data_fingerprint")
+    if isinstance(made_on, dict):  # runs before issue 16 carry none and are served as before
+        diff = fingerprint_changes(made_on, dataset_fingerprint(dataset))
+        if diff:
+            raise CheckpointError(
+                f"the data changed since this run was trained (changed: {', '.join(diff)}); its weights would "
+                f"be served against other IDs and features", path=dataset.path or rec_path, row="data_fingerprint",
+                fix="retrain on the current data (alignrec-lite train … --out NEW_RUN), or restore the data "
+                "the run was trained on")
+    try:
+        from .checks import check_config_ranges
+
+        check_config_ranges(cfg)  # an edited record must not allocate n_layers=10**6 layers
+        net = build_model(name, dataset, cfg)
+    except ConfigError as exc:
+        raise CheckpointError(f"the run's settings do not fit ({exc.message})", path=rec_path,
+                              row=exc.row if isinstance(exc.row, str) else None,
+                              fix="retrain into a fresh folder") from None
     weights = load_checkpoint_file(run / "best.pt")
     try:
         if not isinstance(weights, dict):
@@ -423,5 +472,9 @@ def load_run(run: str | Path, dataset: RecDataset | None = None) -> tuple[Recomm
     except (RuntimeError, TypeError) as exc:
         raise CheckpointError(f"the weights do not fit this dataset/model ({_first_reason(exc)})",
                               path=run / "best.pt", fix="use the dataset the run was trained on") from None
+    bad = [k for k, v in weights.items() if torch.is_tensor(v) and v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:  # a diverged or damaged run: it would rank nothing (an empty export) or garbage
+        raise CheckpointError(f"the weights hold NaN or inf ({', '.join(bad[:3])})", path=run / "best.pt",
+                              fix="retrain (lower the learning rate if the loss diverged) or restore the file")
     net.prepare_eval()
     return net, record, dataset

@@ -589,9 +589,12 @@ def registry_path(registry: str | Path | None = None) -> Path:
 
 def read_registry(registry: str | Path | None = None) -> dict[str, dict]:
     """Registered datasets ``{name: {"path": …, …}}`` (empty when there is no registry yet)."""
+    from ..checks import check_regular_file, entry_exists
+
     path = registry_path(registry)
-    if not path.exists():
+    if not entry_exists(path):
         return {}
+    check_regular_file(path, "dataset registry")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -600,7 +603,13 @@ def read_registry(registry: str | Path | None = None) -> dict[str, dict]:
     if not isinstance(data, dict) or not isinstance(data.get("datasets", {}), dict):
         raise DataError("the dataset registry has an unexpected layout", path=path,
                         fix="delete the file and import the datasets again")
-    return dict(data.get("datasets", {}))
+    reg = dict(data.get("datasets", {}))
+    for name, entry in reg.items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("path"), str) or not entry["path"]:
+            raise DataError(f"the registry entry {name!r} has no folder path (found {type(entry).__name__})",
+                            path=path, row=f"datasets.{name}",
+                            fix=f"import the folder again with `alignrec-lite data import DIR --name {name}`")
+    return reg
 
 
 def import_mmrec(folder: str | Path, name: str | None = None, registry: str | Path | None = None) -> dict:

@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from ..checks import check_regular_file, entry_exists
 from ..errors import DataError
 from ..io import atomic_write, save_npy, write_json
 
@@ -221,7 +222,7 @@ def find_inter_file(folder: str | Path) -> Path:
             path=folder,
             fix="keep exactly one <name>.inter per folder",
         )
-    return found[0]
+    return check_regular_file(found[0], "interaction file")
 
 
 def read_inter(path: str | Path) -> pd.DataFrame:
@@ -234,7 +235,7 @@ def read_inter(path: str | Path) -> pd.DataFrame:
     Raises:
         DataError: naming the file and line for every kind of malformed input.
     """
-    path = Path(path)
+    path = check_regular_file(path, "interaction file")
     try:
         raw = path.read_bytes()
     except OSError as exc:
@@ -372,6 +373,7 @@ def read_id_mapping(path: Path, id_col: str, n: int) -> np.ndarray:
     Returns:
         Object array of raw-ID strings of length ``n``, indexed by the integer ID.
     """
+    check_regular_file(path, "mapping file")
     try:
         df = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, quoting=3)
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError, ValueError) as exc:
@@ -389,6 +391,14 @@ def read_id_mapping(path: Path, id_col: str, n: int) -> np.ndarray:
             f"the mapping has {len(df)} rows but the interaction file has {n} {id_col}s (0..{n - 1})",
             path=path, fix="regenerate the mapping together with the .inter file",
         )
+    dup = df[raw_col].duplicated(keep="first").to_numpy()
+    if dup.any():  # two IDs sharing one raw ID would label two items (users) alike in every export
+        i = int(np.flatnonzero(dup)[0])
+        raw = df[raw_col].iloc[i]
+        first = int(np.flatnonzero((df[raw_col] == raw).to_numpy())[0])
+        raise DataError(f"raw ID {raw!r} is given to two {id_col}s ({ids.iloc[first]} on line {first + 2} "
+                        f"and {ids.iloc[i]})", path=path, row=i + 2,
+                        fix="every raw ID must map to exactly one " + id_col + "; regenerate the mapping")
     out = np.empty(n, dtype=object)
     out[ids.to_numpy()] = df[raw_col].to_numpy()
     return out
@@ -403,6 +413,7 @@ def read_feature(path: Path, n_items: int) -> np.ndarray:
     Raises:
         DataError: unreadable, pickled, not 2-D numeric, wrong row count, NaN or inf.
     """
+    check_regular_file(path, "feature file")
     try:
         # memory-mapped first: the shape in a damaged or hostile header is checked against the
         # file size before anything is allocated; the data is copied only after validation
@@ -437,6 +448,14 @@ def read_feature(path: Path, n_items: int) -> np.ndarray:
         )
     if arr.shape[1] == 0:
         raise DataError("has zero columns", path=path, fix="re-extract the features")
+    if np.issubdtype(arr.dtype, np.floating) and arr.dtype.itemsize > 4:
+        with np.errstate(all="ignore"):  # |x| > 3.4e38 would become inf with a RuntimeWarning
+            too_big = (np.abs(arr) > np.finfo(np.float32).max) & np.isfinite(arr)
+        if too_big.any():
+            i = int(np.flatnonzero(too_big.any(axis=1))[0])
+            raise DataError(f"row {i} (itemID {i}) holds values too large for float32 (|x| > 3.4e38)",
+                            path=path, row=f"itemID {i}",
+                            fix="rescale the features (e.g. L2-normalise the rows) and save them as float32")
     arr = np.array(arr, dtype=np.float32)  # a plain in-memory copy; the file is closed
     finite = np.isfinite(arr).all(axis=1)
     if not finite.all():
@@ -455,6 +474,7 @@ def _head(path: Path, n: int) -> bytes:
 
 def read_items_table(path: Path, n_items: int) -> pd.DataFrame:
     """Load ``items.csv`` (raw content), indexed by itemID."""
+    check_regular_file(path, "items table")
     try:
         df = pd.read_csv(path, dtype={"itemID": str, "raw_id": str, "text": str, "image": str}, keep_default_na=False)
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError, ValueError) as exc:
@@ -532,17 +552,18 @@ def load_mmrec(
         **splits,
     )
     imap, umap = folder / "i_id_mapping.csv", folder / "u_id_mapping.csv"
-    if imap.exists():
+    # entry_exists, not Path.exists: a dangling symlink is an error, never "absent"
+    if entry_exists(imap):
         ds.item_raw_ids = read_id_mapping(imap, "itemID", n_items)
-    if umap.exists():
+    if entry_exists(umap):
         ds.user_raw_ids = read_id_mapping(umap, "userID", n_users)
     items = folder / "items.csv"
-    if items.exists():
+    if entry_exists(items):
         ds.items = read_items_table(items, n_items)
     if load_features:
         for modality, fname in FEATURE_FILES.items():
             fpath = folder / fname
-            if fpath.exists():
+            if entry_exists(fpath):
                 ds.features[modality] = read_feature(fpath, n_items)
     return ds
 
@@ -564,6 +585,12 @@ def check_images(ds: RecDataset, *, max_items: int | None = None) -> int:
         if not isinstance(rel, str) or not rel:
             continue
         p = ds.path / rel
+        try:
+            if entry_exists(p):  # a missing file is PIL's FileNotFoundError below; a FIFO would block PIL
+                check_regular_file(p, f"image of itemID {item}")
+        except DataError as exc:
+            raise DataError(f"image of itemID {item} cannot be read ({exc.message})", path=p,
+                            fix="replace the file with a valid JPEG/PNG or clear the `image` cell in items.csv") from None
         try:
             with Image.open(p) as im:
                 im.verify()
@@ -624,6 +651,11 @@ def write_mmrec_files(
 
 
 def _write_mapping(path: Path, raw_name: str, id_name: str, raw: list[str]) -> None:
+    seen: dict[str, int] = {}
+    for i, r in enumerate(map(str, raw)):  # the reader refuses a raw ID given to two IDs: never write one
+        if seen.setdefault(r, i) != i:
+            raise DataError(f"raw ID {r!r} is given to two {id_name}s ({seen[r]} and {i})", path=path,
+                            fix="every raw ID must map to exactly one " + id_name)
     with atomic_write(path, newline="") as fh:
         fh.write(f"{raw_name}\t{id_name}\n")
         for i, r in enumerate(raw):
@@ -636,8 +668,9 @@ def _write_mapping(path: Path, raw_name: str, id_name: str, raw: list[str]) -> N
 def read_card(folder: str | Path) -> dict:
     """Return ``dataset.json`` of a folder, or ``{}`` when there is none."""
     p = Path(folder) / "dataset.json"
-    if not p.exists():
+    if not entry_exists(p):
         return {}
+    check_regular_file(p, "dataset card")
     try:
         card = json.loads(p.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:

@@ -1,0 +1,542 @@
+"""Checks at the door: numbers, paths, files, memory, locks and data fingerprints.
+
+Everything here runs *before* a command or API call starts its work, so bad
+input ends in one :class:`~alignrec_lite.errors.AlignRecError` (one line naming
+the flag, key or file and the fix) and nothing on disk changes (issue 16):
+
+* :func:`check_int`, :func:`check_float` — a typed value inside a range with sane
+  upper bounds (a ``bool`` is never a number, NaN/inf never pass);
+* :func:`check_out_file`, :func:`check_out_dir` — an output path whose parent is a
+  writable folder and which is not itself a folder (file) or a file (folder);
+* :func:`check_regular_file`, :func:`entry_exists` — a path that is a folder, a
+  dangling or looping symlink, a FIFO or device, or unreadable, is named and
+  refused (a FIFO would block a reader forever);
+* :func:`check_memory` — an estimate of what a setting will allocate, refused
+  with the estimate and the machine's free memory when it cannot fit;
+* :func:`out_lock` — a lock file beside an output folder, so a second writer
+  fails at once (locks of dead processes are taken over);
+* :func:`dataset_fingerprint` — hashes of what a run was trained on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import math
+import numbers
+import os
+import shutil
+import socket
+import stat
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+import numpy as np
+
+from .errors import CheckpointError, ConfigError, DataError
+
+GiB = 1 << 30
+
+
+# ---------------------------------------------------------------------- numbers
+def check_int(value: Any, name: str, lo: int, hi: int, *, example: Any = None) -> int:
+    """``value`` as an ``int`` in ``lo..hi``, else :class:`ConfigError` naming ``name``.
+
+    Accepts Python/NumPy integers and integral floats (``2.0``); refuses ``bool``,
+    fractions, NaN, inf and text.
+
+    >>> check_int(3, "k", 1, 10)
+    3
+    """
+    example = lo if example is None else example
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Real, np.number)):
+        raise ConfigError(f"expected a whole number, got {value!r}", row=name, fix=f"e.g. {name} {example}")
+    if isinstance(value, numbers.Integral):
+        v = int(value)
+    else:
+        f = float(value)
+        if not math.isfinite(f) or not f.is_integer():
+            raise ConfigError(f"expected a whole number, got {value!r}", row=name, fix=f"e.g. {name} {example}")
+        v = int(f)
+    if not lo <= v <= hi:
+        raise ConfigError(f"must be a whole number in {lo} .. {hi}, got {v}", row=name, fix=f"e.g. {name} {example}")
+    return v
+
+
+def check_float(value: Any, name: str, lo: float, hi: float, *, lo_open: bool = False, hi_open: bool = False,
+                example: Any = None) -> float:
+    """``value`` as a finite ``float`` in the range, else :class:`ConfigError` naming ``name``.
+
+    >>> check_float(0.5, "share", 0, 1, lo_open=True, hi_open=True)
+    0.5
+    """
+    example = lo if example is None else example
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Real, np.number)):
+        raise ConfigError(f"expected a number, got {value!r}", row=name, fix=f"e.g. {name} {example}")
+    v = float(value)
+    if not math.isfinite(v):
+        raise ConfigError(f"must be a finite number, got {v}", row=name, fix=f"e.g. {name} {example}")
+    too_low = v <= lo if lo_open else v < lo
+    too_high = v >= hi if hi_open else v > hi
+    if too_low or too_high:
+        rng = f"{'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
+        raise ConfigError(f"must be in {rng}, got {v:g}", row=name, fix=f"e.g. {name} {example}")
+    return v
+
+
+# ---------------------------------------------------------------------- reading
+def entry_exists(path: str | Path) -> bool:
+    """Whether anything is at ``path``: a file, a folder or a symlink (even a dangling one).
+
+    ``Path.exists`` follows links, so a dangling ``i_id_mapping.csv`` would look
+    "absent" and the data would silently load without its raw IDs.
+    """
+    return os.path.lexists(path)
+
+
+def check_regular_file(path: str | Path, what: str = "file", *, error: type = DataError) -> Path:
+    """Refuse anything but a readable regular file, without opening it (a FIFO would block).
+
+    Raises:
+        DataError (or ``error``): missing, a folder, a dangling or looping symlink,
+        a FIFO/socket/device, or unreadable.
+    """
+    path = Path(path)
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        if os.path.islink(path):
+            raise error(f"the {what} is a dangling symlink (it points to {os.readlink(path)!r}, which does not exist)",
+                        path=path, fix="restore the file it points to, or replace the link by the file") from None
+        raise error(f"the {what} does not exist", path=path, fix="check the path") from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise error(f"the {what} is a symlink that loops", path=path,
+                        fix="replace the link by the file") from None
+        raise error(f"cannot read the {what} ({exc.strerror})", path=path, fix="check the path and permissions") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise error(f"expected a {what}, found a folder", path=path, fix=f"put the {what} there, not a folder")
+    if not stat.S_ISREG(st.st_mode):
+        kind = "a FIFO (named pipe)" if stat.S_ISFIFO(st.st_mode) else "a device or socket"
+        raise error(f"expected a regular {what}, found {kind}", path=path,
+                    fix=f"replace it by a regular file (the kit never reads from pipes or devices)")
+    if not os.access(path, os.R_OK):
+        raise error(f"the {what} is not readable (permission denied)", path=path, fix="check its permissions")
+    return path
+
+
+# ---------------------------------------------------------------------- writing
+def _nearest_existing(path: Path) -> Path:
+    p = path
+    while not os.path.lexists(p) and p != p.parent:
+        p = p.parent
+    return p
+
+
+def _check_parent(path: Path, flag: str) -> None:
+    parent = path.parent if str(path.parent) else Path(".")
+    anc = _nearest_existing(parent)
+    if anc.is_symlink() and not anc.exists():
+        raise ConfigError(f"{anc} is a dangling symlink", path=path, row=flag, fix="choose another output path")
+    if not anc.is_dir():
+        raise ConfigError(f"its parent {anc} is a file, not a folder", path=path, row=flag,
+                          fix="choose an output path inside a folder")
+    if not os.access(anc, os.W_OK | os.X_OK):
+        raise ConfigError(f"the folder {anc} is not writable", path=path, row=flag,
+                          fix="choose a folder you can write to")
+
+
+def check_out_file(path: str | Path, flag: str = "--out", *, suffixes: tuple[str, ...] | None = None) -> Path:
+    """An output *file*: the right suffix, not a folder, inside a writable folder.
+
+    The file itself may exist (it is replaced atomically when the command succeeds).
+    """
+    path = Path(path)
+    if suffixes is not None and path.suffix not in suffixes:
+        raise ConfigError(f"unsupported output type {path.suffix!r}", row=flag,
+                          fix=f"use a {' or '.join(suffixes)} file name")
+    if path.is_dir():
+        raise ConfigError("the output path is an existing folder", path=path, row=flag,
+                          fix=f"give a file name inside it, e.g. {flag} {path / ('out' + (suffixes[0] if suffixes else path.suffix))}")
+    if os.path.lexists(path) and not path.is_file():
+        raise ConfigError("the output path exists and is not a regular file", path=path, row=flag,
+                          fix="remove it or choose another name")
+    _check_parent(path, flag)
+    return path
+
+
+def check_out_dir(path: str | Path, flag: str = "--out", *, what: str = "output folder") -> Path:
+    """An output *folder*: not an existing file, inside a writable folder (created if missing)."""
+    path = Path(path)
+    if os.path.lexists(path) and not path.is_dir():
+        raise ConfigError(f"the {what} is an existing file", path=path, row=flag,
+                          fix=f"pass a folder name for the {what.split()[0]} (it is created if missing)")
+    if path.is_dir():
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise ConfigError(f"the {what} is not writable", path=path, row=flag, fix="choose a folder you can write to")
+        _check_parent(path, flag)  # the swap of --overwrite renames inside the parent
+        return path
+    _check_parent(path, flag)
+    return path
+
+
+# ---------------------------------------------------------------------- memory
+def free_memory_bytes() -> int:
+    """Memory available to a new allocation (psutil's ``available``)."""
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().available)
+    except Exception:  # noqa: BLE001 - psutil missing or unsupported: do not refuse
+        return 1 << 62
+
+
+def check_memory(needed: float, what: str, *, row: str, fix: str, share: float = 0.9) -> None:
+    """Refuse when ``needed`` bytes exceed ``share`` of the free memory, naming both."""
+    free = free_memory_bytes()
+    if needed > share * free:
+        raise ConfigError(f"{what} needs about {needed / GiB:,.1f} GiB but the machine has "
+                          f"{free / GiB:,.1f} GiB free", row=row, fix=fix)
+
+
+def estimate_training_bytes(dataset: Any, cfg: Mapping[str, Any]) -> tuple[float, str]:
+    """A rough upper estimate of the memory a training run allocates, and the key that drives it.
+
+    Model tables (weights, gradients, two Adam moments), graph propagation
+    (one ``(n_users + n_items) x d`` block per layer, kept for backward), the
+    evaluation score block (``eval_batch_users x n_items``) and content features.
+    """
+    n_u, n_i = int(dataset.n_users), int(dataset.n_items)
+    n = n_u + n_i
+    d = int(cfg.get("embedding_size", 64))
+    parts: dict[str, float] = {}
+    parts["embedding_size"] = 4.0 * 4 * n * d * 2  # weights + grad + 2 Adam moments (x2: VBPR-style tables)
+    layers = int(cfg.get("n_layers", 0) or 0) + int(cfg.get("n_ui_layers", 0) or 0)
+    parts["n_layers"] = 4.0 * 3 * (layers + 1) * n * d  # activations kept for backward, and their grads
+    parts["eval_batch_users"] = 4.0 * 3 * min(int(cfg.get("eval_batch_users", 1024)), max(n_u, 1)) * n_i
+    parts["batch_size"] = 4.0 * 16 * int(cfg.get("batch_size", 2048)) * d
+    feats = getattr(dataset, "features", {}) or {}
+    d_m = sum(int(v.shape[1]) for v in feats.values()) if feats else 0
+    parts["feature_source"] = 4.0 * 4 * n_i * d_m + 4.0 * 2 * d_m * d
+    if "knn_k" in cfg:
+        parts["knn_k"] = 12.0 * 4 * n_i * int(cfg["knn_k"])
+    total = sum(parts.values()) + 4.0 * 6 * len(getattr(dataset, "train", ()))
+    return total, max(parts, key=parts.get)
+
+
+# ---------------------------------------------------------------------- locks
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def lock_path(out: Path) -> Path:
+    """The lock file of an output folder: a hidden file beside it (``.NAME.lock``)."""
+    return out.parent / f".{out.name}.lock"
+
+
+def _read_lock(path: Path) -> tuple[int, str]:
+    try:
+        text = path.read_text(encoding="utf-8").split()
+        return int(text[0]), (text[1] if len(text) > 1 else "")
+    except (OSError, ValueError, IndexError):
+        return -1, ""
+
+
+@contextlib.contextmanager
+def out_lock(out: str | Path, flag: str = "--out") -> Iterator[Path]:
+    """Hold ``.NAME.lock`` beside ``out`` while a command writes there.
+
+    A second writer to the same folder fails at once with a :class:`CheckpointError`
+    naming the process that holds it; the lock of a process that no longer runs
+    (same host) is taken over. Leftovers of an interrupted ``--overwrite`` swap are
+    repaired while the lock is held.
+    """
+    out = Path(out)
+    path = lock_path(out)
+    host = socket.gethostname()
+    me = f"{os.getpid()} {host}\n"
+    for _attempt in range(3):
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            pid, where = _read_lock(path)
+            if (where in ("", host)) and not _pid_alive(pid):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)  # stale: its process is gone
+                continue
+            raise CheckpointError(f"another process (pid {pid}{' on ' + where if where else ''}) is writing to "
+                                  f"{out}", path=path, row=flag,
+                                  fix="wait for it to finish or use another --out; delete the lock file only "
+                                  "if that process is gone") from None
+        except OSError as exc:
+            raise ConfigError(f"cannot create the lock file ({exc.strerror})", path=path, row=flag,
+                              fix="choose an --out in a folder you can write to") from None
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(me)
+        break
+    else:
+        raise CheckpointError(f"cannot take the lock of {out}", path=path, row=flag,
+                              fix="delete the lock file if no other command is writing there")
+    try:
+        recover_swap(out)
+        yield path
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            if _read_lock(path)[0] == os.getpid():
+                os.unlink(path)
+
+
+def recover_swap(out: Path) -> None:
+    """Repair what a killed :func:`swap_dir` left: restore the old folder, drop half-built ones."""
+    parent = out.parent
+    if not parent.is_dir():
+        return
+    olds = sorted(parent.glob(f".{out.name}.old-*"))
+    if olds and not os.path.lexists(out):
+        os.replace(olds[0], out)
+        olds = olds[1:]
+    for stale in [*olds, *parent.glob(f".{out.name}.new-*")]:
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+def staging_dir(out: Path) -> Path:
+    """Where ``--overwrite`` builds the new run beside the old one."""
+    return out.parent / f".{out.name}.new-{os.getpid()}"
+
+
+def swap_dir(new: Path, out: Path) -> None:
+    """Put the complete folder ``new`` at ``out``; the old ``out`` is kept until then.
+
+    A kill between the two renames leaves ``.NAME.old-PID``, which :func:`recover_swap`
+    moves back at the next command on that folder.
+    """
+    if os.path.lexists(out):
+        old = out.parent / f".{out.name}.old-{os.getpid()}"
+        os.replace(out, old)
+        os.replace(new, out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(new, out)
+
+
+# ---------------------------------------------------------------------- fingerprints
+def _hash_array(h: "hashlib._Hash", arr: np.ndarray | None) -> None:
+    if arr is None:
+        h.update(b"none")
+        return
+    arr = np.asarray(arr)
+    if arr.dtype == object:
+        h.update("\x00".join(map(str, arr.tolist())).encode("utf-8", "surrogatepass"))
+    else:
+        a = np.ascontiguousarray(arr)
+        h.update(f"{a.dtype.str}{a.shape}".encode())
+        h.update(memoryview(a).cast("B"))
+
+
+def dataset_fingerprint(dataset: Any) -> dict[str, str]:
+    """SHA-256 (16 hex digits) of each part of a dataset a model depends on.
+
+    Keys: ``interactions`` (the ``.inter`` splits and sizes), ``user_ids`` and
+    ``item_ids`` (the mappings), and one per feature file (``image``, ``text``,
+    ``mm``). Two loads of unchanged files give the same fingerprint; any change to
+    those files (or a feature file appearing or disappearing) changes it.
+    """
+    out: dict[str, str] = {}
+    h = hashlib.sha256(f"{int(dataset.n_users)}x{int(dataset.n_items)}".encode())
+    for split in (dataset.train, dataset.valid, dataset.test):
+        _hash_array(h, np.asarray(split, dtype=np.int64))
+    out["interactions"] = h.hexdigest()[:16]
+    for key, arr in (("user_ids", dataset.user_raw_ids), ("item_ids", dataset.item_raw_ids)):
+        h = hashlib.sha256()
+        _hash_array(h, arr)
+        out[key] = h.hexdigest()[:16]
+    for name in sorted(getattr(dataset, "features", {}) or {}):
+        h = hashlib.sha256()
+        _hash_array(h, np.asarray(dataset.features[name], dtype=np.float32))
+        out[f"{name}_features"] = h.hexdigest()[:16]
+    return out
+
+
+PART_FILES = {"interactions": "the .inter file", "user_ids": "u_id_mapping.csv", "item_ids": "i_id_mapping.csv",
+              "image_features": "image_feat.npy", "text_features": "text_feat.npy", "mm_features": "mm_feat.npy"}
+
+
+def fingerprint_changes(recorded: Mapping[str, Any], now: Mapping[str, Any]) -> list[str]:
+    """The parts (as file names) that differ between two fingerprints."""
+    keys = sorted(set(recorded) | set(now))
+    return [PART_FILES.get(k, k) for k in keys if recorded.get(k) != now.get(k)]
+
+
+# ---------------------------------------------------------------------- API arguments
+def check_users(users: Any, n_users: int, name: str = "users") -> np.ndarray:
+    """A 1-D array of userIDs in ``0..n_users-1`` (no bools, fractions or negatives)."""
+    arr = np.asarray(users)
+    if arr.ndim != 1:
+        raise ConfigError(f"{name} must be a 1-D list of userIDs, got shape {arr.shape}", row=name,
+                          fix="pass e.g. users=[0, 1, 2]")
+    if arr.size and (arr.dtype == bool or not np.issubdtype(arr.dtype, np.integer)):
+        if np.issubdtype(arr.dtype, np.floating) and np.isfinite(arr).all() and (arr == np.round(arr)).all():
+            arr = arr.astype(np.int64)
+        else:
+            raise ConfigError(f"{name} must hold integer userIDs, got dtype {arr.dtype}", row=name,
+                              fix=f"userIDs are 0..{n_users - 1}")
+    arr = arr.astype(np.int64)
+    bad = (arr < 0) | (arr >= n_users)
+    if bad.any():
+        raise ConfigError(f"{name} holds userID {int(arr[bad][0])}, outside 0..{n_users - 1}", row=name,
+                          fix=f"userIDs are 0..{n_users - 1}")
+    return arr
+
+
+__all__ = ["check_int", "check_float", "entry_exists", "check_regular_file", "check_out_file", "check_out_dir",
+           "free_memory_bytes", "check_memory", "estimate_training_bytes", "out_lock", "lock_path",
+           "recover_swap", "staging_dir", "swap_dir", "dataset_fingerprint", "fingerprint_changes",
+           "check_users"]
+
+
+# ---------------------------------------------------------------------- config ranges
+#: key -> (kind, low, high, low_open, high_open): every setting's type and range, with sane upper
+#: bounds (a typo like n_layers=1000000 or embedding_size=1e12 is refused before anything is allocated).
+CONFIG_RANGES: dict[str, tuple[str, float, float, bool, bool]] = {
+    "epochs": ("int", 1, 10**6, False, False),
+    "seed": ("int", 0, 2**63 - 1, False, False),
+    "lr_decay": ("float", 0.0, 1.0, True, False),
+    "batch_size": ("int", 1, 1 << 24, False, False),
+    "learning_rate": ("float", 0.0, 10.0, True, False),
+    "weight_decay": ("float", 0.0, 10.0, False, False),
+    "lr_decay_step": ("int", 1, 10**6, False, False),
+    "stopping_step": ("int", 0, 10**6, False, False),
+    "eval_step": ("int", 1, 10**6, False, False),
+    "eval_batch_users": ("int", 1, 10**6, False, False),
+    "max_minutes": ("float", 0.0, 10.0**7, False, False),
+    "embedding_size": ("int", 1, 16384, False, False),
+    "n_layers": ("int", 0, 64, False, False),
+    "n_ui_layers": ("int", 0, 64, False, False),
+    "knn_k": ("int", 1, 10000, False, False),
+    "reg_weight": ("float", 0.0, 1e6, False, False),
+    "cl_loss": ("float", 0.0, 1e6, False, False),
+    "sim_weight": ("float", 0.0, 1e6, False, False),
+    "ui_cosine_loss_weight": ("float", 0.0, 1e6, False, False),
+    "cl_temperature": ("float", 0.0, 1e3, True, False),
+    "dropout": ("float", 0.0, 1.0, False, True),
+    "mm_image_weight": ("float", 0.0, 1.0, False, False),
+    "sim_cache_mb": ("float", 0.0, 1e7, False, False),
+}
+
+
+#: an example value for the fix of each model setting (the trainer's come from TRAIN_DEFAULTS)
+CONFIG_EXAMPLES = {"embedding_size": 64, "n_layers": 2, "n_ui_layers": 2, "knn_k": 10, "reg_weight": 1e-4,
+                   "cl_loss": 0.01, "sim_weight": 0.1, "ui_cosine_loss_weight": 0.1, "cl_temperature": 0.2,
+                   "dropout": 0.5, "mm_image_weight": 0.1, "sim_cache_mb": 512}
+
+
+def check_config_ranges(cfg: Mapping[str, Any]) -> None:
+    """Refuse any setting outside :data:`CONFIG_RANGES` (other numbers: finite, ``|x| <= 1e9``).
+
+    Raises:
+        ConfigError: naming the key, its range and a ``--set`` example.
+    """
+    from .config import TRAIN_DEFAULTS
+
+    examples = {**CONFIG_EXAMPLES, **TRAIN_DEFAULTS}
+    for key, value in cfg.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        kind, lo, hi, lo_open, hi_open = CONFIG_RANGES.get(
+            key, ("int" if isinstance(value, int) else "float", -1e9, 1e9, False, False))
+        ok = math.isfinite(float(value)) and (lo < value if lo_open else lo <= value) and \
+            (value < hi if hi_open else value <= hi)
+        if not ok:
+            rng = f"{'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
+            shown = value if isinstance(value, int) and abs(value) < 10**15 else f"{value:g}"
+            raise ConfigError(f"{key} must be {'a whole number' if kind == 'int' else 'a number'} in {rng}, "
+                              f"got {shown}", row=key, fix=f"e.g. --set {key}={examples.get(key, lo)}")
+
+
+# ---------------------------------------------------------------------- training
+def check_train_inputs(dataset: Any, model: Any, overrides: Any, out: Any, *, cfg: Mapping[str, Any] | None = None
+                       ) -> None:
+    """What :func:`alignrec_lite.train.train` checks before any work.
+
+    Without ``cfg``: argument types, empty valid/test splits, the output folder.
+    With the resolved ``cfg``: the memory estimate of those settings.
+
+    Raises:
+        ConfigError, DataError: naming the argument, split or setting and the fix.
+    """
+    from .data.mmrec import RecDataset
+
+    if cfg is not None:
+        need, key = estimate_training_bytes(dataset, cfg)
+        check_memory(need, f"training {cfg.get('model', model)} on {int(dataset.n_users):,} users x "
+                     f"{int(dataset.n_items):,} items with these settings", row=key,
+                     fix=f"lower {key} (--set {key}=...) or use a machine with more memory")
+        return
+    if not isinstance(dataset, RecDataset):
+        raise ConfigError(f"dataset must be a RecDataset, got {type(dataset).__name__}", row="dataset",
+                          fix="load one with load_mmrec(DIR) or load_toy()")
+    if not isinstance(model, str):
+        raise ConfigError(f"model must be a model name, got {model!r}", row="model",
+                          fix="e.g. model='lightgcn'")
+    if overrides is not None and not isinstance(overrides, Mapping):
+        raise ConfigError(f"overrides must be a dict of settings, got {type(overrides).__name__}", row="overrides",
+                          fix="e.g. {'epochs': 50}")
+    for split, label in (("valid", 1), ("test", 2)):
+        if len(getattr(dataset, split)) == 0:
+            raise DataError(f"the {split} split is empty (no rows with x_label {label}): early stopping and the "
+                            f"reported metrics would be measured on nothing", path=dataset.path, row=f"x_label {label}",
+                            fix="re-split the data so that users have valid and test rows (MMRec: 8/1/1 per user)")
+    if out is not None:
+        check_out_dir(out, "--out", what="run folder")
+
+
+# ---------------------------------------------------------------------- evaluation and export
+def check_ks(ks: Any, name: str = "ks") -> tuple[int, ...]:
+    """A non-empty sequence of whole numbers in ``1..100000``."""
+    if isinstance(ks, (str, bytes)) or not hasattr(ks, "__iter__"):
+        raise ConfigError(f"{name} must be a list of cut-offs, got {ks!r}", row=name, fix="e.g. ks=(10, 20)")
+    out = tuple(check_int(k, name, 1, 100000, example=20) for k in ks)
+    if not out:
+        raise ConfigError(f"{name} is empty", row=name, fix="e.g. ks=(10, 20)")
+    return out
+
+
+def check_evaluate_args(dataset: Any, split: Any, ks: Any, batch_users: Any, users: Any,
+                        round_to: Any = None) -> tuple[tuple[int, ...], int, np.ndarray | None]:
+    """What :func:`alignrec_lite.evaluate.evaluate` checks first; returns ``(ks, batch_users, users)``."""
+    if split not in ("valid", "test"):
+        raise ConfigError(f"split must be 'valid' or 'test', got {split!r}", row="split",
+                          fix="evaluate on split='valid' (model choice) or split='test' (the report); "
+                          "training items are masked, so 'train' cannot be measured")
+    ks = check_ks(ks)
+    batch_users = check_int(batch_users, "batch_users", 1, 10**7, example=1024)
+    if round_to is not None:
+        check_int(round_to, "round_to", 0, 17, example=4)
+    if users is not None:
+        users = check_users(users, int(dataset.n_users))
+    elif len(dataset.split(split)) == 0:
+        raise DataError(f"the {split} split is empty: there is nothing to measure", path=dataset.path,
+                        row=f"x_label {1 if split == 'valid' else 2}",
+                        fix="re-split the data so that users have valid and test rows (MMRec: 8/1/1 per user)")
+    return ks, batch_users, users
+
+
+def check_export_args(dataset: Any, k: Any, batch_users: Any, users: Any) -> tuple[int, int, np.ndarray | None]:
+    """What top-K export checks first; returns ``(k, batch_users, users)`` with the memory of one score block checked."""
+    k = check_int(k, "--k", 1, 100000, example=20)
+    batch_users = check_int(batch_users, "--batch-users", 1, 10**7, example=1024)
+    if users is not None:
+        users = check_users(users, int(dataset.n_users))
+    rows = min(batch_users, max(1, int(dataset.n_users)))
+    check_memory(4.0 * 3 * rows * int(dataset.n_items), f"one block of {rows:,} users x {int(dataset.n_items):,} "
+                 "item scores", row="--batch-users", fix="lower --batch-users (e.g. --batch-users 256)")
+    return k, batch_users, users
