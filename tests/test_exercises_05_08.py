@@ -90,3 +90,63 @@ test_solution_passes, test_stub_is_not_attempted, test_wrong_answers_raise = exe
 def test_common_mistakes_get_a_hint(checker, wrong, hint):
     with pytest.raises(ex.WrongAnswer, match=hint):
         checker(wrong)
+
+
+# ------------------------------------------------------------- predict-then-run checkers
+NAN = float("nan")
+PREDICTIONS = {
+    # name: (call with a prediction, right prediction, wrong predictions)
+    "untrained_bpr": (lambda p: ex.check_untrained_bpr(p, 0.6934), 0.693, [0.0, 1.5, "log 2", NAN]),
+    "one_seed": (lambda p: ex.check_one_seed(p, 0.021, NAN), "cannot tell", ["yes", "no", " No ", "maybe"]),
+    "one_seed_with_spread": (lambda p: ex.check_one_seed(p, 0.038, 0.010), "yes", ["no", "cannot tell"]),
+    "one_seed_within_noise": (lambda p: ex.check_one_seed(p, 0.016, 0.015), "no", ["yes", "cannot tell"]),
+    "tail_test_share": (lambda p: ex.check_tail_test_share(p, 0.263, 0.296), "larger", ["same", "smaller", "more"]),
+    "tail_test_share_equal": (lambda p: ex.check_tail_test_share(p, 0.263, 0.268), "same", ["larger", "smaller"]),
+    "tail_test_share_smaller": (lambda p: ex.check_tail_test_share(p, 0.30, 0.25), "smaller", ["larger", "same"]),
+    "nightly_job": (lambda p: ex.check_nightly_job_cost(p, 0.0066, 0.336), "less", ["same", "more", "cheaper"]),
+    "nightly_job_no_gain": (lambda p: ex.check_nightly_job_cost(p, 0.30, 0.33), "same", ["less", "more"]),
+    "nightly_job_dearer": (lambda p: ex.check_nightly_job_cost(p, 0.9, 0.3), "more", ["less", "same"]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PREDICTIONS))
+def test_prediction_right_passes(name, capsys):
+    check, right, _ = PREDICTIONS[name]
+    assert check(right) is True
+    assert "OK" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", sorted(PREDICTIONS))
+@pytest.mark.parametrize("stub", [..., None])
+def test_prediction_stub_is_not_attempted(name, stub, capsys):
+    check, _, _ = PREDICTIONS[name]
+    assert check(stub) is False
+    assert ex.NOT_ATTEMPTED in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", sorted(PREDICTIONS))
+def test_prediction_wrong_raises_with_the_numbers(name):
+    check, _, wrongs = PREDICTIONS[name]
+    for wrong in wrongs:
+        with pytest.raises(ex.WrongAnswer):
+            check(wrong)
+
+
+@pytest.mark.parametrize("check, args, numbers", [
+    (ex.check_one_seed, ("no", 0.021, NAN), ["+0.0210", "nan"]),
+    (ex.check_tail_test_share, ("same", 0.263, 0.296), ["26.3%", "29.6%"]),
+    (ex.check_nightly_job_cost, ("same", 0.0066, 0.336), ["0.0066", "0.3360"]),
+])
+def test_wrong_prediction_shows_the_measured_numbers(check, args, numbers):
+    with pytest.raises(ex.WrongAnswer) as info:
+        check(*args)
+    assert all(n in str(info.value) for n in numbers)
+
+
+def test_one_seed_has_no_spread():
+    """The measurement notebook 06 makes: pandas' sample std of one run per model is NaN."""
+    import pandas as pd
+
+    one = pd.DataFrame({"model": ["AlignRec", "VBPR"], "recall@20": [0.43, 0.40]})
+    s = one.groupby("model")["recall@20"].std()
+    assert np.isnan(np.hypot(s["AlignRec"], s["VBPR"]))

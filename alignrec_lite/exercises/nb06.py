@@ -1,7 +1,8 @@
-"""Exercises of notebook 06 (Table 2 on our data): Recall@K as MMRec defines it, relative gains."""
+"""Exercises of notebook 06 (Table 2 on our data): Recall@K as MMRec defines it, relative gains, one seed."""
 
 from __future__ import annotations
 
+import math
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -59,3 +60,32 @@ def check_relative_gain(fn: Callable[[np.ndarray, np.ndarray], Any]) -> bool:
             expect_close(got[0], torch.tensor(want, dtype=torch.float64), "relative gain")
 
     return run_checks("check_relative_gain", body, "fill in my_relative_gain")
+
+
+def check_one_seed(prediction: Any, diff: float, combined_std: float) -> bool:
+    """Predict-then-run: with one run per model, is AlignRec's gap over the best baseline significant?
+
+    The notebook's rule: a difference of means counts when it is larger than twice the combined
+    seed-to-seed standard deviation, ``sqrt(std_a**2 + std_b**2)``.
+
+    Args:
+        prediction: ``"yes"``, ``"no"`` or ``"cannot tell"``.
+        diff: AlignRec's test Recall@20 minus the best baseline's, from the first seed's runs only.
+        combined_std: the combined standard deviation of those runs (NaN when each model has one run).
+    """
+    from ._predict import check_choice
+
+    d, s = float(diff), float(combined_std)
+    measured = f"first seed only: AlignRec minus the best baseline {d:+.4f}, combined seed std {s:.4f}"
+    if not math.isfinite(s):
+        correct = "cannot tell"
+        why = ("One run per model says nothing about the seed-to-seed spread: the standard deviation of a single "
+               "value is undefined (pandas gives NaN), so the two-std rule has nothing to weigh the gap against. "
+               "Beware: in Python abs(diff) > 2 * nan is False, so an unguarded script prints 'not significant', a "
+               "verdict the data cannot give either. A table with one run per model, as most papers report, is in "
+               "this position; only repeated seeds (or a test over users) can tell.")
+    else:
+        correct = "yes" if abs(d) > 2 * s else "no"
+        why = ("With more than one run per model the rule can be applied: the gap is "
+               + ("larger" if correct == "yes" else "not larger") + " than twice the combined std.")
+    return check_choice("check_one_seed", prediction, ("yes", "no", "cannot tell"), correct, measured, why)

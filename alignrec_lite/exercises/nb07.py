@@ -1,4 +1,4 @@
-"""Exercises of notebook 07 (long tail and cold start): Gini of exposure, APLT."""
+"""Exercises of notebook 07 (long tail and cold start): Gini of exposure, APLT, the tail in the test set."""
 
 from __future__ import annotations
 
@@ -50,3 +50,34 @@ def check_aplt(fn: Callable[[np.ndarray, np.ndarray], Any]) -> bool:
         expect_close(got[0], torch.tensor(want, dtype=torch.float64), "APLT@10")
 
     return run_checks("check_aplt", body, "fill in my_aplt")
+
+
+def check_tail_test_share(prediction: Any, train_share: float, test_share: float) -> bool:
+    """Predict-then-run: is the tail's share of the test interactions larger than its share of training?
+
+    The tail is chosen from *training* counts (the less popular half of the items).
+
+    Args:
+        prediction: ``"larger"``, ``"same"`` (within 0.01) or ``"smaller"``.
+        train_share: share of the training interactions that involve a tail item.
+        test_share: share of the test interactions that involve a tail item.
+    """
+    from ._predict import check_choice
+
+    tr, te = float(train_share), float(test_share)
+    correct = "same" if abs(te - tr) < 0.01 else ("larger" if te > tr else "smaller")
+    measured = f"the tail holds {tr:.1%} of the training interactions and {te:.1%} of the test interactions"
+    if correct == "larger":
+        why = ("Items land in the tail *because* their training count is low, and part of a low count is luck: "
+               "which of an item's interactions the random split put into train (an item with no training "
+               "interaction at all is in the tail, yet can be bought in test). The test split does not share that "
+               "luck, so tail items drift back towards their real popularity: regression to the mean. The head, "
+               "chosen for high counts, drifts down. Buckets built from training counts are a selection, and "
+               "per-bucket results carry it.")
+    elif correct == "smaller":
+        why = ("Here the tail holds less of the test set than of the training set: the random split put more of "
+               "its interactions into train than regression to the mean gives back.")
+    else:
+        why = ("Here the two shares agree within 0.01: the random split gives train and test the same mix, and "
+               "the selection effect of bucketing by training counts is small on this data.")
+    return check_choice("check_tail_test_share", prediction, ("larger", "same", "smaller"), correct, measured, why)

@@ -1,4 +1,4 @@
-"""Exercises of notebook 08 (efficiency and serving): fold-in of a new user, a power-law fit."""
+"""Exercises of notebook 08 (efficiency and serving): fold-in of a new user, a power-law fit, batch or request."""
 
 from __future__ import annotations
 
@@ -50,3 +50,31 @@ def check_power_law(fn: Callable[[np.ndarray, np.ndarray], Any]) -> bool:
             expect_close(got[0], torch.tensor(want, dtype=torch.float64), "power-law exponent", rtol=1e-3)
 
     return run_checks("check_power_law", body, "fill in my_power_law")
+
+
+def check_nightly_job_cost(prediction: Any, batched_ms_per_user: float, single_request_ms: float) -> bool:
+    """Predict-then-run: per user, does ranking every user in chunks cost less than one request at a time?
+
+    Args:
+        prediction: ``"less"``, ``"same"`` (within a factor 1.5) or ``"more"``.
+        batched_ms_per_user: time of the all-users ranking divided by the number of users (ms).
+        single_request_ms: median time of scoring and ranking one user alone (ms).
+    """
+    from ._predict import check_choice
+
+    batched, single = float(batched_ms_per_user), float(single_request_ms)
+    ratio = single / batched if batched > 0 else float("inf")
+    correct = "less" if ratio > 1.5 else ("more" if ratio < 1 / 1.5 else "same")
+    measured = (f"nightly job {batched:.4f} ms per user, one request {single:.4f} ms: "
+                f"a request costs {ratio:.1f}x the job's share per user")
+    same_work = ("Both compute the same numbers for a user: one row of the user-item product, the training items "
+                 "masked, a top-K. ")
+    if correct == "less":
+        why = (same_work + "The job does it for a chunk of users at once, so the fixed cost of each call (Python, "
+               "masking, launching the product and the top-K) is paid once per chunk instead of once per user. "
+               "That is the offline engine's case: the nightly job spreads the overhead over every user, while a "
+               "real-time service pays it on every request.")
+    else:
+        why = (same_work + "On this run the fixed cost per call was small against the arithmetic, so chunking "
+               "the users saved " + ("little." if correct == "same" else "nothing (a busy machine can do this)."))
+    return check_choice("check_nightly_job_cost", prediction, ("less", "same", "more"), correct, measured, why)
