@@ -126,7 +126,9 @@ class LabServer:
             urllib.request.urlopen(req, timeout=30).close()
 
     def url(self, notebook: str) -> str:
-        return f"http://127.0.0.1:{self.port}/lab/tree/{notebook}?token={self.token}"
+        """The notebook in a workspace of its own, so no tab of an earlier test is restored beside it."""
+        workspace = "ws-" + "".join(c if c.isalnum() else "-" for c in notebook)
+        return f"http://127.0.0.1:{self.port}/lab/workspaces/{workspace}/tree/{notebook}?token={self.token}"
 
     def wait_kernel_idle(self, notebook: str, timeout: float = 120) -> None:
         """Until the notebook's session has a kernel that reports ``idle``."""
