@@ -621,6 +621,98 @@ def _identity(entry: dict) -> dict:
     return {k: entry.get(k) for k in ("encoder", "weights", "seed", "preprocessing", "architecture", "dim")}
 
 
+MM_FILE = "mm_feat.npy"
+MASKED_FILES = {"image": "mm_feat_mask_image.npy", "text": "mm_feat_mask_text.npy"}
+
+
+def save_stage1_checkpoint(run: Path, kind: str, state: dict, opt: torch.optim.Optimizer, gen: torch.Generator,
+                           history: list, seconds: float) -> None:
+    """Write a stage-1 encoder's ``run/last.pt`` atomically: its own ``state`` plus what resuming needs.
+
+    Args:
+        run: the run folder.
+        kind: the encoder's name, checked by :func:`load_stage1_checkpoint`.
+        state: the encoder's fields (``config``, ``epoch``, ``model``, ...).
+        opt, gen: the optimiser and the batch-order generator.
+        history: per-epoch records so far.
+        seconds: training wall time so far.
+    """
+    from .io import atomic_path
+
+    full = {"format": 1, "kind": kind, **state, "optimizer": opt.state_dict(), "generator": gen.get_state(),
+            "torch_rng": torch.get_rng_state(), "history": history, "seconds": seconds}
+    with atomic_path(run / "last.pt") as tmp:
+        torch.save(full, tmp)
+
+
+def load_stage1_checkpoint(path: str | Path, kinds: tuple[str | None, ...], *, name: str, train_cmd: str) -> dict:
+    """Read a stage-1 checkpoint written by :func:`save_stage1_checkpoint` (CRC-checked, ``weights_only``).
+
+    Args:
+        path: ``last.pt`` or its run folder.
+        kinds: the ``kind`` values accepted (``None``: a checkpoint from before kinds were recorded).
+        name: the encoder's name in messages.
+        train_cmd: the command that makes such a run.
+
+    Raises:
+        CheckpointError: missing, unreadable or another encoder's checkpoint.
+    """
+    from .errors import CheckpointError
+    from .io import load_checkpoint_file
+
+    path = Path(path)
+    if path.is_dir():
+        path = path / "last.pt"
+    if not path.exists():
+        raise CheckpointError(f"no {name} checkpoint", path=path, fix=f"train first with `{train_cmd}`")
+    state = load_checkpoint_file(path)
+    if (not isinstance(state, dict) or state.get("format") != 1 or state.get("kind") not in kinds
+            or "model" not in state):
+        raise CheckpointError(f"not a {name} checkpoint", path=path, fix=f"point to a run folder of `{train_cmd}`")
+    return state
+
+
+def write_mm_features(folder: Path, run: Path, emb: dict, entry: dict, *, config: Any, history: list,
+                      train_seconds: float, missing_images: int, device: Any) -> dict:
+    """Write a stage-1 encoder's item vectors into the dataset folder and record them in its manifest.
+
+    Shared by both stage-1 encoders (:mod:`alignrec_lite.ica`, :mod:`alignrec_lite.multiway`):
+    ``mm_feat.npy`` (the fused vectors), the two masked views (:data:`MASKED_FILES`), the
+    ``mm`` entry of ``features.json`` and ``run/result.json``.
+
+    Args:
+        folder: the dataset folder.
+        run: the encoder's run folder.
+        emb: ``{"mm": (n_items, d), "mm_mask_image": ..., "mm_mask_text": ...}``.
+        entry: the encoder's own manifest fields (``"encoder"`` first, then what describes it).
+        config: the encoder's config dataclass (with ``key()``).
+        history: per-epoch records (``"loss"``).
+        train_seconds: pre-training wall time.
+        missing_images: items without a readable image.
+        device: where it ran.
+
+    Returns:
+        The updated manifest.
+    """
+    from dataclasses import asdict
+
+    save_npy(folder / MM_FILE, emb["mm"])
+    for modality, fname in MASKED_FILES.items():
+        save_npy(folder / fname, emb[f"mm_mask_{modality}"])
+    man_entry = {
+        "encoder": entry["encoder"], "file": MM_FILE, "dim": int(emb["mm"].shape[1]), "shape": list(emb["mm"].shape),
+        "sha256": sha256_file(folder / MM_FILE), "rows": "itemID", "config_key": config.key(),
+        "config": asdict(config), **{k: v for k, v in entry.items() if k != "encoder"},
+        "masked_files": {m: {"file": f, "sha256": sha256_file(folder / f)} for m, f in MASKED_FILES.items()},
+        "missing_images": int(missing_images), "epochs": len(history), "train_seconds": round(train_seconds, 2),
+        "final_loss": history[-1]["loss"] if history else None, "run_dir": str(run), "device": str(device),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "versions": _lib_versions(),
+    }
+    manifest = update_manifest(folder, "mm", man_entry)
+    write_json(run / "result.json", {k: v for k, v in man_entry.items() if k != "versions"})
+    return manifest
+
+
 def update_manifest(folder: str | Path, modality: str, entry: dict) -> dict:
     """Set one modality's entry of ``features.json`` (atomic rewrite) and return the manifest."""
     man = read_manifest(folder)

@@ -60,17 +60,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from .data.mmrec import RecDataset, load_mmrec
-from .encoders import (ImageTower, TextTower, _autocast, _lib_versions, build_towers, load_image, read_manifest,
-                       update_manifest)
+from .encoders import MASKED_FILES, MM_FILE  # noqa: F401 - the stage-1 file names, re-exported
+from .encoders import (ImageTower, TextTower, _autocast, build_towers, load_image, load_stage1_checkpoint,
+                       read_manifest, save_stage1_checkpoint, write_mm_features)
 from .errors import CheckpointError, ConfigError, DataError
 from .geometry import alignment, uniformity
-from .io import atomic_path, load_checkpoint_file, save_npy, sha256_file, write_json
+from .io import save_npy, sha256_file, write_json
 from .losses import clip_loss
 from .utils import get_device, seed_everything
 
 FUSIONS = ("mean", "concat", "mlp")
-MM_FILE = "mm_feat.npy"
-MASKED_FILES = {"image": "mm_feat_mask_image.npy", "text": "mm_feat_mask_text.npy"}
 MAX_LOGIT_SCALE = math.log(100.0)
 
 
@@ -389,28 +388,17 @@ def _checkpoint_state(model: MMEnc, cfg: ICAConfig) -> dict[str, torch.Tensor]:
 
 def _save(run: Path, model: MMEnc, opt: torch.optim.Optimizer, cfg: ICAConfig, epoch: int, history: list,
           gen: torch.Generator, seconds: float) -> None:
-    state = {"format": 1, "config": asdict(cfg), "epoch": epoch, "model": _checkpoint_state(model, cfg),
-             "optimizer": opt.state_dict(), "generator": gen.get_state(), "torch_rng": torch.get_rng_state(),
-             "history": history, "seconds": seconds}
-    with atomic_path(run / "last.pt") as tmp:
-        torch.save(state, tmp)
+    save_stage1_checkpoint(run, "mmenc-ica", {"config": asdict(cfg), "epoch": epoch,
+                                              "model": _checkpoint_state(model, cfg)}, opt, gen, history, seconds)
 
 
 def load_checkpoint(path: str | Path) -> dict:
-    """Read an ICA checkpoint (``weights_only=True``).
+    """Read an ICA checkpoint (``weights_only=True``, CRC-checked).
 
     Raises:
         CheckpointError: missing, unreadable or not an ICA checkpoint.
     """
-    path = Path(path)
-    if path.is_dir():
-        path = path / "last.pt"
-    if not path.exists():
-        raise CheckpointError("no ICA checkpoint", path=path, fix="train first with `alignrec-lite pretrain-ica DIR`")
-    state = load_checkpoint_file(path)  # CRC-checked, weights_only
-    if not isinstance(state, dict) or state.get("format") != 1 or "model" not in state:
-        raise CheckpointError("not an ICA checkpoint", path=path, fix="point to a run folder of pretrain-ica")
-    return state
+    return load_stage1_checkpoint(path, ("mmenc-ica", None), name="ICA", train_cmd="alignrec-lite pretrain-ica DIR")
 
 
 def load_mmenc(run: str | Path) -> tuple[MMEnc, ICAConfig]:
@@ -615,36 +603,16 @@ def pretrain_ica(
     geometry_after = _pair_geometry(emb, train_items.numpy())
     save_npy(run / "ica_image.npy", emb["image"])
     save_npy(run / "ica_text.npy", emb["text"])
-    save_npy(folder / MM_FILE, emb["mm"])
-    for modality, fname in MASKED_FILES.items():
-        save_npy(folder / fname, emb[f"mm_mask_{modality}"])
-    man_entry = {
+    manifest = write_mm_features(folder, run, emb, {
         "encoder": "mmenc-ica",
-        "file": MM_FILE,
-        "dim": int(emb["mm"].shape[1]),
-        "shape": list(emb["mm"].shape),
-        "sha256": sha256_file(folder / MM_FILE),
-        "rows": "itemID",
-        "config_key": cfg.key(),
-        "config": asdict(cfg),
         "image_tower": model.image_tower.describe(),
         "text_tower": model.text_tower.describe(),
         "fusion": cfg.fusion,
-        "masked_files": {m: {"file": f, "sha256": sha256_file(folder / f)} for m, f in MASKED_FILES.items()},
-        "missing_images": int((~content.has_image).sum()),
-        "epochs": len(history),
-        "train_seconds": round(train_seconds, 2),
-        "final_loss": history[-1]["loss"] if history else None,
         "temperature": model.temperature(),
         "geometry_before": geometry_before,
         "geometry_after": geometry_after,
-        "run_dir": str(run),
-        "device": str(device),
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "versions": _lib_versions(),
-    }
-    manifest = update_manifest(folder, "mm", man_entry)
-    write_json(run / "result.json", {k: v for k, v in man_entry.items() if k != "versions"})
+    }, config=cfg, history=history, train_seconds=train_seconds, missing_images=int((~content.has_image).sum()),
+        device=device)
     return {"shape": list(emb["mm"].shape), "epochs_run": len(history), "train_seconds": train_seconds,
             "final_loss": history[-1]["loss"] if history else float("nan"), "run_dir": run, "history": history,
             "geometry_before": geometry_before, "geometry_after": geometry_after, "manifest": manifest}

@@ -70,13 +70,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from .data.mmrec import RecDataset, load_mmrec
-from .encoders import _autocast, _lib_versions, _simple_transform, load_image, read_manifest, update_manifest
+from .encoders import MASKED_FILES, MM_FILE  # noqa: F401 - the stage-1 file names, re-exported
+from .encoders import (_autocast, _simple_transform, load_image, load_stage1_checkpoint, read_manifest,
+                       save_stage1_checkpoint, write_mm_features)
 from .errors import CheckpointError, ConfigError, DataError
-from .io import atomic_path, load_checkpoint_file, save_npy, sha256_file, write_json
+from .io import save_npy, sha256_file, write_json
 from .utils import get_device, seed_everything
 
-MM_FILE = "mm_feat.npy"
-MASKED_FILES = {"image": "mm_feat_mask_image.npy", "text": "mm_feat_mask_text.npy"}
 ENCODER_NAME = "multiway-mmm"
 TOKENIZERS = ("words", "minilm")
 PAD, UNK, MASK = 0, 1, 2  # special title-token ids (the "words" vocabulary; minilm ids are remapped the same way)
@@ -663,12 +663,9 @@ def encode_items(model: MultiwayEncoder, content: MultiwayContent, *, device: to
 # ====================================================================== training
 def _save(run: Path, model: MultiwayEncoder, opt: torch.optim.Optimizer, cfg: MultiwayConfig, vocab: list[str],
           epoch: int, step: int, history: list, gen: torch.Generator, seconds: float) -> None:
-    state = {"format": 1, "kind": ENCODER_NAME, "config": asdict(cfg), "vocab": vocab, "epoch": epoch,
-             "step": step, "model": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
-             "optimizer": opt.state_dict(), "generator": gen.get_state(), "torch_rng": torch.get_rng_state(),
-             "history": history, "seconds": seconds}
-    with atomic_path(run / "last.pt") as tmp:
-        torch.save(state, tmp)
+    weights = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    save_stage1_checkpoint(run, ENCODER_NAME, {"config": asdict(cfg), "vocab": vocab, "epoch": epoch, "step": step,
+                                               "model": weights}, opt, gen, history, seconds)
 
 
 def load_checkpoint(path: str | Path) -> dict:
@@ -677,17 +674,8 @@ def load_checkpoint(path: str | Path) -> dict:
     Raises:
         CheckpointError: missing, unreadable or not a Multiway checkpoint.
     """
-    path = Path(path)
-    if path.is_dir():
-        path = path / "last.pt"
-    if not path.exists():
-        raise CheckpointError("no Multiway checkpoint", path=path,
-                              fix="train first with `alignrec-lite pretrain-ica DIR --encoder multiway`")
-    state = load_checkpoint_file(path)
-    if not isinstance(state, dict) or state.get("kind") != ENCODER_NAME or "model" not in state:
-        raise CheckpointError("not a Multiway checkpoint", path=path,
-                              fix="point to a run folder of `pretrain-ica --encoder multiway`")
-    return state
+    return load_stage1_checkpoint(path, (ENCODER_NAME,), name="Multiway",
+                                  train_cmd="alignrec-lite pretrain-ica DIR --encoder multiway")
 
 
 def load_multiway(run: str | Path) -> tuple[MultiwayEncoder, MultiwayConfig, list[str]]:
@@ -853,7 +841,6 @@ def pretrain_multiway(
         history, start_epoch = list(state["history"]), int(state["epoch"])
         step, prior_seconds = int(state["step"]), float(state["seconds"])
     items = torch.arange(ds.n_items)
-    steps_per_epoch = math.ceil(len(items) / cfg.batch_size)
 
     t0 = time.perf_counter()
     bar = tqdm(total=epochs, initial=min(start_epoch, epochs), disable=not progress, desc="Multiway MMM",
@@ -892,18 +879,8 @@ def pretrain_multiway(
 
     emb = encode_items(model, content, device=device, precision=cfg.precision)
     save_npy(run / "mean_pool.npy", emb["mean_pool"])  # diagnostic only (not the paper's read-out)
-    save_npy(folder / MM_FILE, emb["mm"])
-    for modality, fname in MASKED_FILES.items():
-        save_npy(folder / fname, emb[f"mm_mask_{modality}"])
-    man_entry = {
+    manifest = write_mm_features(folder, run, emb, {
         "encoder": ENCODER_NAME,
-        "file": MM_FILE,
-        "dim": int(emb["mm"].shape[1]),
-        "shape": list(emb["mm"].shape),
-        "sha256": sha256_file(folder / MM_FILE),
-        "rows": "itemID",
-        "config_key": cfg.key(),
-        "config": asdict(cfg),
         "architecture": (f"Multiway Transformer: {cfg.layers} blocks, width {cfg.dim}, {cfg.heads} heads, "
                          f"V/L FFN experts, VL expert in the top {cfg.vl_layers}; {cfg.n_patches} patches of "
                          f"{cfg.patch_size}x{cfg.patch_size} px + <= {cfg.max_text_len} title tokens; "
@@ -914,18 +891,8 @@ def pretrain_multiway(
         "vocab_size": len(vocab),
         "parameters": int(sum(p.numel() for p in model.parameters())),
         "pretrained": bool(epochs > 0),
-        "masked_files": {m: {"file": f, "sha256": sha256_file(folder / f)} for m, f in MASKED_FILES.items()},
-        "missing_images": int((~content.has_image).sum()),
-        "epochs": len(history),
-        "train_seconds": round(train_seconds, 2),
-        "final_loss": history[-1]["loss"] if history else None,
-        "run_dir": str(run),
-        "device": str(device),
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "versions": _lib_versions(),
-    }
-    manifest = update_manifest(folder, "mm", man_entry)
-    write_json(run / "result.json", {k: v for k, v in man_entry.items() if k != "versions"})
+    }, config=cfg, history=history, train_seconds=train_seconds, missing_images=int((~content.has_image).sum()),
+        device=device)
     return {"shape": list(emb["mm"].shape), "epochs_run": len(history), "train_seconds": train_seconds,
             "final_loss": history[-1]["loss"] if history else float("nan"), "run_dir": run, "history": history,
             "manifest": manifest}

@@ -235,3 +235,25 @@ def test_cli_multiway_and_no_pretrain(tmp_path: Path, capsys: pytest.CaptureFixt
     assert "--arch belongs to the two-tower encoder" in capsys.readouterr().err
     assert main(["pretrain-ica", str(folder), "--no-pretrain", "--quiet"]) == 2
     assert "add --encoder multiway" in capsys.readouterr().err
+
+
+def test_each_stage1_loader_refuses_the_other_encoders_checkpoint(tmp_path):
+    """The two stage-1 encoders share their checkpoint format; each loader accepts only its own kind."""
+    import torch
+
+    from alignrec_lite import ica, multiway
+    from alignrec_lite.encoders import save_stage1_checkpoint
+    from alignrec_lite.errors import CheckpointError
+
+    w = torch.nn.Linear(2, 2)
+    opt, gen = torch.optim.Adam(w.parameters()), torch.Generator().manual_seed(0)
+    for kind, ok, other in [("mmenc-ica", ica.load_checkpoint, multiway.load_checkpoint),
+                            (multiway.ENCODER_NAME, multiway.load_checkpoint, ica.load_checkpoint)]:
+        run = tmp_path / kind
+        run.mkdir()
+        save_stage1_checkpoint(run, kind, {"epoch": 1, "model": w.state_dict()}, opt, gen, [], 1.0)
+        assert ok(run)["epoch"] == 1
+        with pytest.raises(CheckpointError, match="not a"):
+            other(run)
+    with pytest.raises(CheckpointError, match="no ICA checkpoint"):
+        ica.load_checkpoint(tmp_path / "missing")
