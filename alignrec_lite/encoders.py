@@ -672,6 +672,47 @@ def load_stage1_checkpoint(path: str | Path, kinds: tuple[str | None, ...], *, n
     return state
 
 
+def open_stage1_run(run: Path, cfg: Any, *, resume: bool, overwrite: bool, load: Callable[[Path], dict],
+                    name: str) -> dict | None:
+    """Prepare a stage-1 run folder: the checkpoint to resume (same settings), or a fresh start.
+
+    Args:
+        run: the run folder.
+        cfg: the encoder's config dataclass (``key()``, ``from_dict``); ``epochs`` and
+            ``device`` may differ from the checkpoint's when resuming.
+        resume: continue from ``run/last.pt``.
+        overwrite: start again over an existing run.
+        load: the encoder's checkpoint loader.
+        name: the encoder's name in messages (``"an ICA"``).
+
+    Returns:
+        The checkpoint to resume from, or ``None`` for a fresh start.
+
+    Raises:
+        CheckpointError: other settings than the checkpoint's, or an existing run without
+            ``resume`` / ``overwrite``.
+    """
+    from dataclasses import asdict
+
+    from .errors import CheckpointError
+
+    state = None
+    if resume:
+        state = load(run)
+        old = type(cfg).from_dict(state["config"])
+        if old.key() != cfg.key():
+            diff = {k: (v, getattr(cfg, k)) for k, v in asdict(old).items()
+                    if getattr(cfg, k) != v and k not in ("epochs", "device")}
+            raise CheckpointError(f"the checkpoint was trained with other settings {diff}", path=run / "last.pt",
+                                  fix="resume with the same settings, or start again with --overwrite")
+    elif (run / "last.pt").exists() and not overwrite:
+        raise CheckpointError(f"the run folder already holds {name} run", path=run,
+                              fix="pass --resume to continue it or --overwrite to start again")
+    run.mkdir(parents=True, exist_ok=True)
+    write_json(run / "config.json", asdict(cfg))
+    return state
+
+
 def write_mm_features(folder: Path, run: Path, emb: dict, entry: dict, *, config: Any, history: list,
                       train_seconds: float, missing_images: int, device: Any) -> dict:
     """Write a stage-1 encoder's item vectors into the dataset folder and record them in its manifest.

@@ -71,10 +71,10 @@ from torch import nn
 
 from .data.mmrec import RecDataset, load_mmrec
 from .encoders import MASKED_FILES, MM_FILE  # noqa: F401 - the stage-1 file names, re-exported
-from .encoders import (_autocast, _simple_transform, load_image, load_stage1_checkpoint, read_manifest,
-                       save_stage1_checkpoint, write_mm_features)
+from .encoders import (_autocast, _simple_transform, load_image, load_stage1_checkpoint, open_stage1_run,
+                       read_manifest, save_stage1_checkpoint, write_mm_features)
 from .errors import CheckpointError, ConfigError, DataError
-from .io import save_npy, sha256_file, write_json
+from .io import save_npy, sha256_file
 from .utils import get_device, seed_everything
 
 ENCODER_NAME = "multiway-mmm"
@@ -800,20 +800,7 @@ def pretrain_multiway(
             return {"shape": entry["shape"], "epochs_run": entry["epochs"], "train_seconds": entry["train_seconds"],
                     "final_loss": entry["final_loss"], "run_dir": Path(entry["run_dir"]), "history": [],
                     "manifest": read_manifest(folder), "up_to_date": True}
-    state = None
-    if resume:
-        state = load_checkpoint(run)
-        old = MultiwayConfig.from_dict(state["config"])
-        if old.key() != cfg.key():
-            diff = {k: (v, getattr(cfg, k)) for k, v in asdict(old).items()
-                    if getattr(cfg, k) != v and k not in ("epochs", "device")}
-            raise CheckpointError(f"the checkpoint was trained with other settings {diff}", path=run / "last.pt",
-                                  fix="resume with the same settings, or start again with --overwrite")
-    elif (run / "last.pt").exists() and not overwrite:
-        raise CheckpointError("the run folder already holds a Multiway run", path=run,
-                              fix="pass --resume to continue it or --overwrite to start again")
-    run.mkdir(parents=True, exist_ok=True)
-    write_json(run / "config.json", asdict(cfg))
+    state = open_stage1_run(run, cfg, resume=resume, overwrite=overwrite, load=load_checkpoint, name="a Multiway")
 
     seed_everything(cfg.seed)
     device = get_device(cfg.device)
