@@ -97,3 +97,42 @@ def exercise_tests(cases: dict):
                 checker(wrong)
 
     return test_solution_passes, test_stub_is_not_attempted, test_wrong_answers_raise
+
+
+def prediction_tests(predictions: dict):
+    """The three tests every predict-then-run checker gets, parametrised over ``predictions``.
+
+    ``predictions`` maps a name to ``(check, right prediction, [wrong predictions])``, where
+    ``check(prediction)`` compares with numbers the test fixes. Returns
+    ``(test_prediction_right_passes, test_prediction_stub_is_not_attempted,
+    test_prediction_wrong_raises_with_the_numbers)``: the right prediction passes and prints OK;
+    an untouched stub (``...`` or ``None``) is "not attempted"; each wrong one raises.
+    """
+    import pytest
+
+    from alignrec_lite import exercises as ex
+
+    names = sorted(predictions)
+
+    @pytest.mark.parametrize("name", names)
+    def test_prediction_right_passes(name, capsys):
+        check, right, _ = predictions[name]
+        assert check(right) is True
+        assert "OK" in capsys.readouterr().out
+
+    @pytest.mark.parametrize("name", names)
+    @pytest.mark.parametrize("stub", [..., None])
+    def test_prediction_stub_is_not_attempted(name, stub, capsys):
+        check, _, _ = predictions[name]
+        assert check(stub) is False
+        assert ex.NOT_ATTEMPTED in capsys.readouterr().out
+
+    @pytest.mark.parametrize("name", names)
+    def test_prediction_wrong_raises_with_the_numbers(name):
+        check, _, wrongs = predictions[name]
+        for wrong in wrongs:
+            with pytest.raises(ex.WrongAnswer):
+                check(wrong)
+
+    return test_prediction_right_passes, test_prediction_stub_is_not_attempted, \
+        test_prediction_wrong_raises_with_the_numbers

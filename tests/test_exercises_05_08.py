@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from alignrec_lite import exercises as ex
 from alignrec_lite.beyond import gini
 from alignrec_lite.losses import info_nce
-from helpers import exercise_tests
+from helpers import exercise_tests, prediction_tests
 
 
 # ----------------------------------------------------------------- reference solutions (as in the notebooks)
@@ -109,27 +109,8 @@ PREDICTIONS = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(PREDICTIONS))
-def test_prediction_right_passes(name, capsys):
-    check, right, _ = PREDICTIONS[name]
-    assert check(right) is True
-    assert "OK" in capsys.readouterr().out
-
-
-@pytest.mark.parametrize("name", sorted(PREDICTIONS))
-@pytest.mark.parametrize("stub", [..., None])
-def test_prediction_stub_is_not_attempted(name, stub, capsys):
-    check, _, _ = PREDICTIONS[name]
-    assert check(stub) is False
-    assert ex.NOT_ATTEMPTED in capsys.readouterr().out
-
-
-@pytest.mark.parametrize("name", sorted(PREDICTIONS))
-def test_prediction_wrong_raises_with_the_numbers(name):
-    check, _, wrongs = PREDICTIONS[name]
-    for wrong in wrongs:
-        with pytest.raises(ex.WrongAnswer):
-            check(wrong)
+(test_prediction_right_passes, test_prediction_stub_is_not_attempted,
+ test_prediction_wrong_raises_with_the_numbers) = prediction_tests(PREDICTIONS)
 
 
 @pytest.mark.parametrize("check, args, numbers", [
