@@ -23,7 +23,6 @@ import json
 import shutil
 import struct
 import zlib
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -34,48 +33,18 @@ import torch
 from alignrec_lite.cli import build_parser, main
 from alignrec_lite.config import parse_set_args, resolve_config
 from alignrec_lite.data.mmrec import load_mmrec, read_card
-from alignrec_lite.data.toy import load_toy, toy_path
+from alignrec_lite.data.toy import load_toy
 from alignrec_lite.errors import AlignRecError, CheckpointError, ConfigError, DataError
 from alignrec_lite.utils import get_device
 
-SMOKE = toy_path("smoke")
+from reliability_cases import SMOKE, Case, Cases, Cli, run_cli, snapshot
+from reliability_cases import Ctx as BaseCtx
 HEADER = "userID\titemID\tx_label"
 
 
 # ---------------------------------------------------------------------- machinery
-@dataclass
-class Cli:
-    """A command line to run: the handler must raise, ``main`` must print one line and exit 2."""
-
-    argv: list[str]
-
-
-@dataclass
-class Case:
-    id: str
-    entry: str  # the entry point, for the table
-    what: str  # the bad input, in words
-    error: type[AlignRecError] | None  # None: argparse's own usage error (exit 2)
-    where: tuple[str, ...]  # substrings the message must contain: file, "line N", key
-    build: Callable[["Ctx"], Callable[[], object] | Cli]
-
-
-class Ctx:
+class Ctx(BaseCtx):
     """What a case may use: its own folder, a copy of the smoke data, a finished run."""
-
-    def __init__(self, tmp: Path, run: Path) -> None:
-        self.tmp = tmp
-        self._run = run
-
-    def smoke(self, name: str = "shop") -> Path:
-        dst = self.tmp / name
-        shutil.copytree(SMOKE, dst)
-        return dst
-
-    def run(self, name: str = "run") -> Path:
-        dst = self.tmp / name
-        shutil.copytree(self._run, dst)
-        return dst
 
     def inter(self, body: str | bytes, *, header: str = HEADER, name: str = "ds") -> Path:
         """A folder holding one ``x.inter`` made of ``header`` + ``body``."""
@@ -96,14 +65,8 @@ def body(rows: list[str]) -> str:
     return "\n".join(rows) + "\n"
 
 
-CASES: list[Case] = []
-
-
-def case(id: str, entry: str, what: str, error, *where: str):
-    def deco(build):
-        CASES.append(Case(id, entry, what, error, where, build))
-        return build
-    return deco
+CASES = Cases()
+case = CASES.case
 
 
 def _png(width: int, height: int) -> bytes:
@@ -772,15 +735,6 @@ def finished_run(tmp_path_factory) -> Path:
     return root / "run"
 
 
-def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
-    """Every file and folder under ``folder`` (hidden ones included) with size and mtime."""
-    out = {}
-    for p in sorted(folder.rglob("*")):
-        st = p.stat()
-        out[str(p.relative_to(folder))] = (st.st_size if p.is_file() else -1, st.st_mtime_ns)
-    return out
-
-
 def run_case(c: Case, ctx: Ctx) -> str:
     """Run one case, check everything, return the message the user sees."""
     action = c.build(ctx)
@@ -791,13 +745,8 @@ def run_case(c: Case, ctx: Ctx) -> str:
             with pytest.raises(AlignRecError) as info:
                 args.func(args)
             assert type(info.value) is c.error, f"{type(info.value).__name__}: {info.value}"
-        err = io.StringIO()
-        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-            try:
-                rc = main(action.argv)
-            except SystemExit as exc:  # argparse's own errors
-                rc = exc.code
-        text = err.getvalue().strip()
+        rc, _, text = run_cli(action.argv)
+        text = text.strip()
         assert rc == 2, text
         last = text.splitlines()[-1]
         if c.error is not None:

@@ -14,15 +14,12 @@ Each case feeds one bad input to one entry point and checks that
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -31,47 +28,20 @@ import pandas as pd
 import pytest
 import torch
 
-from alignrec_lite.cli import build_parser, check_args, main
-from alignrec_lite.data.mmrec import load_mmrec
-from alignrec_lite.data.toy import toy_path
+from alignrec_lite.cli import build_parser, check_args
 from alignrec_lite.errors import AlignRecError, CheckpointError, ConfigError, DataError
 
-SMOKE = toy_path("smoke")
+from reliability_cases import SMOKE, Case, Cases, Cli, run_cli, snapshot
+from reliability_cases import Ctx as BaseCtx
 
 
 # ---------------------------------------------------------------------- machinery
-@dataclass
-class Cli:
-    argv: list[str]
-
-
-@dataclass
-class Case:
-    id: str
-    entry: str
-    what: str
-    error: type[AlignRecError] | None  # None: argparse's own usage error
-    where: tuple[str, ...]
-    build: Callable[["Ctx"], Callable[[], object] | Cli]
-
-
-class Ctx:
+class Ctx(BaseCtx):
     """A case's own folder, copies of the smoke data and of a finished run trained on it."""
 
     def __init__(self, tmp: Path, root: Path) -> None:
-        self.tmp = tmp
+        super().__init__(tmp, root / "run")
         self.root = root
-
-    def smoke(self, name: str = "shop") -> Path:
-        dst = self.tmp / name
-        shutil.copytree(SMOKE, dst, symlinks=True)
-        return dst
-
-    def run(self, name: str = "run") -> Path:
-        """A copy of the finished run (its data stays in the shared fixture folder)."""
-        dst = self.tmp / name
-        shutil.copytree(self.root / "run", dst)
-        return dst
 
     def own_run(self) -> tuple[Path, Path]:
         """A copy of the run *and* of its data, the run pointing at the copy: ``(data, run)``."""
@@ -84,35 +54,8 @@ class Ctx:
         return data, run
 
 
-CASES: list[Case] = []
-
-
-def case(id: str, entry: str, what: str, error, *where: str):
-    def deco(build):
-        CASES.append(Case(id, entry, what, error, where, build))
-        return build
-    return deco
-
-
-def snapshot(folder: Path) -> dict[str, tuple[int, int, int]]:
-    """Every entry under ``folder`` (hidden ones, links, FIFOs included): mode, size, mtime."""
-    out = {}
-    for root, dirs, files in os.walk(folder):
-        for name in dirs + files:
-            p = Path(root) / name
-            st = os.lstat(p)
-            out[str(p.relative_to(folder))] = (st.st_mode, st.st_size if not p.is_dir() else -1, st.st_mtime_ns)
-    return out
-
-
-def run_cli(argv: list[str]) -> tuple[int, str, str]:
-    err, out = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
-        try:
-            rc = main(argv)
-        except SystemExit as exc:
-            rc = exc.code
-    return rc, out.getvalue(), err.getvalue()
+CASES = Cases()
+case = CASES.case
 
 
 def run_case(c: Case, ctx: Ctx) -> str:
