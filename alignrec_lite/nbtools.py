@@ -18,12 +18,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 from .errors import AlignRecError, ConfigError, DataError
 from .io import atomic_write
@@ -267,6 +268,28 @@ def to_html(executed: str | Path, out: str | Path | None = None) -> Path:
     return _page(executed, out)
 
 
+@contextlib.contextmanager
+def kernel_env(**variables: str) -> Iterator[None]:
+    """Set environment variables for the notebook kernels this process starts, then restore them.
+
+    ``MPLBACKEND`` is always removed meanwhile: ipykernel picks its inline backend (figures as
+    ``image/png``) only when it is unset (see :mod:`alignrec_lite.lab`).
+    """
+    import os
+
+    old = {k: os.environ.get(k) for k in [*variables, "MPLBACKEND"]}
+    os.environ.pop("MPLBACKEND", None)
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 def render_notebooks(
     names: Sequence[str] | None = None,
     out_dir: str | Path = "_build",
@@ -306,19 +329,13 @@ def render_notebooks(
         ``{notebook file name: {"seconds", "records", "parameters", "executed", "html"}}``
         in execution order (JSON-serialisable, for ``_build/tour.json``).
     """
-    import os
-
     from .publish import build_site, check_executed
     from .widgets.static import STATIC_ENV
 
     out_dir = Path(out_dir)
     runs: dict[str, dict[str, Any]] = {}
     executed = []
-    old = os.environ.get(STATIC_ENV)
-    os.environ.pop("MPLBACKEND", None)  # an inherited Agg would hide every figure (see alignrec_lite.lab)
-    if static_explorers:
-        os.environ[STATIC_ENV] = "1"  # read by the kernels this process starts
-    try:
+    with kernel_env(**({STATIC_ENV: "1"} if static_explorers else {})):
         for src in find_notebooks(names, folder):
             own = notebook_parameters(src)
             params = {k: v for k, v in (parameters or {}).items() if k in own}
@@ -334,11 +351,6 @@ def render_notebooks(
             if verbose:
                 shown = ", ".join(f"{k}={_short(v)}" for k, v in run.records.items())
                 print(f"{src.name:45s} {run.seconds:7.1f} s  {shown}")
-    finally:
-        if old is None:
-            os.environ.pop(STATIC_ENV, None)
-        else:
-            os.environ[STATIC_ENV] = old
     if html and executed:
         site = Path(site) if site is not None else out_dir.parent / "site"
         dataset = "MovieLens with posters" if (parameters or {}).get("DATASET") == "movielens" else \

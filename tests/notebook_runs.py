@@ -14,11 +14,10 @@ reader sees, and by ``test_browser.py`` for the static site). The kernels get:
 
 from __future__ import annotations
 
-import contextlib
 import os
 from pathlib import Path
-from typing import Iterator
 
+from alignrec_lite import nbtools
 from alignrec_lite.nbtools import NotebookRun, list_notebooks, run_notebook
 from alignrec_lite.widgets.static import STATIC_ENV
 
@@ -35,21 +34,9 @@ def notebook_path(key: str) -> Path:
     return path
 
 
-@contextlib.contextmanager
-def kernel_env(**extra: str) -> Iterator[None]:
-    """Set the variables the notebook kernels inherit (see the module docstring), then restore them."""
-    new = {"OMP_NUM_THREADS": KERNEL_THREADS, "TQDM_DISABLE": "1", STATIC_ENV: "1", **extra}
-    old = {k: os.environ.get(k) for k in [*new, "MPLBACKEND"]}
-    os.environ.pop("MPLBACKEND", None)
-    os.environ.update(new)
-    try:
-        yield
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+def kernel_env(**extra: str):
+    """The kernels' variables (see the module docstring) via :func:`alignrec_lite.nbtools.kernel_env`."""
+    return nbtools.kernel_env(**{"OMP_NUM_THREADS": KERNEL_THREADS, "TQDM_DISABLE": "1", STATIC_ENV: "1", **extra})
 
 
 class SmokeRuns:

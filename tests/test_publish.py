@@ -212,3 +212,18 @@ def test_site_rerenders_smoke_or_other_dataset_copies(tmp_path):
         nb.metadata["papermill"] = {"parameters": ran}
         nbformat.write(nb, executed)
         assert publish._stale(executed, src, wanted) is stale, (ran, wanted)
+
+
+def test_kernel_env_sets_restores_and_drops_the_backend(monkeypatch):
+    import os
+
+    from alignrec_lite.nbtools import kernel_env
+
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    monkeypatch.setenv("TQDM_DISABLE", "0")
+    monkeypatch.delenv(static.STATIC_ENV, raising=False)
+    with kernel_env(TQDM_DISABLE="1", **{static.STATIC_ENV: "1"}):
+        assert "MPLBACKEND" not in os.environ  # kernels started now get the inline backend
+        assert os.environ["TQDM_DISABLE"] == "1" and os.environ[static.STATIC_ENV] == "1"
+    assert os.environ["MPLBACKEND"] == "Agg" and os.environ["TQDM_DISABLE"] == "0"
+    assert static.STATIC_ENV not in os.environ
