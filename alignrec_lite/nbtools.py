@@ -242,6 +242,7 @@ def run_notebook(
         str(src), None, parameters=params, kernel_name=kernel_name,
         cwd=str(cwd if cwd is not None else src.parent), progress_bar=False,
         execution_timeout=timeout, log_output=log_output, request_save_on_cell_execute=False,
+        start_timeout=180,  # papermill's 60 s for a kernel to start is tight on a busy 2-core machine
     )
     seconds = time.perf_counter() - t0
     executed = None
