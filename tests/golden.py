@@ -1,0 +1,156 @@
+"""The golden run of issue 15: what the kit computes, recorded before the restructuring and checked after it.
+
+Three parts, each compared *exactly* (floats bit for bit, after JSON):
+
+* ``models``: every model trained a few epochs on the SMOKE toy shop (seed 1, one thread):
+  per-epoch losses, best epoch, valid and test metrics, number of parameters;
+* ``movielens``: one AlignRec run on MovieLens with posters (built from ``$ALIGNREC_DATA``);
+* ``notebooks``: every value each numbered notebook records in SMOKE on the toy shop,
+  timings and other machine-dependent values left out (:data:`VOLATILE_RECORDS`).
+
+``python tests/golden.py --write`` records the file ``tests/golden.json`` (run it once, before a
+change that must not alter behaviour); ``tests/test_golden.py`` and the notebook harness compare
+against it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+GOLDEN = HERE / "golden.json"
+
+SETTINGS = {"epochs": 3, "batch_size": 512, "device": "cpu", "stopping_step": 100, "seed": 1}
+MOVIELENS_SETTINGS = {"epochs": 2, "batch_size": 2048, "device": "cpu", "stopping_step": 100, "seed": 1}
+RUN_KEYS = ("model", "config", "best_epoch", "epochs_run", "valid", "test", "n_parameters", "finetune_features")
+# records that measure the machine (times, memory) rather than what the kit computes
+VOLATILE_RECORDS = re.compile(
+    r"(second|_ms|ms_|time|rss|memory_mb|speed|throughput|per_sec|verdict|load|power_law)", re.I)
+
+
+def _canon(value: Any) -> Any:
+    """The JSON form a value is compared in (tuples become lists, floats stay exact)."""
+    return json.loads(json.dumps(value, sort_keys=True))
+
+
+def _run_summary(record: dict) -> dict:
+    out = {k: record.get(k) for k in RUN_KEYS}
+    out["losses"] = [h.get("loss") for h in record.get("history", [])]
+    return _canon(out)
+
+
+def model_runs() -> dict[str, dict]:
+    """Every model trained on the SMOKE toy shop with :data:`SETTINGS`."""
+    import torch
+
+    from alignrec_lite.data.toy import load_toy
+    from alignrec_lite.models import MODELS
+    from alignrec_lite.train import train
+
+    torch.set_num_threads(1)
+    out = {}
+    for model in list(MODELS):
+        _, record = train(load_toy("smoke"), model, dict(SETTINGS), progress=False)
+        out[model] = _run_summary(record)
+    return out
+
+
+def movielens_run(root: Path, work: Path) -> dict:
+    """One AlignRec run on MovieLens with posters, built under ``work`` from ``root``."""
+    import torch
+
+    from alignrec_lite.data.mmrec import load_mmrec
+    from alignrec_lite.encoders import ensure_movielens_features
+    from alignrec_lite.train import train
+
+    torch.set_num_threads(1)
+    folder = ensure_movielens_features(work / "movielens", ratings_dir=root / "ml-latest-small",
+                                       posters_dir=root / "ml-posters" / "posters", progress=False)
+    _, record = train(load_mmrec(folder), "alignrec", dict(MOVIELENS_SETTINGS), progress=False)
+    return _run_summary(record)
+
+
+def stable_records(records: dict[str, Any]) -> dict[str, Any]:
+    """A notebook's records without the machine-dependent ones."""
+    return _canon({k: v for k, v in records.items() if not VOLATILE_RECORDS.search(k)})
+
+
+def load() -> dict:
+    """The recorded golden run (``{}`` when none was recorded)."""
+    return json.loads(GOLDEN.read_text()) if GOLDEN.exists() else {}
+
+
+def first_difference(expected: Any, actual: Any, where: str = "") -> str | None:
+    """A one-line description of the first place two JSON values differ, or None."""
+    if isinstance(expected, dict) and isinstance(actual, dict):
+        for k in sorted(set(expected) | set(actual)):
+            if k not in actual:
+                return f"{where}/{k}: missing now (was {expected[k]!r})"
+            if k not in expected:
+                return f"{where}/{k}: new ({actual[k]!r})"
+            d = first_difference(expected[k], actual[k], f"{where}/{k}")
+            if d:
+                return d
+        return None
+    if isinstance(expected, list) and isinstance(actual, list) and len(expected) == len(actual):
+        for i, (e, a) in enumerate(zip(expected, actual)):
+            d = first_difference(e, a, f"{where}[{i}]")
+            if d:
+                return d
+        return None
+    return None if expected == actual else f"{where}: was {expected!r}, now {actual!r}"
+
+
+def _notebook_records(work: Path) -> dict[str, dict]:
+    sys.path.insert(0, str(HERE))
+    from notebook_runs import SmokeRuns
+
+    runs = SmokeRuns(work / "notebooks")
+    out = {}
+    for key in ("01", "02", "03", "04", "05", "06", "07", "08"):
+        run = runs.get(key)
+        out[key] = stable_records(run.records)
+        print(f"notebook {key}: {len(out[key])} stable records ({run.seconds:.0f} s)", flush=True)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--write", action="store_true", help=f"write {GOLDEN.name} (otherwise compare and report)")
+    p.add_argument("--work", type=Path, default=Path("/tmp/alignrec-golden"), help="scratch folder")
+    p.add_argument("--parts", default="models,movielens,notebooks")
+    args = p.parse_args(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+    os.environ.pop("MPLBACKEND", None)
+    args.work.mkdir(parents=True, exist_ok=True)
+    parts = args.parts.split(",")
+    now: dict[str, Any] = {}
+    if "models" in parts:
+        now["models"] = model_runs()
+    if "movielens" in parts:
+        now["movielens"] = movielens_run(Path(os.environ["ALIGNREC_DATA"]), args.work)
+    if "notebooks" in parts:
+        now["notebooks"] = _notebook_records(args.work)
+    if args.write:
+        merged = {**load(), **now}
+        GOLDEN.write_text(json.dumps(merged, indent=1, sort_keys=True) + "\n")
+        print(f"wrote {GOLDEN}")
+        return 0
+    golden = load()
+    bad = 0
+    for part, value in now.items():
+        d = first_difference(golden.get(part), value, part)
+        print(f"{part}: {'identical' if d is None else d}")
+        bad += d is not None
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

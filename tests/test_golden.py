@@ -1,0 +1,49 @@
+"""Behaviour unchanged by the restructuring of issue 15: today's numbers equal the golden run, bit for bit.
+
+``tests/golden.json`` was recorded by ``python tests/golden.py --write`` before the first move.
+Three parts: every model on the SMOKE toy shop, one AlignRec run on MovieLens with posters, and
+every notebook's recorded values in SMOKE (the notebooks run once per session, shared with
+``test_notebooks.py``). A difference names the first value that changed.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+import golden
+
+
+def test_golden_file_has_every_part() -> None:
+    g = golden.load()
+    assert set(g) == {"models", "movielens", "notebooks"}
+    assert set(g["notebooks"]) == {f"{i:02d}" for i in range(1, 9)}
+    assert all(g["models"][m]["valid"]["recall@20"] > 0 for m in g["models"])
+
+
+def test_first_difference_finds_a_changed_float() -> None:
+    a = {"m": {"valid": {"recall@20": 0.25}, "losses": [1.0, 0.5]}}
+    assert golden.first_difference(a, a) is None
+    b = {"m": {"valid": {"recall@20": 0.25}, "losses": [1.0, 0.5000000000000001]}}
+    assert golden.first_difference(a, b) == "/m/losses[1]: was 0.5, now 0.5000000000000001"
+    assert "missing now" in golden.first_difference(a, {"m": {"valid": {}, "losses": [1.0, 0.5]}})
+
+
+def test_models_match_golden_run() -> None:
+    expected = golden.load()["models"]
+    now = golden.model_runs()
+    assert golden.first_difference(expected, now) is None, golden.first_difference(expected, now)
+
+
+@pytest.mark.realdata
+def test_movielens_run_matches_golden_run(real_data, tmp_path) -> None:
+    expected = golden.load()["movielens"]
+    now = golden.movielens_run(real_data, tmp_path)
+    assert golden.first_difference(expected, now) is None, golden.first_difference(expected, now)
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("key", [f"{i:02d}" for i in range(1, 9)])
+def test_notebook_records_match_golden_run(smoke_runs, key: str) -> None:
+    expected = golden.load()["notebooks"][key]
+    now = golden.stable_records(smoke_runs.get(key).records)
+    assert golden.first_difference(expected, now) is None, golden.first_difference(expected, now)
