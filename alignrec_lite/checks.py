@@ -403,65 +403,6 @@ __all__ = ["check_int", "check_float", "entry_exists", "check_regular_file", "ch
            "check_users"]
 
 
-# ---------------------------------------------------------------------- config ranges
-#: key -> (kind, low, high, low_open, high_open): every setting's type and range, with sane upper
-#: bounds (a typo like n_layers=1000000 or embedding_size=1e12 is refused before anything is allocated).
-CONFIG_RANGES: dict[str, tuple[str, float, float, bool, bool]] = {
-    "epochs": ("int", 1, 10**6, False, False),
-    "seed": ("int", 0, 2**63 - 1, False, False),
-    "lr_decay": ("float", 0.0, 1.0, True, False),
-    "batch_size": ("int", 1, 1 << 24, False, False),
-    "learning_rate": ("float", 0.0, 10.0, True, False),
-    "weight_decay": ("float", 0.0, 10.0, False, False),
-    "lr_decay_step": ("int", 1, 10**6, False, False),
-    "stopping_step": ("int", 0, 10**6, False, False),
-    "eval_step": ("int", 1, 10**6, False, False),
-    "eval_batch_users": ("int", 1, 10**6, False, False),
-    "max_minutes": ("float", 0.0, 10.0**7, False, False),
-    "embedding_size": ("int", 1, 16384, False, False),
-    "n_layers": ("int", 0, 64, False, False),
-    "n_ui_layers": ("int", 0, 64, False, False),
-    "knn_k": ("int", 1, 10000, False, False),
-    "reg_weight": ("float", 0.0, 1e6, False, False),
-    "cl_loss": ("float", 0.0, 1e6, False, False),
-    "sim_weight": ("float", 0.0, 1e6, False, False),
-    "ui_cosine_loss_weight": ("float", 0.0, 1e6, False, False),
-    "cl_temperature": ("float", 0.0, 1e3, True, False),
-    "dropout": ("float", 0.0, 1.0, False, True),
-    "mm_image_weight": ("float", 0.0, 1.0, False, False),
-    "sim_cache_mb": ("float", 0.0, 1e7, False, False),
-}
-
-
-#: an example value for the fix of each model setting (the trainer's come from TRAIN_DEFAULTS)
-CONFIG_EXAMPLES = {"embedding_size": 64, "n_layers": 2, "n_ui_layers": 2, "knn_k": 10, "reg_weight": 1e-4,
-                   "cl_loss": 0.01, "sim_weight": 0.1, "ui_cosine_loss_weight": 0.1, "cl_temperature": 0.2,
-                   "dropout": 0.5, "mm_image_weight": 0.1, "sim_cache_mb": 512}
-
-
-def check_config_ranges(cfg: Mapping[str, Any]) -> None:
-    """Refuse any setting outside :data:`CONFIG_RANGES` (other numbers: finite, ``|x| <= 1e9``).
-
-    Raises:
-        ConfigError: naming the key, its range and a ``--set`` example.
-    """
-    from .config import TRAIN_DEFAULTS
-
-    examples = {**CONFIG_EXAMPLES, **TRAIN_DEFAULTS}
-    for key, value in cfg.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            continue
-        kind, lo, hi, lo_open, hi_open = CONFIG_RANGES.get(
-            key, ("int" if isinstance(value, int) else "float", -1e9, 1e9, False, False))
-        ok = math.isfinite(float(value)) and (lo < value if lo_open else lo <= value) and \
-            (value < hi if hi_open else value <= hi)
-        if not ok:
-            rng = f"{'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
-            shown = value if isinstance(value, int) and abs(value) < 10**15 else f"{value:g}"
-            raise ConfigError(f"{key} must be {'a whole number' if kind == 'int' else 'a number'} in {rng}, "
-                              f"got {shown}", row=key, fix=f"e.g. --set {key}={examples.get(key, lo)}")
-
-
 # ---------------------------------------------------------------------- training
 def check_train_inputs(dataset: Any, model: Any, overrides: Any, out: Any, *, cfg: Mapping[str, Any] | None = None
                        ) -> None:

@@ -10,7 +10,8 @@
   that memory is ``chunk x n_items``, never ``n_items x n_items``.
 
 All functions return SciPy CSR matrices; :func:`to_torch` turns them into torch
-sparse tensors once, before training.
+sparse tensors once, before training, and :func:`spmm` (the one sparse-product helper)
+multiplies them with a backward that reuses a precomputed transpose.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import warnings
 import numpy as np
 import scipy.sparse as sp
 import torch
+
+from .utils import as_tensor
 
 
 def _inv_sqrt(deg: np.ndarray) -> np.ndarray:
@@ -85,8 +88,7 @@ def knn_graph(
     Returns:
         ``(n_items, n_items)`` float32 CSR with ``k`` entries per row.
     """
-    x = torch.as_tensor(np.asarray(features) if not isinstance(features, torch.Tensor) else features)
-    x = torch.nn.functional.normalize(x.detach().float().cpu(), dim=1)  # (n, d)
+    x = torch.nn.functional.normalize(as_tensor(features), dim=1)  # (n, d)
     n = x.shape[0]
     k = min(k, n)
     rows, cols, vals = [], [], []
@@ -133,27 +135,45 @@ def to_torch(m: sp.spmatrix, device: torch.device | str = "cpu", layout: str = "
         )
 
 
-class _SymmetricSpMM(torch.autograd.Function):
-    """``A @ X`` for a symmetric sparse ``A``: the backward is ``A @ grad`` (no transpose)."""
+class _SparseMM(torch.autograd.Function):
+    """``A @ X`` whose backward multiplies by a given ``Aᵀ`` (no transpose on every pass)."""
 
     @staticmethod
-    def forward(ctx, a: torch.Tensor, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        ctx.a = a
+    def forward(ctx, a: torch.Tensor, a_t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        ctx.a_t = a_t
         return torch.sparse.mm(a, x)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
-        return None, torch.sparse.mm(ctx.a, grad)
+        return None, None, torch.sparse.mm(ctx.a_t, grad)
 
 
-def sym_spmm(a: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """Multiply a *symmetric* sparse matrix by a dense one, with a cheap backward.
+def spmm(a: torch.Tensor, x: torch.Tensor, a_t: torch.Tensor | None = None, *,
+         symmetric: bool = False) -> torch.Tensor:
+    """Sparse (CSR) times dense, with a cheap backward when ``Aᵀ`` is known.
 
-    The normalised adjacency ``D^{-1/2} A D^{-1/2}`` is symmetric, so the gradient
-    w.r.t. ``x`` is ``A @ grad``; this saves torch from transposing ``A`` on every
-    backward pass.
+    ``torch.sparse.mm`` transposes a CSR matrix on every backward pass. The graphs
+    here are fixed, so their transposes are built once and reused: pass ``a_t = Aᵀ``
+    (the kNN graph, ``R̃``: see :func:`sparse_pair`), or ``symmetric=True`` when
+    ``A = Aᵀ`` (the normalised adjacency ``D^{-1/2} A D^{-1/2}``; the backward is then
+    ``A @ grad``). See docs/benchmarks/models.md for the measured gain.
+
+    Args:
+        a: sparse ``(n, m)``.
+        x: dense ``(m, d)``.
+        a_t: ``Aᵀ`` as a sparse ``(m, n)`` tensor, or ``None`` (plain torch backward).
+        symmetric: ``A`` is symmetric; use ``A`` itself as ``Aᵀ``.
 
     Shape:
-        a: ``(n, n)`` sparse; x: ``(n, d)``; returns ``(n, d)``.
+        returns ``(n, d)``.
     """
-    return _SymmetricSpMM.apply(a, x)
+    if symmetric:
+        a_t = a
+    if a_t is None or not x.requires_grad:
+        return torch.sparse.mm(a, x)
+    return _SparseMM.apply(a, a_t, x)
+
+
+def sparse_pair(m: sp.spmatrix) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(A, Aᵀ)`` as torch CSR tensors, for :func:`spmm`."""
+    return to_torch(m.tocsr()), to_torch(m.T.tocsr())

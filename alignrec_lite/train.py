@@ -14,29 +14,33 @@ One loop for every model (MMRec's ``Trainer`` made small):
   without improvement;
 * with an output folder: ``best.pt`` (best-on-valid weights), ``last.pt`` (everything
   needed to resume: model, optimiser, scheduler, RNG states, early-stopping state),
-  ``config.json`` and ``metrics.json``, all written atomically.
+  ``config.json`` and ``metrics.json`` (a :class:`~alignrec_lite.runs.RunRecord`), all written
+  atomically (the run folder's files and :func:`~alignrec_lite.runs.load_run` live in
+  :mod:`alignrec_lite.runs`);
+* tuned presets are chosen explicitly: ``preset="auto"`` applies the preset named like the
+  dataset when there is one (:data:`alignrec_lite.config.TUNED_DEFAULTS`), ``"none"`` none;
+  the record says which one was applied (its top-level ``"preset"``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
-import random
 import statistics
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 import torch
 
-from .config import resolve_config
+from .config import pick_preset, resolve_config
 from .data.mmrec import RecDataset
 from .errors import CheckpointError, ConfigError
 from .evaluate import evaluate, format_metrics
-from .io import atomic_path, load_checkpoint_file, write_json
+from .files import atomic_path, write_json
 from .models import Recommender, get_model_class
+from .runs import RunRecord, TrainState, dataset_identity, resume_checkpoint, save_checkpoint
 from .utils import get_device, peak_rss_mb, seed_everything, versions
 
 
@@ -56,7 +60,9 @@ class BPRSampler:
         self.pairs = dataset.train.astype(np.int64)  # (n, 2)
         self.n_items = dataset.n_items
         self.candidates = np.unique(self.pairs[:, 1])  # items seen in training
+        # each training pair as one int64 code u * n_items + i, sorted: membership is a binary search
         self.keys = np.unique(self.pairs[:, 0] * self.n_items + self.pairs[:, 1])  # sorted (u, i) codes
+        # a user who bought every candidate has no negative: rejection sampling would never end
         full = np.bincount(self.pairs[:, 0]) >= len(self.candidates)
         if full.any():
             u = int(np.flatnonzero(full)[0])
@@ -66,13 +72,14 @@ class BPRSampler:
     def _is_positive(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         codes = users * self.n_items + items
         pos = np.searchsorted(self.keys, codes)
-        pos = np.minimum(pos, len(self.keys) - 1)
+        pos = np.minimum(pos, len(self.keys) - 1)  # a code above every key would index past the end
         return self.keys[pos] == codes
 
     def sample_negatives(self, users: np.ndarray) -> np.ndarray:
         """One negative per user entry, never a training positive of that user."""
         neg = self.candidates[self.rng.integers(0, len(self.candidates), size=len(users))]
         bad = np.flatnonzero(self._is_positive(users, neg))
+        # redraw only the rejected entries, in order: the draws (and so a seeded run) are fixed by the rng
         while len(bad):
             neg[bad] = self.candidates[self.rng.integers(0, len(self.candidates), size=len(bad))]
             bad = bad[self._is_positive(users[bad], neg[bad])]
@@ -82,7 +89,7 @@ class BPRSampler:
         """Shuffled batches of ``(users, positives, negatives)`` as int64 tensors."""
         order = self.rng.permutation(len(self.pairs))
         users, pos = self.pairs[order, 0], self.pairs[order, 1]
-        neg = self.sample_negatives(users)
+        neg = self.sample_negatives(users)  # the whole epoch's negatives at once (vectorised), then sliced
         for s in range(0, len(order), batch_size):
             sl = slice(s, s + batch_size)
             yield torch.from_numpy(users[sl]), torch.from_numpy(pos[sl]), torch.from_numpy(neg[sl])
@@ -92,28 +99,7 @@ class BPRSampler:
         return math.ceil(len(self.pairs) / batch_size)
 
 
-@dataclass
-class TrainState:
-    """Early-stopping state, kept in checkpoints."""
-
-    epoch: int = 0  # epochs completed
-    best_score: float = -1.0
-    best_epoch: int = -1
-    bad_steps: int = 0
-    best_valid: dict = field(default_factory=dict)
-    best_test: dict = field(default_factory=dict)
-    history: list = field(default_factory=list)
-    epoch_seconds: list = field(default_factory=list)
-    eval_seconds: list = field(default_factory=list)
-    stopped_early: bool = False
-
-
 EpochCallback = Callable[[int, Recommender, dict], None]
-
-
-def build_model(name: str, dataset: RecDataset, config: Mapping[str, Any]) -> Recommender:
-    """Instantiate a registered model."""
-    return get_model_class(name)(dataset, config)
 
 
 def train(
@@ -121,6 +107,7 @@ def train(
     model: str,
     overrides: Mapping[str, Any] | None = None,
     *,
+    preset: str | None = "auto",
     out: str | Path | None = None,
     resume: bool = False,
     progress: bool = True,
@@ -133,6 +120,10 @@ def train(
         dataset: the data (train/valid/test splits).
         model: a registered model name (``bpr``, ``lightgcn``, ``vbpr``, ``freedom``, ``alignrec``).
         overrides: settings that replace the defaults (see :mod:`alignrec_lite.config`).
+        preset: the tuned preset the defaults start from: ``"auto"`` (the preset named like
+            the dataset, when it has settings for ``model``; else none), ``"none"``, or a
+            preset name of :data:`~alignrec_lite.config.TUNED_DEFAULTS` (``"toy"``,
+            ``"movielens"``, ``"baby"``). ``overrides`` win over the preset.
         out: run folder for checkpoints and records (``None``: keep nothing on disk).
         resume: continue from ``out/last.pt``.
         progress: show a ``tqdm.auto`` progress bar over epochs.
@@ -143,15 +134,20 @@ def train(
 
     Returns:
         ``(model with the best-on-valid weights, in eval mode; the run record)``.
-        The record is what ``metrics.json`` holds.
+        The record is the JSON form of a :class:`~alignrec_lite.runs.RunRecord`, what
+        ``metrics.json`` holds.
+
+    Raises:
+        ConfigError: unknown model, setting or preset, or a bad value.
     """
     from .checks import check_train_inputs
 
     check_train_inputs(dataset, model, overrides, out)  # types, empty splits, output folder
-    cfg = resolve_config(model, overrides, dataset.name)
+    chosen = pick_preset(model, dataset.name, preset)  # the preset's name, or None
+    cfg = resolve_config(model, overrides, dataset.name, preset=chosen)
     check_train_inputs(dataset, model, overrides, out, cfg=cfg)  # memory estimate of these settings
     with deterministic_cpu(get_device(cfg["device"]).type == "cpu"):
-        return _train(dataset, model, cfg, Path(out) if out is not None else None, resume, progress,
+        return _train(dataset, model, cfg, chosen, Path(out) if out is not None else None, resume, progress,
                       callbacks, verbose)
 
 
@@ -181,8 +177,8 @@ def deterministic_cpu(enabled: bool = True) -> Iterator[None]:
         tud.fill_uninitialized_memory = prev_fill
 
 
-def _train(dataset: RecDataset, model: str, cfg: dict, out: Path | None, resume: bool, progress: bool,
-           callbacks: list[EpochCallback] | None, verbose: bool) -> tuple[Recommender, dict]:
+def _train(dataset: RecDataset, model: str, cfg: dict, preset: str | None, out: Path | None, resume: bool,
+           progress: bool, callbacks: list[EpochCallback] | None, verbose: bool) -> tuple[Recommender, dict]:
     """The body of :func:`train` (which resolves ``cfg`` and wraps this in :func:`deterministic_cpu`)."""
     from tqdm.auto import tqdm
 
@@ -190,19 +186,23 @@ def _train(dataset: RecDataset, model: str, cfg: dict, out: Path | None, resume:
     if out is not None and out.exists() and not out.is_dir():
         raise ConfigError("the run folder is an existing file", path=out, row="--out",
                           fix="pass a folder name for the run (it is created if missing)")
+    # seed torch/NumPy/Python before the model exists: its initial weights are the first draws
     seed_everything(int(cfg["seed"]))
-    net = build_model(model, dataset, cfg).to(device)
+    net = get_model_class(model)(dataset, cfg).to(device)  # cfg is resolved and checked already
     opt = torch.optim.Adam(net.parameters(), lr=cfg["learning_rate"], weight_decay=cfg["weight_decay"])
     decay, step = cfg["lr_decay"], cfg["lr_decay_step"]
+    # MMRec's schedule: lr * decay ** (epoch / step), a smooth decay stepped once per epoch
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda e: decay ** (e / step))
+    # one generator for every NumPy draw of the run (shuffles, negatives, FREEDOM's edge dropping), kept in
+    # last.pt so that a resumed run draws exactly what the uninterrupted run would have drawn
     rng = np.random.default_rng(int(cfg["seed"]))
     state = TrainState()
     best_weights: dict[str, torch.Tensor] | None = None
-    ds_id = _dataset_id(dataset)  # with the data fingerprint: hashed once per run
+    ds_id = dataset_identity(dataset)  # with the data fingerprint: hashed once per run
     if resume:
         if out is None or not (out / "last.pt").exists():
             raise CheckpointError("nothing to resume: no last.pt", path=out, fix="run without --resume first")
-        best_weights, state = _load_checkpoint(out, cfg, net, opt, sched, rng, ds_id)
+        best_weights, state = resume_checkpoint(out, cfg, net, opt, sched, rng, ds_id)
     elif out is not None:
         out.mkdir(parents=True, exist_ok=True)
         write_json(out / "config.json", {**cfg, "dataset": dataset.name, "dataset_path": dataset.path})
@@ -217,8 +217,8 @@ def _train(dataset: RecDataset, model: str, cfg: dict, out: Path | None, resume:
         if state.stopped_early:
             break
         t0 = time.perf_counter()
-        net.train()
-        net.pre_epoch(epoch, rng)
+        net.train()  # also drops the model's cached eval vectors
+        net.pre_epoch(epoch, rng)  # per-epoch model hook, drawn from the run's rng (FREEDOM's denoised graph)
         sums: dict[str, float] = {}
         n_batches = 0
         for users, pos, neg in sampler.epoch(bs):
@@ -226,7 +226,7 @@ def _train(dataset: RecDataset, model: str, cfg: dict, out: Path | None, resume:
             opt.zero_grad(set_to_none=True)
             terms["loss"].backward()
             opt.step()
-            for k, v in terms.items():
+            for k, v in terms.items():  # epoch means of every loss term, for the history
                 sums[k] = sums.get(k, 0.0) + float(v.detach())
             n_batches += 1
         sched.step()
@@ -236,33 +236,35 @@ def _train(dataset: RecDataset, model: str, cfg: dict, out: Path | None, resume:
                               fix="lower the learning rate (--set learning_rate=...) or the loss weights")
         state.epoch_seconds.append(time.perf_counter() - t0)
         record: dict[str, Any] = {"epoch": epoch, **{f"loss_{k}" if k != "loss" else "loss": v for k, v in loss_means.items()}}
+        # validate every eval_step epochs and always after the last one, so a run never ends unevaluated
         if (epoch + 1) % int(cfg["eval_step"]) == 0 or epoch + 1 == int(cfg["epochs"]):
             t1 = time.perf_counter()
-            net.prepare_eval()
+            net.prepare_eval()  # eval mode + the final vectors computed once for all user batches
             valid = evaluate(net.full_sort_scores, dataset, "valid", batch_users=int(cfg["eval_batch_users"]))
             state.eval_seconds.append(time.perf_counter() - t1)
             record["valid"] = {k: valid[k] for k in valid if "@" in k}
-            score = valid[metric]
-            if score > state.best_score:
+            score = valid[metric]  # rounded to 4 decimals by evaluate(), as MMRec compares
+            if score > state.best_score:  # strict: a tie keeps the earlier epoch
+                # test is evaluated only at a new best valid score: it is reported, never used to select
                 state.best_score, state.best_epoch, state.bad_steps = score, epoch, 0
                 test = evaluate(net.full_sort_scores, dataset, "test", mask_valid=mask_valid,
                                 batch_users=int(cfg["eval_batch_users"]))
                 state.best_valid = record["valid"]
                 state.best_test = {k: test[k] for k in test if "@" in k}
-                best_weights = {k: v.detach().clone() for k, v in net.state_dict().items()}
+                best_weights = {k: v.detach().clone() for k, v in net.state_dict().items()}  # a copy, not views
                 if out is not None:
                     with atomic_path(out / "best.pt") as tmp:
                         torch.save(best_weights, tmp)
             else:
-                state.bad_steps += 1
+                state.bad_steps += 1  # early stopping: stopping_step + 1 evaluations without improvement
                 if state.bad_steps > int(cfg["stopping_step"]):
                     state.stopped_early = True
         state.history.append(record)
         state.epoch = epoch + 1
         for cb in callbacks or []:
             cb(epoch, net, record)
-        if out is not None:
-            _save_checkpoint(out, cfg, net, opt, sched, rng, state, ds_id)
+        if out is not None:  # after every epoch, so an interrupted run resumes from the last finished one
+            save_checkpoint(out, cfg, net, opt, sched, rng, state, ds_id)
         bar.update(1)
         bar.set_postfix(loss=f"{loss_means.get('loss', float('nan')):.4f}",
                         **({metric: f"{record['valid'][metric]:.4f}"} if "valid" in record else {}))
@@ -271,210 +273,43 @@ def _train(dataset: RecDataset, model: str, cfg: dict, out: Path | None, resume:
             if "valid" in record:
                 line += "  valid " + format_metrics(record["valid"], (metric, "ndcg@20"))
             print(line)
+        # the time cap is checked between epochs: an epoch is never cut in the middle
         if cfg["max_minutes"] and time.perf_counter() - t_start > 60 * cfg["max_minutes"]:
             break
     bar.close()
-    if best_weights is not None:
+    if best_weights is not None:  # return the best-on-valid model, not the last one
         net.load_state_dict(best_weights)
     net.prepare_eval()
-    record = _run_record(model, dataset, cfg, net, state, device)
-    record["data_fingerprint"] = ds_id["fingerprint"]  # load_run refuses to serve it on other data
+    record = _run_record(model, dataset, cfg, preset, net, state, device)
+    record.data_fingerprint = ds_id["fingerprint"]  # load_run refuses to serve it on other data
     if out is not None:
-        write_json(out / "metrics.json", record)
-    return net, record
+        write_json(out / "metrics.json", record.to_json())
+    return net, record.to_json()
 
 
-def _run_record(model, dataset, cfg, net, state: TrainState, device) -> dict:
+def _run_record(model, dataset, cfg, preset, net, state: TrainState, device) -> RunRecord:
     feature_source = getattr(net, "feature_source", None)
-    return {
-        "model": model,
-        "dataset": dataset.name,
-        "dataset_path": str(dataset.path) if dataset.path else None,
-        "config": {k: v for k, v in cfg.items()},
-        "feature_source": feature_source,
+    return RunRecord(
+        model=model,
+        dataset=dataset.name,
+        dataset_path=str(dataset.path) if dataset.path else None,
+        config={k: v for k, v in cfg.items()},
+        preset=preset,
+        feature_source=feature_source,
         # AlignRec's / FREEDOM's feature mode (None for models without one): every table must say it
-        "finetune_features": cfg.get("finetune_features"),
-        "best_epoch": state.best_epoch,
-        "epochs_run": state.epoch,
-        "stopped_early": state.stopped_early,
-        "valid": state.best_valid,
-        "test": state.best_test,
-        "seconds_per_epoch": statistics.median(state.epoch_seconds) if state.epoch_seconds else None,
-        "eval_seconds": statistics.median(state.eval_seconds) if state.eval_seconds else None,
-        "peak_rss_mb": round(peak_rss_mb(), 1),
-        "n_parameters": net.n_parameters(),
-        "device": str(device),
-        "versions": versions(),
-        "history": state.history,
-    }
+        finetune_features=cfg.get("finetune_features"),
+        best_epoch=state.best_epoch,
+        epochs_run=state.epoch,
+        stopped_early=state.stopped_early,
+        valid=state.best_valid,
+        test=state.best_test,
+        seconds_per_epoch=statistics.median(state.epoch_seconds) if state.epoch_seconds else None,
+        eval_seconds=statistics.median(state.eval_seconds) if state.eval_seconds else None,
+        peak_rss_mb=round(peak_rss_mb(), 1),
+        n_parameters=net.n_parameters(),
+        device=str(device),
+        versions=versions(),
+        history=state.history,
+    )
 
 
-def _dataset_id(dataset: RecDataset) -> dict:
-    """What identifies a run's dataset in its checkpoint (checked before resuming)."""
-    from .checks import dataset_fingerprint
-
-    return {"name": dataset.name, "n_users": int(dataset.n_users), "n_items": int(dataset.n_items),
-            "n_train": int(len(dataset.train)), "fingerprint": dataset_fingerprint(dataset)}
-
-
-def _save_checkpoint(out: Path, cfg, net, opt, sched, rng: np.random.Generator, state: TrainState,
-                     dataset_id: dict) -> None:
-    ckpt = {
-        "format": 1,
-        "config": {k: v for k, v in cfg.items() if isinstance(v, (int, float, str, bool))},
-        "dataset": dataset_id,
-        "model": net.state_dict(),
-        "optimizer": opt.state_dict(),
-        "scheduler": sched.state_dict(),
-        "numpy_rng": rng.bit_generator.state,
-        "torch_rng": torch.get_rng_state(),
-        "python_rng": list(random.getstate()[1]),
-        "state": state.__dict__,
-    }
-    with atomic_path(out / "last.pt") as tmp:
-        torch.save(ckpt, tmp)
-
-
-#: settings that do not alter a run's result and may differ when it is resumed
-RESUME_MAY_CHANGE = ("epochs", "device", "eval_batch_users", "max_minutes")
-
-_CKPT_KEYS = ("config", "model", "optimizer", "scheduler", "numpy_rng", "torch_rng", "python_rng", "state")
-
-
-def _load_checkpoint(out: Path, cfg, net, opt, sched, rng, dataset_id: dict) -> tuple[dict | None, TrainState]:
-    path = out / "last.pt"
-    ckpt = load_checkpoint_file(path)
-    missing = [k for k in _CKPT_KEYS if k not in ckpt] if isinstance(ckpt, dict) else list(_CKPT_KEYS)
-    if missing:
-        raise CheckpointError(f"not a training checkpoint (missing {', '.join(missing)})", path=path,
-                              fix="resume only from the last.pt that `alignrec-lite train --out` wrote, "
-                              "or start again with --overwrite")
-    made_on = ckpt.get("dataset")
-    sizes = ("name", "n_users", "n_items", "n_train")
-    if isinstance(made_on, dict) and any(made_on.get(k) != dataset_id.get(k) for k in sizes):
-        raise CheckpointError(
-            f"the checkpoint was made on another dataset ({made_on.get('name')}: {made_on.get('n_users')} users x "
-            f"{made_on.get('n_items')} items; this one is {dataset_id['name']}: {dataset_id['n_users']} x "
-            f"{dataset_id['n_items']})",
-            path=path, fix="resume with the dataset the run was started with, or start a new run folder")
-    if isinstance(made_on, dict) and isinstance(made_on.get("fingerprint"), dict):
-        from .checks import fingerprint_changes
-
-        diff = fingerprint_changes(made_on["fingerprint"], dataset_id["fingerprint"])
-        if diff:
-            raise CheckpointError(f"the data changed since the checkpoint was made (changed: {', '.join(diff)})", path=path,
-                                  fix="resume with the data the run was started on, or start a new run folder")
-    saved = ckpt["config"] if isinstance(ckpt["config"], dict) else {}
-    # every setting that alters the result must match (epochs may grow; device, eval batch, time cap may change)
-    changed = [k for k in sorted(set(saved) | {k for k in cfg if isinstance(cfg[k], (int, float, str, bool))})
-               if k not in RESUME_MAY_CHANGE and saved.get(k) != cfg.get(k)]
-    if changed:
-        shown = ", ".join(f"{k}: {saved.get(k, 'unset')!r} then, {cfg.get(k, 'unset')!r} now" for k in changed[:4])
-        raise CheckpointError(f"the checkpoint was made with different settings ({shown})",
-                              path=out / "last.pt", fix="resume with the same --set values, or start a new run folder")
-    try:
-        net.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["optimizer"])
-        sched.load_state_dict(ckpt["scheduler"])
-        rng.bit_generator.state = ckpt["numpy_rng"]
-        torch.set_rng_state(ckpt["torch_rng"])
-        st = random.getstate()
-        random.setstate((st[0], tuple(ckpt["python_rng"]), st[2]))
-        state = TrainState(**ckpt["state"])
-    except (RuntimeError, ValueError, TypeError, KeyError, AttributeError) as exc:
-        raise CheckpointError(f"the checkpoint does not fit this model and dataset ({_first_reason(exc)})",
-                              path=path, fix="resume with the dataset and settings the run was started with, "
-                              "or start a new run folder") from None
-    best = None
-    if (out / "best.pt").exists():
-        best = load_checkpoint_file(out / "best.pt")
-        if not isinstance(best, dict):
-            raise CheckpointError("best.pt does not hold model weights", path=out / "best.pt",
-                                  fix="delete it; it is rewritten at the next improvement")
-    return best, state
-
-
-def _first_reason(exc: BaseException) -> str:
-    """The most telling line of a load_state_dict error (its first line is only a title)."""
-    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-    if len(lines) > 1 and lines[0].startswith("Error(s) in loading state_dict"):
-        return lines[1]
-    return lines[0] if lines else type(exc).__name__
-
-
-def load_run(run: str | Path, dataset: RecDataset | None = None) -> tuple[Recommender, dict, RecDataset]:
-    """Rebuild a trained model from a run folder (``metrics.json`` + ``best.pt``).
-
-    Args:
-        run: the folder written by :func:`train` / ``alignrec-lite train --out``.
-        dataset: the dataset (loaded from the path recorded in the run if ``None``).
-
-    Returns:
-        ``(model in eval mode, run record, dataset)``.
-    """
-    import json
-
-    from .data.mmrec import load_mmrec
-
-    from .checks import check_regular_file, dataset_fingerprint, entry_exists, fingerprint_changes
-
-    run = Path(run)
-    rec_path = run / "metrics.json"
-    if run.exists() and not run.is_dir():
-        raise CheckpointError("expected a run folder, found a file", path=run,
-                              fix="pass the --out folder of a completed `alignrec-lite train`")
-    if entry_exists(rec_path):
-        check_regular_file(rec_path, "run record", error=CheckpointError)
-    if not rec_path.exists():
-        raise CheckpointError("not a finished run (no metrics.json)", path=run,
-                              fix="pass the --out folder of a completed `alignrec-lite train`")
-    try:
-        record = json.loads(rec_path.read_text(encoding="utf-8"))
-        name = record["model"]
-        cfg = record["config"]
-        if not isinstance(name, str) or not isinstance(cfg, dict):
-            raise TypeError
-    except (json.JSONDecodeError, KeyError, UnicodeDecodeError, TypeError) as exc:
-        raise CheckpointError(f"metrics.json is damaged ({type(exc).__name__})", path=rec_path,
-                              fix="retrain into a fresh folder") from None
-    if dataset is None:
-        if not record.get("dataset_path"):
-            raise CheckpointError("the run does not record its dataset folder", path=rec_path,
-                                  fix="pass the dataset explicitly")
-        if not Path(record["dataset_path"]).is_dir():
-            raise CheckpointError(f"the dataset folder the run was trained on is gone ({record['dataset_path']})",
-                                  path=rec_path, row="dataset_path",
-                                  fix="restore that folder, or set dataset_path in metrics.json to its new place")
-        dataset = load_mmrec(record["dataset_path"])
-    made_on = record.get("data_fingerprint")
-    if isinstance(made_on, dict):  # runs before issue 16 carry none and are served as before
-        diff = fingerprint_changes(made_on, dataset_fingerprint(dataset))
-        if diff:
-            raise CheckpointError(
-                f"the data changed since this run was trained (changed: {', '.join(diff)}); its weights would "
-                f"be served against other IDs and features", path=dataset.path or rec_path, row="data_fingerprint",
-                fix="retrain on the current data (alignrec-lite train … --out NEW_RUN), or restore the data "
-                "the run was trained on")
-    try:
-        from .checks import check_config_ranges
-
-        check_config_ranges(cfg)  # an edited record must not allocate n_layers=10**6 layers
-        net = build_model(name, dataset, cfg)
-    except ConfigError as exc:
-        raise CheckpointError(f"the run's settings do not fit ({exc.message})", path=rec_path,
-                              row=exc.row if isinstance(exc.row, str) else None,
-                              fix="retrain into a fresh folder") from None
-    weights = load_checkpoint_file(run / "best.pt")
-    try:
-        if not isinstance(weights, dict):
-            raise TypeError(f"expected a dict of tensors, found a {type(weights).__name__}")
-        net.load_state_dict(weights)
-    except (RuntimeError, TypeError) as exc:
-        raise CheckpointError(f"the weights do not fit this dataset/model ({_first_reason(exc)})",
-                              path=run / "best.pt", fix="use the dataset the run was trained on") from None
-    bad = [k for k, v in weights.items() if torch.is_tensor(v) and v.is_floating_point() and not torch.isfinite(v).all()]
-    if bad:  # a diverged or damaged run: it would rank nothing (an empty export) or garbage
-        raise CheckpointError(f"the weights hold NaN or inf ({', '.join(bad[:3])})", path=run / "best.pt",
-                              fix="retrain (lower the learning rate if the loss diverged) or restore the file")
-    net.prepare_eval()
-    return net, record, dataset

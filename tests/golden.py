@@ -53,11 +53,15 @@ def model_runs() -> dict[str, dict]:
     from alignrec_lite.models import MODELS
     from alignrec_lite.train import train
 
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    out = {}
-    for model in list(MODELS):
-        _, record = train(load_toy("smoke"), model, dict(SETTINGS), progress=False)
-        out[model] = _run_summary(record)
+    try:
+        out = {}
+        for model in list(MODELS):
+            _, record = train(load_toy("smoke"), model, dict(SETTINGS), progress=False)
+            out[model] = _run_summary(record)
+    finally:
+        torch.set_num_threads(threads)
     return out
 
 
@@ -65,14 +69,16 @@ def movielens_run(root: Path, work: Path) -> dict:
     """One AlignRec run on MovieLens with posters, built under ``work`` from ``root``."""
     import torch
 
-    from alignrec_lite.data.mmrec import load_mmrec
-    from alignrec_lite.encoders import ensure_movielens_features
+    from alignrec_lite.data import open_dataset
     from alignrec_lite.train import train
 
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    folder = ensure_movielens_features(work / "movielens", ratings_dir=root / "ml-latest-small",
-                                       posters_dir=root / "ml-posters" / "posters", progress=False)
-    _, record = train(load_mmrec(folder), "alignrec", dict(MOVIELENS_SETTINGS), progress=False)
+    ds = open_dataset("movielens", data_root=root, cache=work, progress=False)  # features: tiny-cnn + minilm
+    try:
+        _, record = train(ds, "alignrec", dict(MOVIELENS_SETTINGS), progress=False)
+    finally:
+        torch.set_num_threads(threads)
     return _run_summary(record)
 
 

@@ -20,7 +20,7 @@ from alignrec_lite.losses import (
     sim_loss_expanded,
     uia_loss,
 )
-from alignrec_lite.models.alignrec import AlignRec, spmm
+from alignrec_lite.models.alignrec import AlignRec
 from alignrec_lite.models.lightgcn import LightGCN
 from helpers import batch, tiny_dataset
 
@@ -120,20 +120,6 @@ def test_knn_graph_matches_dense_reference():
     np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-6)
     assert (got != 0).sum(1).tolist() == [k] * 9
     assert model.feature_source == "mm"
-
-
-def test_spmm_transpose_backward_matches_dense():
-    import scipy.sparse as sp
-
-    from alignrec_lite.models.alignrec import sparse_pair
-
-    rng = np.random.default_rng(0)
-    m = sp.random(6, 5, density=0.4, random_state=1, dtype=np.float32).tocsr()
-    a, a_t = sparse_pair(m)
-    x = torch.from_numpy(rng.normal(size=(5, 3)).astype(np.float32)).requires_grad_(True)
-    y = torch.from_numpy(rng.normal(size=(6, 3)).astype(np.float32))
-    (spmm(a, x, a_t) * y).sum().backward()
-    np.testing.assert_allclose(x.grad.numpy(), m.T.toarray() @ y.numpy(), rtol=1e-5, atol=1e-6)
 
 
 # ------------------------------------------------------------------ model structure

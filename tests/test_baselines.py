@@ -114,8 +114,7 @@ def test_freedom_edge_dropping_keeps_share_and_eval_uses_full_graph():
     other.pre_epoch(0, np.random.default_rng(3))
     assert torch.equal(other.masked_adj.to_dense(), kept)
     # evaluation ignores the dropped graph
-    model.prepare_eval()
-    full_u, full_i = model._cache
+    full_u, full_i = model.final_vectors()  # eval mode: the full graph
     model.masked_adj = None
     with torch.no_grad():
         ref_u, ref_i = model.forward()

@@ -11,12 +11,12 @@ import scipy.sparse as sp
 import torch
 
 from alignrec_lite.cli import main
-from alignrec_lite.config import parse_set_args, resolve_config
+from alignrec_lite.config import TRAIN_DEFAULTS, TUNED_DEFAULTS, parse_set_args, pick_preset, resolve_config
 from alignrec_lite.data.mmrec import load_mmrec
 from alignrec_lite.data.split import kcore, mmrec_split
 from alignrec_lite.data.toy import load_toy, toy_path
 from alignrec_lite.errors import ConfigError
-from alignrec_lite.graphs import knn_graph, normalized_adjacency, sym_spmm, to_torch, user_item_norm
+from alignrec_lite.graphs import knn_graph, normalized_adjacency, sparse_pair, spmm, to_torch, user_item_norm
 from alignrec_lite.models.lightgcn import LightGCN
 from alignrec_lite.train import BPRSampler, train
 
@@ -83,16 +83,32 @@ def test_knn_graph_matches_dense_reference_and_keeps_self():
     np.testing.assert_array_equal(binary, (ref > 0).astype(np.float32))
 
 
-def test_sym_spmm_gradient_equals_autograd():
+def test_spmm_symmetric_gradient_equals_autograd():
     r = sp.random(7, 9, density=0.3, random_state=3, format="csr")
     r.data[:] = 1
     adj = normalized_adjacency(r)
     x = torch.randn(16, 3, requires_grad=True)
-    sym_spmm(to_torch(adj), x).pow(2).sum().backward()
+    spmm(to_torch(adj), x, symmetric=True).pow(2).sum().backward()
     g1 = x.grad.clone()
     x.grad = None
     torch.sparse.mm(to_torch(adj, layout="coo"), x).pow(2).sum().backward()
     torch.testing.assert_close(g1, x.grad)
+
+
+def test_spmm_transpose_backward_matches_dense():
+    rng = np.random.default_rng(0)
+    m = sp.random(6, 5, density=0.4, random_state=1, dtype=np.float32).tocsr()
+    a, a_t = sparse_pair(m)
+    x = torch.from_numpy(rng.normal(size=(5, 3)).astype(np.float32)).requires_grad_(True)
+    y = torch.from_numpy(rng.normal(size=(6, 3)).astype(np.float32))
+    (spmm(a, x, a_t) * y).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), m.T.toarray() @ y.numpy(), rtol=1e-5, atol=1e-6)
+    g_custom = x.grad.clone()
+    x.grad = None
+    (spmm(a, x) * y).sum().backward()  # torch's own backward: the same gradient, bit for bit
+    torch.testing.assert_close(g_custom, x.grad, rtol=0, atol=0)
+    with torch.no_grad():
+        torch.testing.assert_close(spmm(a, x, a_t), torch.sparse.mm(a, x), rtol=0, atol=0)
 
 
 # ---------------------------------------------------------------- sampler
@@ -122,6 +138,39 @@ def test_config_coercion_and_errors():
         parse_set_args(["epochs"])
     with pytest.raises(ConfigError, match="unknown model"):
         resolve_config("nope")
+
+
+def test_presets_are_chosen_explicitly():
+    tuned = TUNED_DEFAULTS["toy"]["lightgcn"]
+    assert pick_preset("lightgcn", "toy") == "toy" and pick_preset("lightgcn", "elsewhere") is None
+    assert pick_preset("bpr", "baby") is None  # "auto": the dataset's preset has no bpr settings
+    assert pick_preset("lightgcn", "toy", "none") is None and pick_preset("bpr", "toy", "movielens") == "movielens"
+    auto = resolve_config("lightgcn", {}, "toy")
+    assert all(auto[k] == v for k, v in tuned.items())
+    none = resolve_config("lightgcn", {}, "toy", preset="none")
+    assert none["learning_rate"] == TRAIN_DEFAULTS["learning_rate"] and none["n_layers"] == LightGCN.defaults["n_layers"]
+    named = resolve_config("lightgcn", {"n_layers": "1"}, "elsewhere", preset="toy")
+    assert named["learning_rate"] == tuned["learning_rate"] and named["n_layers"] == 1  # overrides win
+    assert "preset" not in auto and "preset" not in named
+    with pytest.raises(ConfigError, match="unknown preset 'nope'"):
+        resolve_config("bpr", preset="nope")
+    with pytest.raises(ConfigError, match="preset 'baby' has no settings for model bpr"):
+        resolve_config("bpr", preset="baby")
+
+
+def test_run_record_says_which_preset_was_applied(tmp_path):
+    ds = load_toy("smoke")  # named "toy": "auto" applies the toy preset
+    settings = {"epochs": 1, "seed": 1}
+    _, auto = train(ds, "lightgcn", settings, out=tmp_path / "run", progress=False)
+    assert auto["preset"] == "toy" and "preset" not in auto["config"]
+    assert auto["config"]["learning_rate"] == TUNED_DEFAULTS["toy"]["lightgcn"]["learning_rate"]
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["preset"] == "toy"
+    _, none = train(ds, "lightgcn", settings, preset="none", progress=False)
+    assert none["preset"] is None
+    assert {k: none["config"][k] for k in ("learning_rate", "n_layers")} == {
+        "learning_rate": TRAIN_DEFAULTS["learning_rate"], "n_layers": LightGCN.defaults["n_layers"]}
+    with pytest.raises(ConfigError, match="unknown preset"):
+        train(ds, "lightgcn", settings, preset="nope", progress=False)
 
 
 # ---------------------------------------------------------------- trainer
@@ -187,12 +236,28 @@ def test_cli_errors_are_one_line_and_exit_2(tmp_path, capsys):
 
 
 # ---------------------------------------------------------------- atomic output
+def test_read_json_checks_the_file_and_names_it(tmp_path):
+    """files.read_json: the one checked JSON reader (dataset cards, the dataset registry)."""
+    from alignrec_lite.errors import DataError
+    from alignrec_lite.files import read_json, write_json
+
+    write_json(tmp_path / "ok.json", {"a": [1, 2]})
+    assert read_json(tmp_path / "ok.json", "card", fix="x") == {"a": [1, 2]}
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(DataError, match=r"the registry is not valid JSON \(") as info:
+        read_json(tmp_path / "bad.json", "registry", fix="delete it", invalid="the registry is not valid JSON")
+    assert "delete it" in str(info.value)
+    (tmp_path / "dir.json").mkdir()
+    with pytest.raises(DataError, match="registry"):
+        read_json(tmp_path / "dir.json", "registry", fix="x")
+
+
 def test_atomic_outputs_get_normal_permissions(tmp_path):
     """Renamed-into-place files and folders get open()/mkdir() modes, not mkstemp's 0600."""
     import os
     import stat
 
-    from alignrec_lite.io import atomic_dir, atomic_path, atomic_write
+    from alignrec_lite.files import atomic_dir, atomic_path, atomic_write
 
     old = os.umask(0o022)
     try:

@@ -217,7 +217,7 @@ def test_baselines_keep_a_constant_rate_alignrec_decays():
 @pytest.mark.parametrize("model,factor", [("bpr", 1.0), ("lightgcn", 1.0), ("vbpr", 1.0), ("freedom", 1.0),
                                           ("alignrec", 0.96 ** (100 / 50))])
 def test_learning_rate_after_100_epochs_of_the_trainer(tmp_path, model, factor):
-    from alignrec_lite.io import load_checkpoint_file
+    from alignrec_lite.files import load_checkpoint_file
     from alignrec_lite.train import train
 
     ds = tiny_dataset(n_users=12, n_items=10)

@@ -8,7 +8,7 @@
   epoch and resumed equals the uninterrupted one (model-specific randomness such as
   edge dropping or dropout included).
 * A process killed while writing a file, a checkpoint or a whole dataset folder
-  through :mod:`alignrec_lite.io` leaves the previous version intact and loadable.
+  through :mod:`alignrec_lite.files` leaves the previous version intact and loadable.
 """
 
 from __future__ import annotations
@@ -29,8 +29,9 @@ import torch
 
 from alignrec_lite.data.mmrec import load_mmrec
 from alignrec_lite.data.toy import load_toy, toy_path
-from alignrec_lite.models import available_models
-from alignrec_lite.train import load_checkpoint_file, train
+from alignrec_lite.models import MODELS
+from alignrec_lite.files import load_checkpoint_file
+from alignrec_lite.train import train
 
 SMOKE = toy_path("smoke")
 REPO = Path(__file__).resolve().parents[1]
@@ -91,7 +92,7 @@ class Interrupt(Exception):
     """Stands in for a crash in the middle of an epoch."""
 
 
-@pytest.mark.parametrize("model", available_models())
+@pytest.mark.parametrize("model", list(MODELS))
 def test_interrupted_run_resumes_identically(model: str, tmp_path: Path) -> None:
     ds = load_toy("smoke")
     _, full = train(ds, model, MODEL_SETTINGS, out=tmp_path / "full", progress=False)
@@ -112,7 +113,7 @@ WRITER = textwrap.dedent("""
     import sys, time
     from pathlib import Path
     import numpy as np
-    from alignrec_lite.io import atomic_dir, atomic_path, atomic_write
+    from alignrec_lite.files import atomic_dir, atomic_path, atomic_write
 
     mode, target = sys.argv[1], Path(sys.argv[2])
 

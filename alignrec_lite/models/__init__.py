@@ -7,8 +7,10 @@ imported on first use so that importing the package stays cheap.
 from __future__ import annotations
 
 import importlib
+from typing import Any, Mapping
 
 from ..errors import ConfigError
+from ..data.mmrec import RecDataset
 from .base import Recommender
 
 MODELS: dict[str, str] = {
@@ -26,21 +28,24 @@ def get_model_class(name: str) -> type[Recommender]:
     if key not in MODELS:
         raise ConfigError(f"unknown model {name!r}", row="model", fix=f"choose one of {', '.join(MODELS)}")
     module, cls = MODELS[key].split(":")
-    try:
-        mod = importlib.import_module(f"{__name__}.{module}")
-    except ModuleNotFoundError as exc:  # a model not written yet
-        raise ConfigError(f"model {name!r} is not available in this version ({exc})", row="model",
-                          fix=f"choose one of {', '.join(available_models())}") from None
-    return getattr(mod, cls)
+    return getattr(importlib.import_module(f"{__name__}.{module}"), cls)
 
 
-def available_models() -> list[str]:
-    """Names of the models whose modules exist."""
-    out = []
-    for name, target in MODELS.items():
-        if importlib.util.find_spec(f"{__name__}.{target.split(':')[0]}") is not None:
-            out.append(name)
-    return out
+def build_model(name: str, dataset: RecDataset, config: Mapping[str, Any] | None = None, *,
+                preset: str = "none") -> Recommender:
+    """Build the model registered under ``name`` from a checked config (:meth:`Recommender.from_config`).
+
+    Args:
+        name: a registered model name (see :data:`MODELS`).
+        dataset: the training data.
+        config: settings; unknown keys and bad values raise :class:`ConfigError`.
+        preset: ``"none"`` (default), ``"auto"`` or a tuned preset name (see
+            :func:`alignrec_lite.config.pick_preset`).
+
+    Returns:
+        The new model.
+    """
+    return get_model_class(name).from_config(dataset, config, preset=preset)
 
 
-__all__ = ["MODELS", "Recommender", "get_model_class", "available_models"]
+__all__ = ["MODELS", "Recommender", "build_model", "get_model_class"]

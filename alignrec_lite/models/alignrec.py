@@ -37,53 +37,14 @@ from torch import nn
 
 from ..data.mmrec import RecDataset
 from ..errors import ConfigError
-from ..graphs import knn_graph, normalized_adjacency, to_torch, user_item_norm
+from ..graphs import knn_graph, normalized_adjacency, sparse_pair, spmm, to_torch, user_item_norm
 from ..losses import bpr_loss, cca_loss, l2_reg_loss, sim_loss_expanded, uia_loss
-from .base import Recommender
+from .base import GRAPH_DEFAULTS, Recommender
 from .lightgcn import propagate
 
 BRANCHES = ("both", "id", "content")
 FEATURE_SOURCES = ("auto", "mm", "image", "text", "image+text")
 WARMUP_EPOCHS = 10  # the official --warmup_ui length
-
-
-# ----------------------------------------------------------------- sparse helper
-class _SparseMM(torch.autograd.Function):
-    """``A @ X`` with the transpose of ``A`` precomputed for the backward pass."""
-
-    @staticmethod
-    def forward(ctx, a: torch.Tensor, a_t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        ctx.a_t = a_t
-        return torch.sparse.mm(a, x)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
-        return None, None, torch.sparse.mm(ctx.a_t, grad)
-
-
-def spmm(a: torch.Tensor, x: torch.Tensor, a_t: torch.Tensor | None = None) -> torch.Tensor:
-    """Sparse (CSR) times dense, with a cheap backward when ``a_t = Aᵀ`` is given.
-
-    ``torch.sparse.mm`` transposes a CSR matrix on every backward pass; the
-    kNN graph and ``R̃`` are not symmetric but fixed, so their transposes are
-    built once and reused (see docs/benchmarks/models.md for the measured gain).
-
-    Args:
-        a: sparse ``(n, m)``.
-        x: dense ``(m, d)``.
-        a_t: ``Aᵀ`` as a sparse ``(m, n)`` tensor, or ``None`` (plain torch backward).
-
-    Shape:
-        returns ``(n, d)``.
-    """
-    if a_t is None or not x.requires_grad:
-        return torch.sparse.mm(a, x)
-    return _SparseMM.apply(a, a_t, x)
-
-
-def sparse_pair(m: sp.spmatrix) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(A, Aᵀ)`` as torch CSR tensors, for :func:`spmm`."""
-    return to_torch(m.tocsr()), to_torch(m.T.tocsr())
 
 
 # ----------------------------------------------------------------- the model
@@ -137,7 +98,7 @@ class AlignRec(Recommender):
     Official-code behaviours that define the MMRec protocol (validation items not
     masked at test, negatives only from training items) are the trainer's and
     evaluator's defaults; selecting the grid on *test* is not offered (use
-    :func:`alignrec_lite.search.search`, which selects on valid).
+    :func:`alignrec_lite.tuning.search`, which selects on valid).
 
     Args:
         dataset: the data (graphs come from its train split, features from
@@ -149,10 +110,7 @@ class AlignRec(Recommender):
     name = "alignrec"
     needs_features = True
     defaults = {
-        "embedding_size": 64,
-        "n_ui_layers": 2,
-        "n_layers": 1,
-        "knn_k": 10,
+        **GRAPH_DEFAULTS,
         "reg_weight": 1e-4,
         "cl_loss": 0.01,
         "cl_temperature": 0.2,
@@ -402,6 +360,11 @@ class AlignRec(Recommender):
         return sim_loss_expanded(content, feat_unit, target_sq, counts)
 
     # ------------------------------------------------------------- content scoring
+    @property
+    def has_content_path(self) -> bool:
+        """Whether :meth:`encode_content` works: only with a content branch (not ``branches="id"``)."""
+        return self.use_content
+
     @torch.no_grad()
     def content_item_vectors(self) -> torch.Tensor:
         """The content branch's item vectors ``H_i^m`` (no ID branch).
@@ -494,4 +457,4 @@ def target_sq_norm(feat_unit: torch.Tensor, counts: torch.Tensor) -> torch.Tenso
     return c.double() @ cos_sq @ c.double()
 
 
-__all__ = ["AlignRec", "spmm", "sparse_pair", "BRANCHES", "FEATURE_SOURCES"]
+__all__ = ["AlignRec", "BRANCHES", "FEATURE_SOURCES"]

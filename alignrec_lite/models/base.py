@@ -8,6 +8,18 @@ dict. The trainer only calls:
 * :meth:`Recommender.pre_epoch` once per epoch (FREEDOM's edge dropping, ...);
 * :meth:`Recommender.full_sort_scores` through the evaluator, after
   :meth:`Recommender.prepare_eval` cached the final embeddings.
+
+Everything else may use the declared interface, never the private attributes:
+
+* :meth:`Recommender.from_config` / :func:`alignrec_lite.models.build_model` — a model
+  from a config that is checked (unknown keys, types and ranges);
+* :meth:`Recommender.scores` (= :meth:`~Recommender.full_sort_scores`) and
+  :meth:`Recommender.final_vectors` — the final user and item vectors;
+* :meth:`Recommender.encode_content` and :attr:`Recommender.has_content_path` — item
+  vectors from features alone, for the models that have a content path (AlignRec,
+  VBPR, FREEDOM);
+* :meth:`Recommender.invalidate_cache` (after editing weights in place) and
+  :attr:`Recommender.device`.
 """
 
 from __future__ import annotations
@@ -19,6 +31,13 @@ import torch
 from torch import nn
 
 from ..data.mmrec import RecDataset
+from ..errors import ConfigError
+
+
+#: Defaults shared by the models with a LightGCN user-item graph and a frozen item-item kNN graph
+#: (FREEDOM, AlignRec; MMRec's and the official code's values): ``d``, user-item layers, item-item
+#: hops, neighbours per item.
+GRAPH_DEFAULTS: dict[str, Any] = {"embedding_size": 64, "n_ui_layers": 2, "n_layers": 1, "knn_k": 10}
 
 
 class Recommender(nn.Module):
@@ -35,6 +54,40 @@ class Recommender(nn.Module):
     name: ClassVar[str] = "base"
     defaults: ClassVar[dict[str, Any]] = {}
     needs_features: ClassVar[bool] = False
+
+    @classmethod
+    def from_config(cls, dataset: RecDataset, config: Mapping[str, Any] | None = None, *,
+                    preset: str = "none") -> "Recommender":
+        """Build the model from a config that is checked first (the validating constructor).
+
+        The plain constructor ignores keys it does not know; this one resolves the config
+        with :func:`alignrec_lite.config.resolve_config`, so an unknown key or a bad value
+        raises, and the model receives the full resolved config (trainer settings included).
+
+        Args:
+            dataset: the training data.
+            config: settings (strings as from ``--set``, or typed values). A ``"model"`` key
+                (as in a resolved config or a run record) must name this model.
+            preset: tuned preset to start from: ``"none"`` (default: the model's own
+                defaults), ``"auto"`` (the preset named like the dataset, if any) or a
+                preset name of :data:`alignrec_lite.config.TUNED_DEFAULTS`.
+
+        Returns:
+            The new model (on the CPU, in training mode).
+
+        Raises:
+            ConfigError: unknown key (the message lists the valid ones), bad value, or a
+                ``"model"`` key naming another model.
+        """
+        from ..config import resolve_config
+
+        settings = dict(config or {})
+        named = settings.pop("model", cls.name)
+        if named != cls.name:
+            raise ConfigError(f"the config is for model {named!r}, not {cls.name!r}", row="model",
+                              fix=f"drop the model key or build {named!r}")
+        cfg = resolve_config(cls.name, settings, dataset.name, model_defaults=cls.defaults, preset=preset)
+        return cls(dataset, cfg)
 
     def __init__(self, dataset: RecDataset, config: Mapping[str, Any] | None = None) -> None:
         super().__init__()
@@ -106,6 +159,56 @@ class Recommender(nn.Module):
             self.prepare_eval()
         user_e, item_e = self._cache
         return user_e[users.to(user_e.device)] @ item_e.T  # (b, n_items)
+
+    def scores(self, users: torch.Tensor) -> torch.Tensor:
+        """Scores of every item for the given users (the declared name of :meth:`full_sort_scores`).
+
+        Shape:
+            users: ``(b,)``; returns ``(b, n_items)``.
+        """
+        return self.full_sort_scores(users)
+
+    @torch.no_grad()
+    def final_vectors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The final user and item vectors in eval mode (the ones :meth:`scores` multiplies).
+
+        Switches the model to eval mode and recomputes them (:meth:`prepare_eval`), so
+        weights edited in place are seen.
+
+        Shape:
+            returns ``(n_users, d)``, ``(n_items, d)`` on :attr:`device`.
+        """
+        self.prepare_eval()
+        return self._cache
+
+    def invalidate_cache(self) -> None:
+        """Forget the cached final vectors (call after changing weights in place)."""
+        self._cache = None
+
+    @property
+    def device(self) -> torch.device:
+        """The device of the model's parameters (CPU until :meth:`to` moves it)."""
+        return self.device_
+
+    @property
+    def has_content_path(self) -> bool:
+        """Whether the model can place an item from its content alone (:meth:`encode_content`)."""
+        return "encode_content" in self.__dict__ or type(self).encode_content is not Recommender.encode_content
+
+    def encode_content(self, features: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """Item vectors for items without interactions, from their features alone.
+
+        Models with a content path (AlignRec, VBPR, FREEDOM) override this; here it raises.
+
+        Shape:
+            features: ``(m, d_f)``; returns ``(m, d)``.
+
+        Raises:
+            ConfigError: the model has no content path.
+        """
+        raise ConfigError(f"model {self.name!r} has no content path: it cannot place items from their features",
+                          row="model", fix="use a content-aware model (alignrec, vbpr, freedom) for items "
+                          "without interactions")
 
     #: how the content path wants several modalities joined: ``"normalised"`` (each block
     #: L2-normalised, concatenated, normalised again: :meth:`RecDataset.feature`) or

@@ -34,10 +34,9 @@ from torch import nn
 
 from ..data.mmrec import RecDataset
 from ..errors import ConfigError, DataError
-from ..graphs import knn_graph, normalized_adjacency, to_torch
+from ..graphs import knn_graph, normalized_adjacency, sparse_pair, spmm, to_torch
 from ..losses import bpr_loss
-from .alignrec import sparse_pair, spmm
-from .base import Recommender
+from .base import GRAPH_DEFAULTS, Recommender
 from .lightgcn import propagate
 
 
@@ -98,10 +97,7 @@ class FREEDOM(Recommender):
     name = "freedom"
     needs_features = True
     defaults = {
-        "embedding_size": 64,
-        "n_ui_layers": 2,
-        "n_layers": 1,
-        "knn_k": 10,
+        **GRAPH_DEFAULTS,
         "mm_image_weight": 0.1,
         "dropout": 0.8,
         "reg_weight": 1e-4,

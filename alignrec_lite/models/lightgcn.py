@@ -14,7 +14,7 @@ from typing import Any, Mapping
 import torch
 
 from ..data.mmrec import RecDataset
-from ..graphs import normalized_adjacency, sym_spmm, to_torch
+from ..graphs import normalized_adjacency, spmm, to_torch
 from ..losses import bpr_loss, emb_loss
 from .base import Recommender
 
@@ -27,7 +27,7 @@ def propagate(adj: torch.Tensor, emb0: torch.Tensor, n_layers: int) -> torch.Ten
     """
     x, total = emb0, emb0
     for _ in range(n_layers):
-        x = sym_spmm(adj, x)  # (N, d)
+        x = spmm(adj, x, symmetric=True)  # (N, d)
         total = total + x
     return total / (n_layers + 1)
 

@@ -1,4 +1,4 @@
-"""A small hyper-parameter search that selects on the **validation** split.
+"""Hyper-parameter tuning: a small search that selects on the **validation** split.
 
 MMRec's ``quick_start`` (and so the official AlignRec code) runs the whole grid and
 reports the grid point with the best *test* Recall@20 (MMRec issue #64;
@@ -14,6 +14,10 @@ interrupted search keeps what it finished and resumes where it stopped)::
     out/trials/000.json ...   one run record per trial (params, valid, test, times)
     out/trials.jsonl          all trials so far, one per line
     out/best.json             the selected trial and how it was selected
+
+Every trial starts from the same tuned preset (``preset="auto"``: the one named like the
+dataset, as :func:`alignrec_lite.train.train` does; ``"none"``; or a preset name); the
+preset applied is recorded in each trial and in ``best.json``.
 """
 
 from __future__ import annotations
@@ -26,11 +30,11 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from .config import resolve_config
+from .config import pick_preset, resolve_config
 from .data.mmrec import RecDataset
 from .checks import check_int, check_out_dir, dataset_fingerprint, out_lock
 from .errors import CheckpointError, ConfigError
-from .io import atomic_write, write_json
+from .files import atomic_write, write_json
 
 MODES = ("grid", "random")
 
@@ -75,9 +79,11 @@ def plan_trials(space: Mapping[str, Sequence[Any]], *, budget: int | None = None
     return points[:budget] if budget is not None else points
 
 
-def _typed(model: str, dataset_name: str, point: Mapping[str, Any], base: Mapping[str, Any]) -> dict[str, Any]:
+def _typed(model: str, dataset_name: str, point: Mapping[str, Any], base: Mapping[str, Any],
+           preset: str | None = "auto") -> dict[str, Any]:
     """Coerce a trial's values (CLI strings) to the types of the defaults, validating keys."""
-    cfg = resolve_config(model, {**base, **point}, dataset_name)
+    # resolving the whole config checks the keys and values (with the preset the trials train with)
+    cfg = resolve_config(model, {**base, **point}, dataset_name, preset=preset)
     return {k: cfg[k] for k in point}
 
 
@@ -95,6 +101,7 @@ def search(
     keep_runs: bool = False,
     metric: str = "recall@20",
     on_trial: Callable[[dict], None] | None = None,
+    preset: str | None = "auto",
 ) -> dict:
     """Train one run per setting and select the best on **valid** ``metric``.
 
@@ -118,35 +125,43 @@ def search(
         keep_runs: also keep each trial's checkpoints in ``out/runs/NNN``.
         metric: the valid metric to maximise (``recall@20``).
         on_trial: called with each trial's record when it finishes.
+        preset: the tuned preset every trial starts from (``"auto"``, ``"none"`` or a
+            preset name; see :func:`alignrec_lite.config.pick_preset`).
 
     Returns:
         The ``best.json`` content: ``best_trial``, ``params``, ``valid``, ``test``,
         ``selected_on`` (``"valid"``), ``metric``, ``trials`` (all records), ...
 
     Raises:
-        ConfigError: an unknown setting, a bad value, mode or budget.
+        ConfigError: an unknown setting, preset, a bad value, mode or budget.
     """
     base = dict(base_overrides or {})
     name = getattr(dataset, "name", None)
+    chosen = pick_preset(model, name, preset)  # resolved once: every trial trains with the same preset
     points = plan_trials(space, budget=budget, mode=mode, seed=seed)
-    typed = [_typed(model, name, p, base) for p in points]  # validate every point before training
-    base_typed = _typed(model, name, base, {}) if base else {}
+    typed = [_typed(model, name, p, base, chosen) for p in points]  # validate every point before training
+    base_typed = _typed(model, name, base, {}, chosen) if base else {}
     fingerprint = dataset_fingerprint(dataset)
     out = Path(out) if out is not None else None
     if out is None:
         return _search(dataset, model, space, typed, base, base_typed, fingerprint, None, budget=budget, mode=mode,
-                       seed=seed, progress=progress, keep_runs=keep_runs, metric=metric, on_trial=on_trial)
+                       seed=seed, progress=progress, keep_runs=keep_runs, metric=metric, on_trial=on_trial,
+                       preset=chosen)
     check_out_dir(out, "--out")
+    # the lock keeps two searches from writing one folder; trials made on other data are refused
+    # before any work, while trials with the same settings on the same data are reused (resume)
     with out_lock(out):
         _check_trials(out, model, name, fingerprint)  # a reused --out of another dataset is refused
         (out / "trials").mkdir(parents=True, exist_ok=True)
         return _search(dataset, model, space, typed, base, base_typed, fingerprint, out, budget=budget, mode=mode,
-                       seed=seed, progress=progress, keep_runs=keep_runs, metric=metric, on_trial=on_trial)
+                       seed=seed, progress=progress, keep_runs=keep_runs, metric=metric, on_trial=on_trial,
+                       preset=chosen)
 
 
 def _search(dataset: RecDataset, model: str, space: Mapping[str, Sequence[Any]], typed: list[dict], base: dict,
             base_typed: dict, fingerprint: dict, out: Path | None, *, budget: int | None, mode: str, seed: int,
-            progress: bool, keep_runs: bool, metric: str, on_trial: Callable[[dict], None] | None) -> dict:
+            progress: bool, keep_runs: bool, metric: str, on_trial: Callable[[dict], None] | None,
+            preset: str | None = None) -> dict:
     """The body of :func:`search` (settings validated, ``out`` locked and checked)."""
     from tqdm.auto import tqdm
 
@@ -155,18 +170,23 @@ def _search(dataset: RecDataset, model: str, space: Mapping[str, Sequence[Any]],
     name = getattr(dataset, "name", None)
     records: list[dict] = []
     bar = tqdm(typed, desc=f"search {model}", disable=not progress, unit="trial")
+    auto = pick_preset(model, name, "auto")  # what trials recorded before presets were explicit used
     for i, params in enumerate(bar):
         rec = _load_trial(out, i, model, params, base_typed, fingerprint)
+        if rec is not None and rec.get("preset", auto) != preset:
+            rec = None  # a finished trial of an earlier search, but made with another preset: train again
         if rec is None:
             t0 = time.perf_counter()
             run_dir = out / "runs" / f"{i:03d}" if (out is not None and keep_runs) else None
-            _, run = train(dataset, model, {**base, **params}, out=run_dir, progress=False)
+            # the trial's own values win over the shared ones (dict order: base first, then params)
+            _, run = train(dataset, model, {**base, **params}, preset=preset, out=run_dir, progress=False)
             rec = {
                 "trial": i,
                 "model": model,
                 "dataset": name,
                 "params": params,
                 "base_overrides": base_typed,
+                "preset": preset,
                 "valid": run["valid"],
                 "test": run["test"],
                 "best_epoch": run["best_epoch"],
@@ -181,7 +201,7 @@ def _search(dataset: RecDataset, model: str, space: Mapping[str, Sequence[Any]],
             if out is not None:
                 write_json(out / "trials" / f"{i:03d}.json", rec)
         records.append(rec)
-        if out is not None:
+        if out is not None:  # rewritten whole after every trial (atomically), never appended to
             with atomic_write(out / "trials.jsonl") as fh:
                 for r in records:
                     fh.write(json.dumps(r, default=str) + "\n")
@@ -189,7 +209,7 @@ def _search(dataset: RecDataset, model: str, space: Mapping[str, Sequence[Any]],
             on_trial(rec)
         bar.set_postfix({f"valid {metric}": rec["valid"].get(metric)})
     bar.close()
-    best = select_best(records, metric)
+    best = select_best(records, metric)  # on valid only; the test values ride along for reporting
     result = {
         "model": model,
         "dataset": name,
@@ -200,6 +220,7 @@ def _search(dataset: RecDataset, model: str, space: Mapping[str, Sequence[Any]],
         "valid": best["valid"],
         "test": best["test"],
         "base_overrides": base_typed,
+        "preset": preset,
         "space": {k: list(v) for k, v in space.items()},
         "mode": mode,
         "budget": budget,
@@ -284,6 +305,7 @@ def _load_trial(out: Path | None, i: int, model: str, params: Mapping[str, Any],
     if not path.exists():
         return None
     rec = _read_trial(path)
+    # compare in JSON form: the record on disk went through JSON (tuples became lists, ints stayed ints)
     same = (rec.get("model") == model and rec.get("params") == json.loads(json.dumps(params))
             and rec.get("base_overrides") == json.loads(json.dumps(base))
             and (fingerprint is None or rec.get("data_fingerprint") == dict(fingerprint)))

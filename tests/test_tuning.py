@@ -8,7 +8,7 @@ import pytest
 
 import alignrec_lite.train as train_mod
 from alignrec_lite.errors import ConfigError
-from alignrec_lite.search import parse_grid_args, plan_trials, search, select_best
+from alignrec_lite.tuning import parse_grid_args, plan_trials, search, select_best
 
 
 def test_plan_grid_order_budget_and_random_draw():
