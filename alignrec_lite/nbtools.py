@@ -9,9 +9,8 @@
   injected after its ``parameters``-tagged cell, and writes the executed copy
   atomically; :func:`render_notebooks` runs several, checks each for what a reader
   should see and builds the site (:mod:`alignrec_lite.publish`).
-* :func:`notebook_dataset` loads the dataset a notebook's ``DATASET`` parameter names.
-* :func:`short_errors` (switched on when this module is imported in a notebook)
-  shows the kit's own input errors (:class:`~alignrec_lite.errors.AlignRecError`:
+* :func:`short_errors` (each notebook's setup cell calls it) shows the kit's own
+  input errors (:class:`~alignrec_lite.errors.AlignRecError`:
   file, row, fix) as one red line instead of a page of traceback, like the
   command line does. Any other exception keeps its full traceback.
 """
@@ -27,7 +26,7 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
 from .errors import AlignRecError, ConfigError, DataError
-from .io import atomic_write
+from .files import atomic_write
 
 RECORD_MIME = "application/vnd.alignrec-lite.record+json"
 
@@ -391,121 +390,3 @@ def notebook_parameters(src: str | Path) -> dict[str, Any]:
             return out
     raise DataError("the notebook has no cell tagged 'parameters'", path=src,
                     fix="tag the parameters cell (View > Cell tags) as in notebooks/_template.ipynb")
-
-
-# ------------------------------------------------------------------- datasets
-def notebook_dataset(name: str = "toy", *, smoke: bool = False, data_root: str | Path | None = None,
-                     cache: str | Path | None = None):
-    """Load the dataset a notebook's ``DATASET`` parameter names.
-
-    * ``"toy"``: the bundled toy shop (``smoke=True``: its small SMOKE copy).
-    * ``"movielens"``: MovieLens ml-latest-small with posters, built once from
-      ``data_root`` (``ml-latest-small/`` and ``ml-posters/posters/``) into
-      ``cache`` and reused afterwards.
-
-    Args:
-        name: ``"toy"`` or ``"movielens"``.
-        smoke: the notebook runs in SMOKE mode.
-        data_root: folder of the real data (default: ``$ALIGNREC_DATA``).
-        cache: where built datasets go (default: :func:`alignrec_lite.utils.cache_dir`).
-
-    Returns:
-        A :class:`~alignrec_lite.data.RecDataset`.
-
-    Raises:
-        ConfigError: unknown name.
-        DataError: the real data cannot be found.
-    """
-    from .data.mmrec import load_mmrec
-    from .utils import cache_dir, data_root as default_root
-
-    if name == "toy":
-        from .data.toy import load_toy
-
-        return load_toy("smoke" if smoke else "default")
-    if name != "movielens":
-        raise ConfigError(f"unknown DATASET {name!r}", row="DATASET", fix='use "toy" or "movielens"')
-    root = Path(data_root) if data_root else default_root()
-    if root is None:
-        raise DataError("DATASET='movielens' needs the real data", row="ALIGNREC_DATA",
-                        fix="set ALIGNREC_DATA (or DATA_ROOT in the parameters cell) to the folder "
-                        "holding ml-latest-small/ and ml-posters/posters/")
-    ratings, posters = root / "ml-latest-small", root / "ml-posters" / "posters"
-    for p in (ratings, posters):
-        if not p.is_dir():
-            raise DataError("MovieLens folder not found", path=p,
-                            fix="place ml-latest-small/ and ml-posters/posters/ under the data root")
-    out = Path(cache) if cache is not None else cache_dir() / "movielens-posters"
-    if not (out / "dataset.json").exists():
-        from .data.movielens import build_movielens
-
-        build_movielens(out, ratings_dir=ratings, posters_dir=posters, progress=False, overwrite=True)
-    return load_mmrec(out)
-
-
-def working_copy(src: str | Path, dest: str | Path | None = None, *, max_items: int | None = None) -> Path:
-    """Copy a dataset folder's interactions and items table (no features) to a scratch folder.
-
-    Notebooks that write features or pre-train encoders (``extract_features``,
-    ``pretrain_ica``) work on such a copy, never on the bundled data. Image paths
-    in ``items.csv`` become absolute, so the images themselves are not copied.
-
-    Args:
-        src: an MMRec dataset folder.
-        dest: destination (default: a new temporary folder); replaced if it exists.
-        max_items: keep only the ``max_items`` most-interacted items (ties by
-            itemID), re-indexed, and the users that keep a training interaction —
-            a small, fast version of a real dataset for SMOKE runs.
-
-    Returns:
-        The new folder.
-
-    Raises:
-        DataError: ``src`` is not a valid dataset folder, or ``max_items < 2``.
-    """
-    import tempfile
-
-    import numpy as np
-    import pandas as pd
-
-    from .data.mmrec import load_mmrec, read_card, write_mmrec_files
-    from .io import atomic_dir
-
-    ds = load_mmrec(src, load_features=False)
-    splits = [ds.train, ds.valid, ds.test]
-    inter = pd.DataFrame(np.concatenate(splits), columns=["userID", "itemID"])
-    inter["x_label"] = np.concatenate([np.full(len(a), k) for k, a in enumerate(splits)])
-    if ds.timestamps:
-        inter["timestamp"] = np.concatenate([ds.timestamps[k] for k in ("train", "valid", "test")])
-    keep_items = np.arange(ds.n_items)
-    if max_items:
-        if max_items < 2:
-            raise DataError(f"max_items must be at least 2, got {max_items}", row="max_items", fix="use e.g. 300")
-        counts = np.bincount(inter["itemID"], minlength=ds.n_items)
-        keep_items = np.sort(np.argsort(-counts, kind="stable")[:max_items])
-        inter = inter[inter["itemID"].isin(keep_items)]
-        users_with_train = inter.loc[inter["x_label"] == 0, "userID"].unique()
-        inter = inter[inter["userID"].isin(users_with_train)]
-    keep_users = np.sort(inter["userID"].unique())
-    inter = inter.assign(userID=np.searchsorted(keep_users, inter["userID"]),
-                         itemID=np.searchsorted(keep_items, inter["itemID"]))
-    items = None
-    if ds.items is not None:
-        items = ds.items.sort_index().loc[keep_items].copy()
-        items.index = np.arange(len(keep_items))
-        items.index.name = "itemID"
-        if "image" in items.columns and ds.path is not None:
-            items["image"] = [str((ds.path / p).resolve()) if isinstance(p, str) and p else ""
-                              for p in items["image"]]
-    card = dict(read_card(src)) if (Path(src) / "dataset.json").exists() else {}
-    card.update({"derived_from": str(Path(src).resolve()), "max_items": max_items})
-    dest = Path(dest) if dest is not None else Path(tempfile.mkdtemp(prefix="alignrec-nb-")) / Path(src).name
-    with atomic_dir(dest, overwrite=True) as tmp:
-        write_mmrec_files(tmp, name=ds.name, inter=inter.sort_values(["userID", "x_label"], kind="stable"),
-                          user_raw_ids=None if ds.user_raw_ids is None else ds.user_raw_ids[keep_users],
-                          item_raw_ids=None if ds.item_raw_ids is None else ds.item_raw_ids[keep_items],
-                          items=items, card=card)
-    return dest
-
-
-short_errors()  # in a notebook: the kit's input errors as one line (see the module docstring)

@@ -29,7 +29,6 @@ import argparse
 import base64
 import copy
 import html
-import json
 import re
 import shutil
 import sys
@@ -39,7 +38,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .errors import AlignRecError, DataError
-from .io import atomic_dir, atomic_write
+from .files import atomic_dir, atomic_write
 
 FIGURE_TAG = "figure"
 EXPLORER_TAG = "explorer"

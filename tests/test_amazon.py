@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import csv
 import gzip
 import io
@@ -11,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from alignrec_lite.data import amazon
-from alignrec_lite.data.amazon import build_amazon, compare_stats, import_mmrec, item_text, resolve_dataset
+from alignrec_lite.data import amazon, amazon_read
+from alignrec_lite.data.amazon import build_amazon, compare_stats
+from alignrec_lite.data.amazon_read import item_text
+from alignrec_lite.data.catalog import import_mmrec, resolve_dataset
 from alignrec_lite.data.mmrec import check_images, load_mmrec
 from alignrec_lite.errors import DataError
 
@@ -239,23 +240,23 @@ def test_review_errors_name_the_line(tmp_path):
     bad = gz_lines(tmp_path / "r.json.gz", [json.dumps({"reviewerID": "a", "asin": "b", "overall": 5,
                                                         "unixReviewTime": 1}), json.dumps({"asin": "b"})])
     with pytest.raises(DataError, match="no 'reviewerID' field") as err:
-        amazon.read_reviews(bad, "2014", progress=False)
+        amazon_read.read_reviews(bad, "2014", progress=False)
     assert err.value.row == 2
     trunc = tmp_path / "t.json.gz"
     trunc.write_bytes(gzip.compress(b'{"reviewerID": "a"}\n' * 100)[:30])
     with pytest.raises(DataError, match="truncated"):
-        amazon.read_reviews(trunc, "2014", progress=False)
+        amazon_read.read_reviews(trunc, "2014", progress=False)
 
 
 def test_rating_only_csv_inputs(tmp_path):
     p = tmp_path / "ratings_Baby.csv"
     p.write_text("A1,B1,5.0,1300000000\nA2,B1,4.0,1300000001\n")
-    df = amazon.read_reviews(p, "2014", progress=False)
+    df = amazon_read.read_reviews(p, "2014", progress=False)
     assert df.to_dict("list") == {"user": ["A1", "A2"], "item": ["B1", "B1"], "rating": [5.0, 4.0],
                                   "timestamp": [1300000000, 1300000001]}
     q = tmp_path / "Baby_Products.csv"
     q.write_text("user_id,parent_asin,rating,timestamp\nA1,P1,5.0,1588687728923\n")
-    df = amazon.read_reviews(q, "2023", progress=False)
+    df = amazon_read.read_reviews(q, "2023", progress=False)
     assert df["item"].tolist() == ["P1"] and df["timestamp"].tolist() == [1588687728]
 
 
@@ -304,14 +305,9 @@ def test_import_real_mmrec_baby(baby_dir, tmp_path):
 
 
 def _cli(argv):
-    from alignrec_lite.data.cli_download import register_data_commands
+    from alignrec_lite.cli import build_parser
 
-    p = argparse.ArgumentParser(prog="alignrec-lite")
-    sub = p.add_subparsers(dest="command")
-    data_sub = sub.add_parser("data").add_subparsers(dest="data_command")
-    build_sub = data_sub.add_parser("build").add_subparsers(dest="source")
-    register_data_commands(data_sub, build_sub)
-    args = p.parse_args(argv)
+    args = build_parser().parse_args(argv)
     return args.func(args)
 
 

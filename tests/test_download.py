@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from alignrec_lite.data.download import download, download_movielens_small, extract_zip, fetch
+from alignrec_lite.data.archives import extract_zip
+from alignrec_lite.data.download import download, fetch
+from alignrec_lite.data.movielens import download_movielens_small
 from alignrec_lite.data.sources import MOVIELENS_SMALL_FILES, SOURCES, amazon_category, registry_entries, source_url
 from alignrec_lite.errors import ConfigError, DownloadError
 

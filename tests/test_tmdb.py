@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 
@@ -111,16 +110,9 @@ def test_rate_limiter_spaces_requests():
 
 
 def _cli(argv):
-    from alignrec_lite.data.cli_download import register_data_commands
+    from alignrec_lite.cli import build_parser
 
-    p = argparse.ArgumentParser(prog="alignrec-lite")
-    sub = p.add_subparsers(dest="command")
-    data = sub.add_parser("data")
-    data_sub = data.add_subparsers(dest="data_command")
-    build = data_sub.add_parser("build")
-    build_sub = build.add_subparsers(dest="source")
-    register_data_commands(data_sub, build_sub)
-    args = p.parse_args(argv)
+    args = build_parser().parse_args(argv)
     return args.func(args)
 
 
@@ -157,20 +149,13 @@ def test_cli_movielens_download_posters_and_build_end_to_end(http_server, tmp_pa
 
 
 def test_cli_help_has_examples():
-    from alignrec_lite.data.cli_download import register_data_commands
+    from alignrec_lite.cli import build_parser
+    from alignrec_lite.cli.common import subparser
 
-    p = argparse.ArgumentParser(prog="alignrec-lite")
-    sub = p.add_subparsers()
-    data_sub = sub.add_parser("data").add_subparsers()
-    build_sub = data_sub.add_parser("build").add_subparsers()
-    register_data_commands(data_sub, build_sub)
+    p = build_parser()
     helps = []
-    for action in (data_sub, build_sub):
-        for name, parser in action.choices.items():
-            helps.append((name, parser.format_help()))
-    dl = data_sub.choices["download"]
-    for a in dl._subparsers._group_actions:
-        helps += [(n, q.format_help()) for n, q in a.choices.items()]
+    for path in (["data"], ["data", "build"], ["data", "download"]):
+        helps += [(n, q.format_help()) for n, q in subparser(p, path).subcommands.choices.items()]
     names = {n for n, _ in helps}
     assert {"download", "import", "amazon", "movielens-small", "posters"} <= names
     for name, text in helps:

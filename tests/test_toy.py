@@ -7,9 +7,10 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from alignrec_lite.data import toy
+from alignrec_lite.data import toy, toy_features
 from alignrec_lite.data.mmrec import check_images, load_mmrec
 from alignrec_lite.errors import ConfigError, DataError
+from alignrec_lite.utils import tokenize
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +41,7 @@ def test_regenerating_matches_bundled_copy(rebuilt, size):
     for rel in items["image"]:
         assert np.array_equal(_pixels(fresh / rel), _pixels(bundled / rel)), rel
     # the bundled feature files are exactly what write_attribute_features produces
-    feats = toy.attribute_features(bundled)
+    feats = toy_features.attribute_features(bundled)
     for modality in ("image", "text"):
         saved = np.load(bundled / f"{modality}_feat.npy", allow_pickle=False)
         np.testing.assert_array_equal(saved, feats[modality])
@@ -117,7 +118,7 @@ def test_content_predicts_taste(ds):
 
 def test_image_and_text_carry_different_facts(ds):
     items = ds.items
-    tokens = items["text"].map(lambda t: set(toy._tokens(t)))
+    tokens = items["text"].map(lambda t: set(tokenize(t)))
     brand_ok = [b.lower() in t for b, t in zip(items["brand"], tokens)]
     assert all(brand_ok)  # brand always in the text
     pat_named = [bool(set(toy.PATTERN_WORDS[p]) & t) for p, t in zip(items["pattern"], tokens)]
@@ -141,7 +142,7 @@ def test_image_and_text_carry_different_facts(ds):
 
 
 def test_attribute_features_match_attributes(ds):
-    feats = toy.attribute_features(ds)
+    feats = toy_features.attribute_features(ds)
     img = feats["image"]
     cat = np.argmax(img[:, : len(toy.CATEGORIES)], axis=1)
     assert [toy.CATEGORIES[c] for c in cat] == ds.items["category"].tolist()
@@ -154,7 +155,7 @@ def test_attribute_features_match_attributes(ds):
 def test_write_attribute_features(tmp_path):
     out = toy.build_toy(tmp_path / "shop", size="smoke", seed=3, progress=False)
     assert not (out / "image_feat.npy").exists()  # build_toy writes no features
-    paths = toy.write_attribute_features(out)
+    paths = toy_features.write_attribute_features(out)
     assert paths["image"].exists() and (out / "features.json").exists()
     d = load_mmrec(out)
     assert set(d.features) == {"image", "text"}
@@ -173,4 +174,4 @@ def test_errors(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["shop"]  # no temporary leftovers
     with pytest.raises(DataError, match="items.csv"):
         (out / "items.csv").unlink()
-        toy.attribute_features(out)
+        toy_features.attribute_features(out)

@@ -1,6 +1,10 @@
-"""Datasets in MMRec's format: loading, validation, building and splitting."""
+"""Datasets in MMRec's format: the catalogue (names and folders), loading, validation, building and splitting."""
 
-from .mmrec import RecDataset, load_mmrec, write_mmrec_files
+from .catalog import open_dataset, resolve_dataset
+from .mmrec import RecDataset, format_stats, load_mmrec
+from .mmrec_files import write_mmrec_files
 from .split import kcore, mmrec_split, reindex
+from .subset import subsample_users, working_copy
 
-__all__ = ["RecDataset", "load_mmrec", "write_mmrec_files", "kcore", "mmrec_split", "reindex"]
+__all__ = ["RecDataset", "format_stats", "kcore", "load_mmrec", "mmrec_split", "open_dataset", "reindex",
+           "resolve_dataset", "subsample_users", "working_copy", "write_mmrec_files"]

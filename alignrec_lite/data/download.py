@@ -1,4 +1,4 @@
-"""The one download helper of the kit, plus safe archive extraction.
+"""The one download helper of the kit.
 
 Every file the kit fetches from the internet (MovieLens, Amazon review dumps,
 product images, TMDB posters) goes through :func:`download`:
@@ -14,8 +14,7 @@ product images, TMDB posters) goes through :func:`download`:
   network and says which file to place where by hand.
 
 Only the standard library is used (``urllib``), so the kit needs no HTTP
-dependency. :func:`extract_zip` unpacks an archive into a folder atomically and
-refuses members that would land outside it (absolute paths, ``..``, symlinks).
+dependency. Archives are unpacked by :func:`alignrec_lite.data.archives.extract_zip`.
 """
 
 from __future__ import annotations
@@ -27,20 +26,17 @@ import socket
 import time
 import urllib.error
 import urllib.request
-import zipfile
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
-from typing import Callable
+from pathlib import Path
 
 from ..errors import DownloadError
-from ..io import atomic_dir, sha256_file
+from ..files import sha256_file
 
 OFFLINE_ENV = "ALIGNREC_OFFLINE"
 USER_AGENT = "alignrec-lite (research dataset downloader; +https://pypi.org/project/alignrec-lite/)"
 CHUNK = 1 << 16
 
-__all__ = ["download", "fetch", "extract_zip", "is_offline", "is_valid_image", "redact", "download_movielens_small",
-           "OFFLINE_ENV"]
+__all__ = ["download", "fetch", "is_offline", "is_valid_image", "redact", "OFFLINE_ENV"]
 
 
 def is_offline(offline: bool = False) -> bool:
@@ -353,204 +349,3 @@ def is_valid_image(path: Path) -> bool:
         return True
     except (OSError, UnidentifiedImageError, SyntaxError, ValueError):
         return False
-
-
-# ------------------------------------------------------------------ archives
-def _member_parts(name: str) -> tuple[str, ...]:
-    """Validate one archive member name; return its path components."""
-    if "\x00" in name:
-        raise ValueError("contains a NUL byte")
-    norm = name.replace("\\", "/")
-    if norm.startswith("/") or re.match(r"^[A-Za-z]:", norm):
-        raise ValueError("is an absolute path")
-    parts = tuple(p for p in PurePosixPath(norm).parts if p not in ("", "."))
-    if ".." in parts:
-        raise ValueError("climbs out of the target folder with '..'")
-    return parts
-
-
-def extract_zip(
-    archive: str | Path,
-    dest: str | Path,
-    *,
-    strip_components: int = 0,
-    overwrite: bool = False,
-    check: Callable[[Path], None] | None = None,
-    max_bytes: int = 8 << 30,
-) -> Path:
-    """Extract a zip archive into ``dest`` safely and atomically.
-
-    Every member name is checked before anything is written: absolute paths,
-    ``..`` components and symbolic links are refused. The files are written into
-    a temporary folder that replaces ``dest`` only when everything (including
-    ``check``) succeeded.
-
-    Args:
-        archive: the ``.zip`` file.
-        dest: the folder to create.
-        strip_components: drop this many leading path components of every member
-            (``1`` turns ``ml-latest-small/ratings.csv`` into ``ratings.csv``).
-        overwrite: replace an existing ``dest``.
-        check: called with the temporary folder before it is renamed; raise to abort.
-        max_bytes: refuse archives that expand beyond this size (zip bombs).
-
-    Returns:
-        ``dest``.
-
-    Raises:
-        DownloadError: not a zip file, an unsafe member, a CRC error or too large.
-    """
-    archive, dest = Path(archive), Path(dest)
-    try:
-        zf = zipfile.ZipFile(archive)
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise DownloadError(f"not a readable zip archive ({exc})", path=archive,
-                            fix="delete the file and download it again") from None
-    with zf:
-        plan: list[tuple[zipfile.ZipInfo, tuple[str, ...]]] = []
-        total = 0
-        for info in zf.infolist():
-            try:
-                parts = _member_parts(info.filename)
-            except ValueError as exc:
-                raise DownloadError(f"refusing unsafe archive member {info.filename!r}: it {exc}",
-                                    path=archive, row=info.filename,
-                                    fix="the archive is corrupt or malicious; download it from the official source") from None
-            mode = (info.external_attr >> 16) & 0o170000
-            if mode == 0o120000:
-                raise DownloadError(f"refusing archive member {info.filename!r}: it is a symbolic link",
-                                    path=archive, row=info.filename,
-                                    fix="the archive is corrupt or malicious; download it from the official source")
-            parts = parts[strip_components:]
-            if not parts:
-                continue
-            total += info.file_size
-            plan.append((info, parts))
-        if total > max_bytes:
-            raise DownloadError(f"the archive expands to {total:,} bytes (limit {max_bytes:,})", path=archive,
-                                fix="check that this is the right file")
-        if dest.exists() and not overwrite:
-            raise DownloadError("the target folder already exists", path=dest,
-                                fix="delete it or pass overwrite=True")
-        with atomic_dir(dest, overwrite=overwrite) as tmp:
-            root = tmp.resolve()
-            for info, parts in plan:
-                target = tmp.joinpath(*parts)
-                if not target.resolve().is_relative_to(root):  # belt and braces
-                    raise DownloadError(f"refusing archive member {info.filename!r}", path=archive,
-                                        row=info.filename, fix="download the archive from the official source")
-                if info.is_dir():
-                    target.mkdir(parents=True, exist_ok=True)
-                    continue
-                target.parent.mkdir(parents=True, exist_ok=True)
-                try:
-                    with zf.open(info) as src, open(target, "wb") as out:
-                        while block := src.read(CHUNK):
-                            out.write(block)
-                except (zipfile.BadZipFile, OSError, EOFError) as exc:
-                    raise DownloadError(f"archive member {info.filename!r} is corrupt ({exc})", path=archive,
-                                        row=info.filename, fix="delete the archive and download it again") from None
-            if check is not None:
-                check(tmp)
-    return dest
-
-
-# ------------------------------------------------------------------ MovieLens
-def _verify_files(folder: Path, checksums: dict[str, str] | None, *, archive: Path | None = None) -> None:
-    """Raise DownloadError unless every file in ``checksums`` exists in ``folder`` with that SHA-256."""
-    for name, want in (checksums or {}).items():
-        p = folder / name
-        if not p.is_file():
-            raise DownloadError(f"{name} is missing from the archive", path=archive or folder, row=name,
-                                fix="the archive is not ml-latest-small; use the official address")
-        got = sha256_file(p)
-        if got != want:
-            raise DownloadError(
-                f"{name} does not match the official checksum (expected sha256 {want}, got {got})",
-                path=archive or folder, row=name,
-                fix="the source serves a different version of the data; delete the archive and use "
-                "the official GroupLens address (datasets/movielens-small-download.md)",
-            )
-
-
-def _strip_for(archive: Path) -> int:
-    """1 when every file of the zip sits under one top-level folder, else 0."""
-    try:
-        with zipfile.ZipFile(archive) as zf:
-            tops = {n.replace("\\", "/").split("/")[0] for n in zf.namelist() if not n.endswith("/")}
-            deep = all("/" in n.replace("\\", "/") for n in zf.namelist() if not n.endswith("/"))
-    except (zipfile.BadZipFile, OSError):
-        return 0
-    return 1 if len(tops) == 1 and deep else 0
-
-
-def download_movielens_small(
-    cache_dir: str | Path | None = None,
-    url: str | None = None,
-    offline: bool = False,
-    progress: bool = True,
-    *,
-    checksums: dict[str, str] | None = None,
-    timeout: float = 30,
-    retries: int = 4,
-    backoff: float = 0.5,
-) -> Path:
-    """Fetch GroupLens' ml-latest-small, extract it safely and verify every file.
-
-    Args:
-        cache_dir: where the archive (``downloads/ml-latest-small.zip``) and the
-            extracted folder (``ml-latest-small/``) go; default
-            :func:`alignrec_lite.utils.cache_dir` (``$ALIGNREC_CACHE`` or
-            ``~/.cache/alignrec-lite``).
-        url: a mirror of the zip (else ``$ALIGNREC_URL_MOVIELENS_SMALL`` or GroupLens).
-        offline: use only what is already in the cache.
-        progress: show a progress bar.
-        checksums: ``{file name: sha256}`` of the extracted files; default the
-            official ones (:data:`~alignrec_lite.data.sources.MOVIELENS_SMALL_FILES`);
-            ``{}`` skips the check (for a deliberately different mirror).
-        timeout, retries, backoff: as for :func:`download`.
-
-    Returns:
-        The folder holding ``ratings.csv``, ``movies.csv``, ``links.csv``, ``tags.csv``.
-
-    Raises:
-        DownloadError: the download failed, the archive is unsafe, or a file does
-            not match its checksum (the archive is then deleted).
-    """
-    from ..utils import cache_dir as default_cache
-    from .sources import MOVIELENS_SMALL_FILES, source_url
-
-    cache = Path(cache_dir) if cache_dir is not None else default_cache()
-    expected = dict(MOVIELENS_SMALL_FILES) if checksums is None else dict(checksums)
-    folder = cache / "ml-latest-small"
-    if folder.is_dir():
-        try:
-            _verify_files(folder, expected)
-            if (folder / "ratings.csv").is_file():
-                return folder
-        except DownloadError:
-            pass  # stale or edited copy: extract again below
-    archive = cache / "downloads" / "ml-latest-small.zip"
-    address = source_url("movielens-small", url)
-    if is_offline(offline) and not archive.exists():
-        raise DownloadError(
-            f"offline mode ({OFFLINE_ENV}=1 or --offline) and ml-latest-small is not in the cache",
-            path=archive,
-            fix=f"download {address} by hand and save it as {archive} (or unzip it so that "
-            f"{folder / 'ratings.csv'} exists), or turn offline mode off",
-        )
-    download(address, archive, timeout=timeout, retries=retries, backoff=backoff, progress=progress,
-             offline=offline)
-
-    def check(tmp: Path) -> None:
-        if not (tmp / "ratings.csv").is_file():
-            raise DownloadError("the archive has no ratings.csv", path=archive,
-                                fix="this is not ml-latest-small; use the official address")
-        _verify_files(tmp, expected, archive=archive)
-
-    try:
-        extract_zip(archive, folder, strip_components=_strip_for(archive), overwrite=True, check=check)
-    except DownloadError:
-        archive.unlink(missing_ok=True)  # never keep a bad archive: the next run downloads afresh
-        raise
-    return folder

@@ -16,6 +16,10 @@ articles moved to the front ("American President, The" → "The American
 President"); the image is the poster. Posters are not copied by default:
 ``items.csv`` then holds their absolute paths, which
 :meth:`RecDataset.image_path` returns unchanged.
+
+:func:`download_movielens_small` fetches GroupLens' ``ml-latest-small`` itself (verified
+against the official checksums); the catalogue (:mod:`alignrec_lite.data.catalog`) builds
+MovieLens with posters once from ``$ALIGNREC_DATA`` into the cache.
 """
 
 from __future__ import annotations
@@ -24,14 +28,18 @@ import hashlib
 import re
 import shutil
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ..errors import DataError
-from ..io import atomic_dir, sha256_file
-from .mmrec import format_stats, write_mmrec_files
+from ..errors import DataError, DownloadError
+from ..files import atomic_dir, sha256_file
+from .archives import extract_zip
+from .download import OFFLINE_ENV, download, is_offline
+from .mmrec import format_stats
+from .mmrec_files import write_mmrec_files
 from .split import kcore, mmrec_split, reindex
 
 NAME = "movielens"
@@ -263,3 +271,104 @@ def build_movielens(
         print(f"positives {stats['positives']:,}, with poster {stats['positives_with_poster']:,}; "
               f"built in {stats['build_seconds']} s -> {out}")
     return out
+
+
+# ------------------------------------------------------------------ downloading ml-latest-small
+def _verify_files(folder: Path, checksums: dict[str, str] | None, *, archive: Path | None = None) -> None:
+    """Raise DownloadError unless every file in ``checksums`` exists in ``folder`` with that SHA-256."""
+    for name, want in (checksums or {}).items():
+        p = folder / name
+        if not p.is_file():
+            raise DownloadError(f"{name} is missing from the archive", path=archive or folder, row=name,
+                                fix="the archive is not ml-latest-small; use the official address")
+        got = sha256_file(p)
+        if got != want:
+            raise DownloadError(
+                f"{name} does not match the official checksum (expected sha256 {want}, got {got})",
+                path=archive or folder, row=name,
+                fix="the source serves a different version of the data; delete the archive and use "
+                "the official GroupLens address (datasets/movielens-small-download.md)",
+            )
+
+
+def _strip_for(archive: Path) -> int:
+    """1 when every file of the zip sits under one top-level folder, else 0."""
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            tops = {n.replace("\\", "/").split("/")[0] for n in zf.namelist() if not n.endswith("/")}
+            deep = all("/" in n.replace("\\", "/") for n in zf.namelist() if not n.endswith("/"))
+    except (zipfile.BadZipFile, OSError):
+        return 0
+    return 1 if len(tops) == 1 and deep else 0
+
+
+def download_movielens_small(
+    cache_dir: str | Path | None = None,
+    url: str | None = None,
+    offline: bool = False,
+    progress: bool = True,
+    *,
+    checksums: dict[str, str] | None = None,
+    timeout: float = 30,
+    retries: int = 4,
+    backoff: float = 0.5,
+) -> Path:
+    """Fetch GroupLens' ml-latest-small, extract it safely and verify every file.
+
+    Args:
+        cache_dir: where the archive (``downloads/ml-latest-small.zip``) and the
+            extracted folder (``ml-latest-small/``) go; default
+            :func:`alignrec_lite.utils.cache_dir` (``$ALIGNREC_CACHE`` or
+            ``~/.cache/alignrec-lite``).
+        url: a mirror of the zip (else ``$ALIGNREC_URL_MOVIELENS_SMALL`` or GroupLens).
+        offline: use only what is already in the cache.
+        progress: show a progress bar.
+        checksums: ``{file name: sha256}`` of the extracted files; default the
+            official ones (:data:`~alignrec_lite.data.sources.MOVIELENS_SMALL_FILES`);
+            ``{}`` skips the check (for a deliberately different mirror).
+        timeout, retries, backoff: as for :func:`download`.
+
+    Returns:
+        The folder holding ``ratings.csv``, ``movies.csv``, ``links.csv``, ``tags.csv``.
+
+    Raises:
+        DownloadError: the download failed, the archive is unsafe, or a file does
+            not match its checksum (the archive is then deleted).
+    """
+    from ..utils import cache_dir as default_cache
+    from .sources import MOVIELENS_SMALL_FILES, source_url
+
+    cache = Path(cache_dir) if cache_dir is not None else default_cache()
+    expected = dict(MOVIELENS_SMALL_FILES) if checksums is None else dict(checksums)
+    folder = cache / "ml-latest-small"
+    if folder.is_dir():
+        try:
+            _verify_files(folder, expected)
+            if (folder / "ratings.csv").is_file():
+                return folder
+        except DownloadError:
+            pass  # stale or edited copy: extract again below
+    archive = cache / "downloads" / "ml-latest-small.zip"
+    address = source_url("movielens-small", url)
+    if is_offline(offline) and not archive.exists():
+        raise DownloadError(
+            f"offline mode ({OFFLINE_ENV}=1 or --offline) and ml-latest-small is not in the cache",
+            path=archive,
+            fix=f"download {address} by hand and save it as {archive} (or unzip it so that "
+            f"{folder / 'ratings.csv'} exists), or turn offline mode off",
+        )
+    download(address, archive, timeout=timeout, retries=retries, backoff=backoff, progress=progress,
+             offline=offline)
+
+    def check(tmp: Path) -> None:
+        if not (tmp / "ratings.csv").is_file():
+            raise DownloadError("the archive has no ratings.csv", path=archive,
+                                fix="this is not ml-latest-small; use the official address")
+        _verify_files(tmp, expected, archive=archive)
+
+    try:
+        extract_zip(archive, folder, strip_components=_strip_for(archive), overwrite=True, check=check)
+    except DownloadError:
+        archive.unlink(missing_ok=True)  # never keep a bad archive: the next run downloads afresh
+        raise
+    return folder

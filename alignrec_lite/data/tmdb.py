@@ -30,7 +30,7 @@ from typing import Iterable
 import pandas as pd
 
 from ..errors import DataError, DownloadError
-from ..io import write_json
+from ..files import write_json
 from .download import download, fetch, is_valid_image, redact
 from .sources import source_url
 

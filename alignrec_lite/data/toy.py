@@ -20,13 +20,12 @@ Timestamps increase per user; the split is MMRec's random per-user split
 The generator is deterministic given ``seed`` and runs in about a second on a
 CPU. The default and SMOKE folders are bundled in ``datasets/`` (see
 ``datasets/toy-shop.md``) together with honest hand-made attribute features
-(:func:`attribute_features`), so models that need content features run without
+(:func:`~alignrec_lite.data.toy_features.attribute_features`), so models that need content features run without
 any encoder.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,8 +33,9 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError, DataError
-from ..io import atomic_dir, save_npy, write_json
-from .mmrec import RecDataset, load_mmrec, write_mmrec_files
+from ..files import atomic_dir
+from .mmrec import RecDataset, load_mmrec
+from .mmrec_files import write_mmrec_files
 from .split import mmrec_split
 
 GENERATOR_VERSION = "1"
@@ -232,10 +232,6 @@ def make_title(rng: np.random.Generator, category: str, colour: str, pattern: st
         words.append(PATTERN_WORDS[pattern][rng.integers(len(PATTERN_WORDS[pattern]))])
     words.append(CATEGORY_WORDS[category][rng.integers(len(CATEGORY_WORDS[category]))])
     return " ".join(words), has_colour, has_pattern
-
-
-def _tokens(text: str) -> list[str]:
-    return re.findall(r"[a-z]+(?:-[a-z]+)*", text.lower())
 
 
 def text_vocabulary() -> list[str]:
@@ -460,7 +456,7 @@ def toy_path(size: str = "default") -> Path:
             path=path,
             fix="run from a source checkout, or rebuild it with "
             f"write_attribute_features(build_toy({str(path)!r}, size={size!r}, seed=0)) "
-            "from alignrec_lite.data.toy",
+            "(from alignrec_lite.data.toy and alignrec_lite.data.toy_features)",
         )
     return path
 
@@ -468,74 +464,3 @@ def toy_path(size: str = "default") -> Path:
 def load_toy(size: str = "default", *, load_features: bool = True) -> RecDataset:
     """Load the bundled toy shop (``"default"``) or its SMOKE copy (``"smoke"``)."""
     return load_mmrec(toy_path(size), load_features=load_features)
-
-
-# ----------------------------------------------------------- hand-made features
-def attribute_features(ds: RecDataset | str | Path, *, noise: float = 0.05, seed: int = 0
-                       ) -> dict[str, np.ndarray]:
-    """Honest hand-made content features of a toy-shop dataset (no encoder needed).
-
-    * ``"image"``: one-hot of what the picture shows — category (6) + colour (8)
-      + pattern (4) = 18 columns — plus Gaussian noise of std ``noise``.
-    * ``"text"``: bag of words of the title over :func:`text_vocabulary`
-      (synonyms are separate words, as a plain bag of words sees them),
-      L2-normalised rows.
-
-    Args:
-        ds: a loaded toy dataset or its folder.
-        noise: std of the noise added to the image one-hots.
-        seed: seed of the noise.
-
-    Returns:
-        ``{"image": (n_items, 18), "text": (n_items, V)}`` float32 arrays.
-
-    Raises:
-        DataError: the dataset has no items table with the toy attribute columns.
-    """
-    if not isinstance(ds, RecDataset):
-        ds = load_mmrec(ds, load_features=False)
-    need = ("text", "category", "colour", "pattern")
-    if ds.items is None or any(c not in ds.items.columns for c in need):
-        raise DataError("items.csv with columns text, category, colour, pattern is required",
-                        path=ds.path, fix="use a folder made by build_toy")
-    items = ds.items.sort_index()
-    blocks = []
-    for col, values in (("category", CATEGORIES), ("colour", COLOURS), ("pattern", PATTERNS)):
-        idx = {v: j for j, v in enumerate(values)}
-        bad = [v for v in items[col] if v not in idx]
-        if bad:
-            raise DataError(f"unknown {col} {bad[0]!r}", path=ds.path, row=f"items.csv:{col}",
-                            fix=f"{col} must be one of {list(values)}")
-        codes = items[col].map(idx).to_numpy()
-        blocks.append(np.eye(len(values), dtype=np.float32)[codes])  # (n_items, n_values)
-    image = np.concatenate(blocks, axis=1)  # (n_items, 18)
-    image += np.random.default_rng(seed).normal(0.0, noise, size=image.shape).astype(np.float32)
-    vocab = {w: j for j, w in enumerate(text_vocabulary())}
-    text = np.zeros((len(items), len(vocab)), dtype=np.float32)  # (n_items, V)
-    for r, title in enumerate(items["text"]):
-        for tok in _tokens(title if isinstance(title, str) else ""):
-            if tok in vocab:
-                text[r, vocab[tok]] += 1.0
-    text /= np.maximum(np.linalg.norm(text, axis=1, keepdims=True), 1e-12)
-    return {"image": image.astype(np.float32), "text": text}
-
-
-def write_attribute_features(folder: str | Path) -> dict[str, Path]:
-    """Save :func:`attribute_features` as ``image_feat.npy`` / ``text_feat.npy`` + ``features.json``.
-
-    Returns:
-        ``{"image": path, "text": path}``.
-    """
-    folder = Path(folder)
-    feats = attribute_features(folder)
-    paths = {}
-    for modality, arr in feats.items():
-        paths[modality] = folder / f"{modality}_feat.npy"
-        save_npy(paths[modality], arr)
-    write_json(folder / "features.json", {
-        "image": {"encoder": "toy-attributes", "file": "image_feat.npy", "dim": int(feats["image"].shape[1]),
-                  "description": "one-hot category+colour+pattern (what the image shows) + N(0, 0.05^2) noise"},
-        "text": {"encoder": "toy-attributes", "file": "text_feat.npy", "dim": int(feats["text"].shape[1]),
-                 "description": "L2-normalised bag of words of the title over the toy vocabulary"},
-    })
-    return paths

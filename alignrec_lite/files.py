@@ -1,9 +1,10 @@
-"""Atomic file output: nothing half-written is ever left behind.
+"""Files: atomic output (nothing half-written is ever left behind) and checked reading of JSON.
 
 Every file the kit writes (datasets, features, checkpoints, run records,
 exports) goes through :func:`atomic_write` or :func:`atomic_dir`: the content is
 written to a temporary name in the same folder and renamed into place only when
 it is complete, so a killed process leaves the previous version intact.
+:func:`read_json` reads a JSON file the kit wrote, refusing anything but a regular file.
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
+
+from .checks import check_regular_file
+from .errors import DataError
 
 
 def _umask() -> int:
@@ -138,6 +142,29 @@ def write_json(path: str | Path, obj: Any) -> None:
     with atomic_write(path) as fh:
         json.dump(obj, fh, indent=2, sort_keys=False, default=_json_default)
         fh.write("\n")
+
+
+def read_json(path: str | Path, kind: str, *, fix: str, invalid: str = "invalid JSON") -> Any:
+    """Parse a JSON file, refusing a folder, FIFO or dangling link with a message naming ``kind``.
+
+    Args:
+        path: the file (the caller decides what a missing file means: check
+            :func:`~alignrec_lite.checks.entry_exists` first).
+        kind: what the file is, for the message (e.g. ``"dataset card"``).
+        fix: the fix named when the content is not valid JSON.
+        invalid: the message's start when the content is not valid JSON.
+
+    Returns:
+        The parsed value (any JSON type: the caller checks its layout).
+
+    Raises:
+        DataError: not a regular file, or not valid UTF-8 JSON (``"<invalid> (<reason>)"``).
+    """
+    check_regular_file(path, kind)
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataError(f"{invalid} ({exc})", path=path, fix=fix) from None
 
 
 def _json_default(obj: Any) -> Any:

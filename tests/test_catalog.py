@@ -1,0 +1,89 @@
+"""The dataset catalogue (alignrec_lite.data.catalog): names and folders resolved, datasets opened."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from alignrec_lite.data import open_dataset, resolve_dataset, working_copy
+from alignrec_lite.data.catalog import MOVIELENS_FOLDER, import_mmrec, read_registry
+from alignrec_lite.data.toy import toy_path
+from alignrec_lite.errors import ConfigError, DataError
+
+
+@pytest.fixture(scope="module")
+def plain_folder(tmp_path_factory) -> Path:
+    """A dataset folder outside the kit: the SMOKE toy's interactions and items, no features."""
+    return working_copy(toy_path("smoke"), tmp_path_factory.mktemp("plain") / "shop")
+
+
+def test_toy_names_are_the_bundled_folders():
+    assert resolve_dataset("toy") == toy_path("default")
+    assert resolve_dataset("toy-smoke") == toy_path("smoke")
+    full, small = open_dataset("toy"), open_dataset("toy", smoke=True)
+    assert small.n_items == 120 and full.n_items > small.n_items
+    assert set(small.features) == {"image", "text"}  # the bundled attribute features, nothing extracted
+    assert open_dataset("toy-smoke").n_items == 120
+    assert not open_dataset("toy-smoke", features=None).features
+
+
+def test_a_plain_folder_is_returned_as_given(plain_folder, tmp_path, monkeypatch):
+    assert resolve_dataset(plain_folder) == plain_folder
+    assert resolve_dataset(str(plain_folder)) == plain_folder
+    ds = open_dataset(plain_folder, features=None)
+    assert ds.path == plain_folder and ds.n_items == 120 and not ds.features
+    monkeypatch.chdir(tmp_path)  # an existing path wins over a built-in name, as the command line always did
+    (tmp_path / "toy").mkdir()
+    assert resolve_dataset("toy") == Path("toy")
+
+
+def test_auto_features_are_extracted_once_when_missing(plain_folder, tmp_path):
+    folder = working_copy(plain_folder, tmp_path / "shop")
+    ds = open_dataset(folder, smoke=True, progress=False)  # SMOKE defaults: tiny-cnn images, no text
+    assert set(ds.features) == {"image"} and ds.features["image"].shape[0] == ds.n_items
+    manifest = json.loads((folder / "features.json").read_text())
+    assert manifest["image"]["encoder"].startswith("tiny-cnn")
+    assert set(open_dataset(folder, progress=False).features) == {"image"}  # cached: not extracted again
+    with pytest.raises(ConfigError, match="features"):
+        open_dataset(folder, features="clip")
+
+
+def test_registered_names_resolve(plain_folder, tmp_path):
+    reg = tmp_path / "datasets.json"
+    entry = import_mmrec(plain_folder, name="my-shop", registry=reg)
+    assert entry["path"] == str(plain_folder.resolve())
+    assert resolve_dataset("my-shop", registry=reg) == plain_folder.resolve()
+    assert open_dataset("my-shop", registry=reg, features=None).n_items == 120
+    with pytest.raises(DataError, match="built-in"):
+        import_mmrec(plain_folder, name="movielens", registry=reg)
+    assert set(read_registry(reg)) == {"my-shop"}
+
+
+def test_unknown_names_list_the_choices(tmp_path):
+    reg = tmp_path / "datasets.json"
+    with pytest.raises(DataError, match="neither a folder nor a registered dataset") as info:
+        resolve_dataset("amazon-baby", registry=reg)
+    assert "toy, toy-smoke, movielens" in str(info.value) and "data import" in str(info.value)
+    with pytest.raises(DataError, match="neither a folder"):
+        open_dataset("amazon-baby", registry=reg)
+
+
+def test_movielens_needs_the_real_data(monkeypatch, tmp_path):
+    monkeypatch.delenv("ALIGNREC_DATA", raising=False)
+    with pytest.raises(DataError, match="ALIGNREC_DATA"):
+        resolve_dataset("movielens", cache=tmp_path)
+    with pytest.raises(DataError, match="MovieLens folder not found"):
+        resolve_dataset("movielens", data_root=tmp_path, cache=tmp_path)
+    assert not (tmp_path / MOVIELENS_FOLDER).exists()
+
+
+@pytest.mark.realdata
+def test_movielens_is_built_once_into_the_cache(real_data, tmp_path):
+    folder = resolve_dataset("movielens", data_root=real_data, cache=tmp_path, progress=False)
+    assert folder == tmp_path / MOVIELENS_FOLDER and (folder / "dataset.json").is_file()
+    stamp = (folder / "dataset.json").stat().st_mtime_ns
+    ds = open_dataset("movielens", data_root=real_data, cache=tmp_path, features=None, progress=False)
+    assert ds.path == folder and (ds.n_users, ds.n_items) == (601, 1934) and not ds.features
+    assert (folder / "dataset.json").stat().st_mtime_ns == stamp  # reused, not rebuilt
