@@ -4,10 +4,10 @@ AlignRec (CIKM 2024) proposes three classes of *intermediate* evaluation of
 multimodal features (ALIGNREC_SPEC §5.3); all three use the standard full-ranking
 evaluator (:func:`alignrec_lite.evaluate.evaluate`, MMRec's protocol, spec §4):
 
-1. **Zero-shot recommendation** (:func:`zero_shot_scorer`): a user is the mean of
+1. **Zero-shot recommendation** (:func:`~alignrec_lite.scorers.zero_shot_scores`): a user is the mean of
    the L2-normalised features of her training items; every item is ranked by
    the dot product with that profile (= cosine up to the profile's norm).
-2. **Item-CF** (:func:`itemknn_scorer`, MMRec's ItemKNNCBF):
+2. **Item-CF** (:func:`~alignrec_lite.scorers.item_knn_scores`, MMRec's ItemKNNCBF):
    ``sim_ij = f_i·f_j / (||f_i|| ||f_j|| + shrink)``, keep the ``k`` largest
    entries of each row (the item itself excluded), ``score(u, ·) = R_train[u] · Sim``.
 3. **Mask-modality robustness** (:func:`mask_features`): a seeded random share of
@@ -27,109 +27,20 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
-import scipy.sparse as sp
-import torch
 
-from .data.mmrec import RecDataset, load_mmrec, read_feature
+from .data.mmrec import RecDataset, load_mmrec
+from .data.mmrec_files import read_feature
 from .errors import ConfigError, DataError
-from .evaluate import evaluate
+from .evaluate import ScoreFn, evaluate
 from .geometry import feature_geometry
+from .scorers import item_knn_scores, popularity_scores, zero_shot_scores
+from .utils import fuse_features
 
-ScoreFn = Callable[[torch.Tensor], torch.Tensor]
 MASKED_MM_FILES = {"image": "mm_feat_mask_image.npy", "text": "mm_feat_mask_text.npy"}
 KEYS = ("recall@10", "recall@20", "ndcg@10", "ndcg@20")
-
-
-def _l2(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float32)
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-
-
-# ---------------------------------------------------------------------- scorers
-def zero_shot_scorer(dataset: RecDataset, features: np.ndarray) -> ScoreFn:
-    """Training-free scorer: user profile = mean normalised feature of her training items.
-
-    Args:
-        dataset: supplies the training interactions.
-        features: item features, row i = itemID i.
-
-    Returns:
-        ``score_fn(users (b,)) -> (b, n_items)`` for :func:`~alignrec_lite.evaluate.evaluate`.
-
-    Shape:
-        features: ``(n_items, d)``.
-    """
-    items = _l2(features)  # (n_items, d)
-    r = dataset.interaction_matrix("train")  # (n_users, n_items)
-    deg = np.asarray(r.sum(axis=1)).ravel()
-    inv = sp.diags((1.0 / np.maximum(deg, 1)).astype(np.float32))
-    users = torch.from_numpy(np.asarray(inv @ r @ items, dtype=np.float32))  # (n_users, d)
-    item_t = torch.from_numpy(items)
-
-    def score(u: torch.Tensor) -> torch.Tensor:
-        return users[u] @ item_t.T  # (b, n_items)
-
-    return score
-
-
-def itemknn_similarity(features: np.ndarray, k: int = 10, shrink: float = 10.0, *, chunk: int = 2048
-                       ) -> sp.csr_matrix:
-    """ItemKNN-CBF's sparse item-item similarity (MMRec's ItemKNNCBF).
-
-    ``sim_ij = f_i·f_j / (||f_i|| ||f_j|| + shrink)`` on the raw features, the
-    diagonal removed, then the ``k`` largest entries of each row kept.
-
-    Shape:
-        features: ``(n_items, d)``; returns ``(n_items, n_items)`` CSR with ``k`` entries per row.
-    """
-    from .checks import check_float, check_int
-
-    k = check_int(k, "knn_k", 1, 10000, example=10)
-    shrink = check_float(shrink, "shrink", 0.0, 1e12, example=10)  # NaN gave a wrong score with exit 0
-    x = torch.from_numpy(np.asarray(features, dtype=np.float32))  # (n, d)
-    norms = x.norm(dim=1)  # (n,)
-    n = x.shape[0]
-    k = min(k, n - 1)
-    rows, cols, vals = [], [], []
-    for start in range(0, n, chunk):
-        stop = min(n, start + chunk)
-        sim = x[start:stop] @ x.T  # (c, n)
-        sim = sim / (norms[start:stop, None] * norms[None, :] + shrink + 1e-12)
-        sim[torch.arange(stop - start), torch.arange(start, stop)] = -torch.inf  # no self-similarity
-        v, i = torch.topk(sim, k, dim=1)  # (c, k)
-        rows.append(np.repeat(np.arange(start, stop), k))
-        cols.append(i.reshape(-1).numpy())
-        vals.append(v.reshape(-1).numpy())
-    return sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n))
-
-
-def itemknn_scorer(dataset: RecDataset, features: np.ndarray, k: int = 10, shrink: float = 10.0) -> ScoreFn:
-    """Training-free item-CF scorer: ``score(u, j) = sum_{i in N_u} sim_k(i, j)``.
-
-    Shape:
-        features: ``(n_items, d)``; the score function maps ``(b,)`` users to ``(b, n_items)``.
-    """
-    sim = itemknn_similarity(features, k, shrink)  # (n_items, n_items)
-    r = dataset.interaction_matrix("train")  # (n_users, n_items)
-
-    def score(u: torch.Tensor) -> torch.Tensor:
-        block = r[u.numpy()] @ sim  # (b, n_items) sparse
-        return torch.from_numpy(block.toarray().astype(np.float32))
-
-    return score
-
-
-def popularity_scorer(dataset: RecDataset) -> ScoreFn:
-    """Reference scorer: every user gets the items ranked by training popularity."""
-    pop = torch.from_numpy(dataset.item_popularity("train").astype(np.float32))  # (n_items,)
-
-    def score(u: torch.Tensor) -> torch.Tensor:
-        return pop.expand(len(u), -1)
-
-    return score
 
 
 # ---------------------------------------------------------------------- masking
@@ -178,7 +89,7 @@ def source_matrix(features: dict[str, np.ndarray], source: str) -> np.ndarray | 
         return None
     if len(parts) == 1:
         return np.asarray(features[parts[0]], dtype=np.float32)
-    return _l2(np.concatenate([_l2(features[p]) for p in parts], axis=1))
+    return fuse_features([features[p] for p in parts])
 
 
 # ---------------------------------------------------------------------- driver
@@ -253,17 +164,22 @@ def evaluate_features(
                             row="--source", fix="extract it first or choose another source")
     ks = tuple(sorted(set(ks)))
     items = masked_items(ds.n_items, mask_ratio, seed)
+    train = ds.interaction_matrix("train")
+
+    def itemcf(mat: np.ndarray) -> ScoreFn:  # MMRec's ItemKNNCBF
+        return item_knn_scores(mat, train, k=knn_k, shrink=shrink, neighbours="history")
+
     rows: list[dict] = []
     if reference:
-        pop = _metrics(popularity_scorer(ds), ds, split, ks)
+        pop = _metrics(popularity_scores(ds), ds, split, ks)
         rows.append({"source": "popularity", "dim": 0, **{f"zeroshot/{k}": v for k, v in pop.items()}})
     for src in tqdm(sources, disable=not progress, desc="feature sources"):
         t0 = time.perf_counter()
         mat = source_matrix(feats, src)
         row: dict = {"source": src, "dim": int(mat.shape[1])}
-        row.update({f"zeroshot/{k}": v for k, v in _metrics(zero_shot_scorer(ds, mat), ds, split, ks).items()})
+        row.update({f"zeroshot/{k}": v for k, v in _metrics(zero_shot_scores(ds, mat), ds, split, ks).items()})
         row.update({f"itemcf/{k}": v
-                    for k, v in _metrics(itemknn_scorer(ds, mat, knn_k, shrink), ds, split, ks).items()})
+                    for k, v in _metrics(itemcf(mat), ds, split, ks).items()})
         for modality in ("image", "text"):
             parts = src.split("+")
             if modality not in parts and "mm" not in parts:
@@ -271,8 +187,8 @@ def evaluate_features(
             masked = source_matrix(mask_features(feats, modality, items, masked_mm.get(modality)), src)
             if masked is None:
                 continue  # a fused feature without its masked counterpart file
-            for kind, fn in (("zeroshot", zero_shot_scorer(ds, masked)),
-                             ("itemcf", itemknn_scorer(ds, masked, knn_k, shrink))):
+            for kind, fn in (("zeroshot", zero_shot_scores(ds, masked)),
+                             ("itemcf", itemcf(masked))):
                 for k, v in _metrics(fn, ds, split, ks).items():
                     row[f"mask_{modality}/{kind}/{k}"] = v
         if geometry:

@@ -50,7 +50,7 @@ import torch.nn.functional as F
 
 from .data.mmrec import RecDataset
 from .losses import align_loss, uniform_loss
-from .utils import subsample_indices
+from .utils import as_tensor, subsample_indices
 
 ArrayLike = np.ndarray | torch.Tensor
 
@@ -61,11 +61,6 @@ TRACKED_PAIRS: tuple[tuple[str, str, str, str], ...] = (
     ("item_image~item_text", "item_image", "item_text", "rows"),
     ("user~item", "user", "item", "interactions"),
 )
-
-
-def _as_tensor(x: ArrayLike) -> torch.Tensor:
-    t = x.detach() if isinstance(x, torch.Tensor) else torch.from_numpy(np.asarray(x))
-    return t.float().cpu()
 
 
 def alignment(x: ArrayLike, y: ArrayLike, alpha: float = 2.0, *, max_pairs: int | None = None,
@@ -87,7 +82,7 @@ def alignment(x: ArrayLike, y: ArrayLike, alpha: float = 2.0, *, max_pairs: int 
     >>> alignment(np.eye(3), np.eye(3))
     0.0
     """
-    xt, yt = _as_tensor(x), _as_tensor(y)
+    xt, yt = as_tensor(x), as_tensor(y)
     if xt.shape != yt.shape:
         raise ValueError(f"x and y must have the same shape, got {tuple(xt.shape)} and {tuple(yt.shape)}")
     idx = subsample_indices(len(xt), max_pairs, seed)
@@ -116,7 +111,7 @@ def uniformity(x: ArrayLike, t: float = 2.0, *, max_points: int | None = 4096, s
     >>> uniformity(np.ones((5, 3)))
     0.0
     """
-    xt = _as_tensor(x)
+    xt = as_tensor(x)
     if len(xt) < 2:
         raise ValueError("uniformity needs at least 2 points")
     idx = subsample_indices(len(xt), max_points, seed)
@@ -146,7 +141,7 @@ def align_uniform(x: ArrayLike, y: ArrayLike, *, alpha: float = 2.0, t: float = 
     Shape:
         x: ``(n_x, d)``; y: ``(n_y, d)``; pairs: ``(m, 2)``.
     """
-    xt, yt = _as_tensor(x), _as_tensor(y)
+    xt, yt = as_tensor(x), as_tensor(y)
     if pairs is None:
         a = alignment(xt, yt, alpha, max_pairs=max_pairs, seed=seed)
     else:
@@ -167,7 +162,7 @@ def user_profiles(dataset: RecDataset, item_vectors: ArrayLike, split: str = "tr
     """
     import scipy.sparse as sp
 
-    items = F.normalize(_as_tensor(item_vectors), dim=1).numpy()  # (n_items, d)
+    items = F.normalize(as_tensor(item_vectors), dim=1).numpy()  # (n_items, d)
     r = dataset.interaction_matrix(split)  # (n_users, n_items)
     deg = np.asarray(r.sum(axis=1)).ravel()
     inv = sp.diags(np.where(deg > 0, 1.0 / np.maximum(deg, 1), 0.0).astype(np.float32))

@@ -1,4 +1,5 @@
-"""Small shared helpers: device choice, seeding, versions, memory, paths.
+"""Small shared helpers: device choice, seeding, versions, memory, paths, and the few numeric and text
+helpers several modules need (row normalisation, array -> tensor, naive feature fusion, word tokens, bag of words).
 
 Nothing here runs at import time (no global device choice, no argparse).
 """
@@ -8,11 +9,15 @@ from __future__ import annotations
 import os
 import platform
 import random
+import re
 import resource
 import sys
 from pathlib import Path
+from typing import Any, Sequence
 
 import numpy as np
+
+_WORD = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 
 
 def get_device(device: str = "auto"):
@@ -98,3 +103,56 @@ def cache_dir() -> Path:
     """Cache folder for downloads and built data: ``$ALIGNREC_CACHE`` or ``~/.cache/alignrec-lite``."""
     root = os.environ.get("ALIGNREC_CACHE")
     return Path(root).expanduser() if root else Path.home() / ".cache" / "alignrec-lite"
+
+
+# ---------------------------------------------------------------- numeric and text helpers
+def l2_normalise_rows(x: Any, eps: float = 1e-12) -> np.ndarray:
+    """Divide every row by its L2 norm (rows of norm below ``eps`` are divided by ``eps``); the dtype is kept.
+
+    Shape:
+        x: ``(n, d)``; returns ``(n, d)``.
+    """
+    x = np.asarray(x)
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), eps)
+
+
+def fuse_features(blocks: Sequence[Any]) -> np.ndarray:
+    """The naive fusion of several modalities' features: L2-normalise each block, concatenate, normalise again.
+
+    Shape:
+        blocks: ``(n, d_k)`` each; returns ``(n, sum d_k)`` float32.
+    """
+    unit = [l2_normalise_rows(np.asarray(b, dtype=np.float32)) for b in blocks]
+    return l2_normalise_rows(np.concatenate(unit, axis=1))
+
+
+def as_tensor(x: Any):
+    """A float32 CPU tensor of an array, a list or a tensor (detached; shares memory where it can)."""
+    import torch
+
+    t = x.detach() if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x))
+    return t.float().cpu()
+
+
+def tokenize(text: str) -> list[str]:
+    """Lower-case word tokens (hyphenated words such as ``polka-dot`` stay whole); ``[]`` for a non-string.
+
+    >>> tokenize("Kivo polka-dot Cup!")
+    ['kivo', 'polka-dot', 'cup']
+    """
+    return _WORD.findall(text.lower()) if isinstance(text, str) else []
+
+
+def bag_of_words(texts: Sequence[str], vocab: Sequence[str]) -> np.ndarray:
+    """Word counts of each text over ``vocab`` (:func:`tokenize`; unknown words ignored), rows L2-normalised.
+
+    Shape:
+        returns ``(len(texts), len(vocab))`` float32.
+    """
+    index = {w: j for j, w in enumerate(vocab)}
+    out = np.zeros((len(texts), len(vocab)), dtype=np.float32)
+    for r, text in enumerate(texts):
+        for tok in tokenize(text):
+            if tok in index:
+                out[r, index[tok]] += 1.0
+    return l2_normalise_rows(out)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -10,8 +11,9 @@ import pytest
 import torch
 
 from alignrec_lite import encoders as enc
+from alignrec_lite.data.mmrec import load_mmrec
 from alignrec_lite.errors import ConfigError, DataError, DownloadError
-from alignrec_lite.io import sha256_file
+from alignrec_lite.files import sha256_file
 
 SMOKE = Path(__file__).resolve().parents[1] / "datasets" / "smoke-shop"
 
@@ -104,10 +106,10 @@ def test_extract_writes_files_and_manifest(shop: Path, minilm: enc.MiniLMText) -
     assert enc.check_manifest(shop) == {"image": True, "text": True}
     assert not (shop / ".cache" / "features").exists() or not any((shop / ".cache" / "features").iterdir())
     # row i is itemID i: re-encode item 7 alone
-    one = enc.encode_texts(minilm, [enc.load_mmrec(shop).item_text(7)])
+    one = enc.encode_texts(minilm, [load_mmrec(shop).item_text(7)])
     np.testing.assert_allclose(txt[7], one[0], atol=1e-5)
     # the loader accepts the files
-    ds = enc.load_mmrec(shop)
+    ds = load_mmrec(shop)
     assert set(ds.features) == {"image", "text"}
     # a second run with the same encoder is a no-op
     created = man["image"]["created"]
@@ -211,3 +213,78 @@ def test_load_image_treats_decompression_bombs_as_missing(tmp_path, monkeypatch)
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # 4,096 pixels > 2 x 100: PIL raises
     assert enc.load_image(path) is None
     assert enc.load_image(tmp_path / "absent.png") is None
+
+
+def test_precision_context():
+    cpu = torch.device("cpu")
+    with enc.precision_context(cpu, "fp32"):
+        assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.float32
+    with enc.precision_context(cpu, "amp"):
+        assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.bfloat16
+    with pytest.raises(ConfigError, match="unknown precision"):
+        enc.precision_context(cpu, "fp8")
+
+
+# ---------------------------------------------------------------- what the two stage-1 encoders share
+@dataclass
+class _ToyConfig(enc.Stage1Config):
+    label = "toy"
+    size: int = 2
+    epochs: int = 1
+    device: str = "cpu"
+
+    def validate(self) -> None:
+        self.check([(self.size >= 1, "size", "use 1 or more")])
+
+
+def test_stage1_config_key_check_and_from_dict():
+    assert _ToyConfig(epochs=1).key() == _ToyConfig(epochs=5, device="cuda").key() != _ToyConfig(size=3).key()
+    with pytest.raises(ConfigError, match="invalid toy setting size: 0"):
+        _ToyConfig(size=0).validate()
+    with pytest.raises(ConfigError, match="unknown toy setting"):
+        _ToyConfig.from_dict({"sise": 2})
+    assert _ToyConfig.from_dict({"size": 4, "epochs": 2}) == _ToyConfig(size=4, epochs=2)
+
+
+def test_decode_item_images(shop: Path) -> None:
+    ds = load_mmrec(shop, load_features=False)
+    tower = enc.TinyCNN(8, image_size=16)
+    pixels, has = enc.decode_item_images(ds, tower.preprocess, 16)
+    assert pixels.shape == (ds.n_items, 3, 16, 16) and pixels.dtype == torch.float16 and bool(has.all())
+    assert torch.equal(pixels[3], tower.preprocess(enc.load_image(ds.image_path(3))).to(torch.float16))
+
+
+def test_reuse_mm_features(tmp_path: Path) -> None:
+    from alignrec_lite.files import save_npy
+
+    assert enc.reuse_mm_features(tmp_path, "x", "k", 2, resume=False, overwrite=False) is None  # no mm_feat.npy
+    save_npy(tmp_path / enc.MM_FILE, np.zeros((3, 2), np.float32))
+    assert enc.reuse_mm_features(tmp_path, "x", "k", 2, resume=False, overwrite=True) is None
+    with pytest.raises(DataError, match="made by an unknown encoder"):
+        enc.reuse_mm_features(tmp_path, "x", "k", 2, resume=False, overwrite=False)
+    enc.update_manifest(tmp_path, "mm", {
+        "encoder": "x", "config_key": "k", "epochs": 2, "sha256": sha256_file(tmp_path / enc.MM_FILE),
+        "shape": [3, 2], "train_seconds": 1.0, "final_loss": 0.5, "run_dir": str(tmp_path / "run"), "extra": 7})
+    done = enc.reuse_mm_features(tmp_path, "x", "k", 2, resume=False, overwrite=False, extra=("extra",))
+    assert done["up_to_date"] and done["extra"] == 7 and done["epochs_run"] == 2 and done["history"] == []
+    assert done["run_dir"] == tmp_path / "run" and done["manifest"]["mm"]["encoder"] == "x"
+    assert enc.reuse_mm_features(tmp_path, "x", "k", 3, resume=False, overwrite=False) is None  # more epochs
+    assert enc.reuse_mm_features(tmp_path, "x", "k", 2, resume=True, overwrite=False) is None
+    with pytest.raises(DataError, match="made by x with other settings"):
+        enc.reuse_mm_features(tmp_path, "x", "other", 2, resume=False, overwrite=False)
+
+
+def test_restore_training_state() -> None:
+    w = torch.nn.Parameter(torch.ones(2))
+    opt = torch.optim.AdamW([w], lr=0.1)
+    w.sum().backward()
+    opt.step()
+    gen = torch.Generator().manual_seed(3)
+    state = {"optimizer": opt.state_dict(), "generator": gen.get_state(), "torch_rng": torch.get_rng_state(),
+             "history": [{"loss": 1.0}], "epoch": 4, "seconds": 2.5}
+    want_gen, want_rng = torch.rand(3, generator=gen), torch.rand(3)
+    opt2 = torch.optim.AdamW([torch.nn.Parameter(torch.ones(2))], lr=0.1)
+    gen2 = torch.Generator()
+    assert enc.restore_training_state(state, opt2, gen2) == ([{"loss": 1.0}], 4, 2.5)
+    assert torch.equal(torch.rand(3, generator=gen2), want_gen) and torch.equal(torch.rand(3), want_rng)
+    assert float(opt2.state_dict()["state"][0]["step"]) == 1.0

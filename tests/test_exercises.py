@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from alignrec_lite import exercises as ex
-from alignrec_lite.contrastive import retrieval_recall
+from alignrec_lite.teach.contrastive import retrieval_recall
 from alignrec_lite.losses import align_loss, clip_loss, info_nce, uniform_loss
 from helpers import exercise_tests, prediction_tests
 

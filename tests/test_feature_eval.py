@@ -1,4 +1,4 @@
-"""Intermediate metrics: zero-shot, ItemKNN-CBF, mask-modality, the one-call table and its CLI."""
+"""Intermediate metrics: mask-modality, the one-call table and its CLI (the scorers: test_scorers.py)."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from alignrec_lite import feature_eval as fe
 from alignrec_lite.data.mmrec import RecDataset
 from alignrec_lite.data.toy import load_toy, toy_path
 from alignrec_lite.errors import ConfigError, DataError
 from alignrec_lite.evaluate import evaluate
+from alignrec_lite.scorers import zero_shot_scores
 
 
 def _tiny() -> RecDataset:
@@ -23,30 +23,6 @@ def _tiny() -> RecDataset:
 
 
 FEAT = np.array([[1.0, 0.0], [0.0, 2.0], [3.0, 4.0], [-1.0, 0.3]], dtype=np.float32)
-
-
-def test_zero_shot_scores_by_hand() -> None:
-    ds = _tiny()
-    unit = FEAT / np.linalg.norm(FEAT, axis=1, keepdims=True)
-    scores = fe.zero_shot_scorer(ds, FEAT)(torch.tensor([0, 2])).numpy()
-    np.testing.assert_allclose(scores[0], unit @ ((unit[0] + unit[1]) / 2), atol=1e-6)
-    np.testing.assert_allclose(scores[1], unit @ ((unit[3] + unit[0]) / 2), atol=1e-6)
-
-
-def test_itemknn_similarity_by_hand() -> None:
-    sim = fe.itemknn_similarity(FEAT, k=2, shrink=1.0).toarray()
-    norms = np.linalg.norm(FEAT, axis=1)
-    full = FEAT @ FEAT.T / (norms[:, None] * norms[None, :] + 1.0)
-    np.fill_diagonal(full, -np.inf)
-    for i in range(4):
-        keep = np.argsort(-full[i], kind="stable")[:2]
-        np.testing.assert_allclose(sim[i, keep], full[i, keep], atol=1e-6)
-        assert (sim[i] != 0).sum() <= 2 and sim[i, i] == 0  # k per row, no self-loop
-    ds = _tiny()
-    scores = fe.itemknn_scorer(ds, FEAT, k=2, shrink=1.0)(torch.tensor([0, 1, 2])).numpy()
-    np.testing.assert_allclose(scores, ds.interaction_matrix("train").toarray() @ sim, atol=1e-6)
-    with pytest.raises(ConfigError):
-        fe.itemknn_similarity(FEAT, k=0)
 
 
 def test_masking() -> None:
@@ -72,7 +48,7 @@ def test_evaluate_features_on_toy() -> None:
     rows = {r["source"]: r for r in res["rows"]}
     assert set(rows) == {"popularity", "image", "text", "image+text"}
     assert res["masked_items"] == ds.n_items // 2
-    direct = evaluate(fe.zero_shot_scorer(ds, ds.features["text"]), ds, "test", ks=(20,))
+    direct = evaluate(zero_shot_scores(ds, ds.features["text"]), ds, "test", ks=(20,))
     assert rows["text"]["zeroshot/recall@20"] == direct["recall@20"]
     assert "mask_image/itemcf/recall@20" in rows["image+text"] and "mask_text/zeroshot/recall@20" in rows["text"]
     assert "mask_text/zeroshot/recall@20" not in rows["image"]
@@ -85,7 +61,7 @@ def test_evaluate_features_on_toy() -> None:
 
 
 def test_mm_source_uses_masked_files(tmp_path: Path) -> None:
-    from alignrec_lite.io import save_npy
+    from alignrec_lite.files import save_npy
 
     dst = tmp_path / "shop"
     shutil.copytree(toy_path("smoke"), dst)

@@ -13,7 +13,7 @@ import torch
 from alignrec_lite import ica
 from alignrec_lite.encoders import TinyCNN, read_manifest
 from alignrec_lite.errors import CheckpointError, ConfigError, DataError
-from alignrec_lite.io import sha256_file
+from alignrec_lite.files import sha256_file
 from alignrec_lite.losses import clip_loss
 
 SMOKE = Path(__file__).resolve().parents[1] / "datasets" / "smoke-shop"
@@ -162,7 +162,7 @@ def test_cli_pretrain_ica(tmp_path: Path, capsys: pytest.CaptureFixture) -> None
 @pytest.mark.slow
 def test_open_clip_towers_train_under_amp() -> None:
     """The scaled-up path (open_clip towers, mixed precision) on a CPU with a handful of items."""
-    from alignrec_lite.encoders import _autocast
+    from alignrec_lite.encoders import precision_context
 
     cfg = ica.ICAConfig(image_encoder="openclip:ViT-S-32", text_encoder="openclip:ViT-S-32", embed_dim=384,
                         freeze_text=True, precision="amp")
@@ -172,7 +172,7 @@ def test_open_clip_towers_train_under_amp() -> None:
     assert not any(p.requires_grad for n, p in model.text_tower.clip.named_parameters() if not n.startswith("visual."))
     assert all(p.requires_grad for p in model.image_tower.parameters())
     dev = torch.device("cpu")
-    with _autocast(dev, "amp"):
+    with precision_context(dev, "amp"):
         f_img = model.image_tower(torch.randn(4, 3, 224, 224))
         f_txt = model.text_tower(model.text_tower.tokenize(["a", "b c", "d e f", "g"]))
     assert f_img.dtype == torch.bfloat16

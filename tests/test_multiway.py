@@ -12,7 +12,7 @@ import torch
 from alignrec_lite import multiway as mw
 from alignrec_lite.encoders import read_manifest
 from alignrec_lite.errors import CheckpointError, ConfigError, DataError
-from alignrec_lite.io import sha256_file
+from alignrec_lite.files import sha256_file
 
 SMOKE = Path(__file__).resolve().parents[1] / "datasets" / "smoke-shop"
 TINY = dict(dim=32, layers=2, heads=2, codebook_size=32, kmeans_iters=5, batch_size=32, warmup_steps=2)

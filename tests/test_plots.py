@@ -13,7 +13,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from alignrec_lite import plots  # noqa: E402
-from alignrec_lite.plots import embeddings as emb  # noqa: E402
+from alignrec_lite.plots import style  # noqa: E402
 
 RNG = np.random.default_rng(0)
 PLOT_FUNCS = [getattr(plots, n) for n in plots.__all__ if n.startswith("plot_")]
@@ -87,8 +87,11 @@ def test_sphere_uses_3d_axes():
     assert plots.plot_sphere(RNG.normal(size=(30, 3))).name == "3d"
 
 
-def test_no_plt_show_in_source():
-    src = inspect.getsource(emb)
+@pytest.mark.parametrize("module", ["attention", "charts", "embeddings", "evaluation", "history", "maps", "style"])
+def test_no_plt_show_in_source(module):
+    import importlib
+
+    src = inspect.getsource(importlib.import_module(f"alignrec_lite.plots.{module}"))
     assert "plt.show" not in src.replace('"plt.show()"', "").replace("``plt.show()``", "")
 
 
@@ -98,9 +101,9 @@ def test_circle_rejects_wrong_dimension():
 
 
 def test_subsample_is_fixed_and_bounded():
-    a = emb._subsample(1000, 100, seed=0)
-    assert len(a) == 100 and np.array_equal(a, emb._subsample(1000, 100, seed=0))
-    assert len(emb._subsample(50, 100, seed=0)) == 50
+    a = style.subsample(1000, 100, seed=0)
+    assert len(a) == 100 and np.array_equal(a, style.subsample(1000, 100, seed=0))
+    assert len(style.subsample(50, 100, seed=0)) == 50
     ax = plots.plot_embedding_map(RNG.normal(size=(500, 2)), max_points=100)
     assert len(ax.collections[0].get_offsets()) == 100
 
@@ -133,3 +136,32 @@ def test_project_2d_umap_separates_clusters():
     gap = np.linalg.norm(y[:60].mean(0) - y[60:].mean(0))
     spread = max(y[:60].std(0).max(), y[60:].std(0).max())
     assert gap > 3 * spread
+
+
+def test_public_plot_functions_are_typed():
+    from alignrec_lite.plots import evaluation
+
+    funcs = PLOT_FUNCS + [getattr(evaluation, n) for n in evaluation.__all__ if n.startswith("plot_")]
+    for f in funcs:
+        ann = f.__annotations__
+        assert ann.get("return") == "Axes" and ann.get("ax") == "Axes | None", f.__name__
+        assert set(inspect.signature(f).parameters) <= set(ann), f.__name__  # every argument has a type
+
+
+def test_label_axes_sets_labels_title_legend_and_ticks():
+    _, ax = plt.subplots()
+    ax.plot([0, 1], [0, 1], label="a")
+    assert style.label_axes(ax, "T", xlabel="x", ylabel="y", legend=True, ticks=False) is ax
+    assert (ax.get_title(), ax.get_xlabel(), ax.get_ylabel()) == ("T", "x", "y")
+    assert ax.get_legend() is not None and not len(ax.get_xticks()) and not len(ax.get_yticks())
+    _, bare = plt.subplots()
+    style.label_axes(bare, "only a title")
+    assert bare.get_legend() is None and bare.get_xlabel() == "" and len(bare.get_xticks())
+
+
+def test_get_axes_reuses_the_given_axes_or_makes_one():
+    _, ax = plt.subplots()
+    assert style.get_axes(ax) is ax
+    new = style.get_axes(None, figsize=(2.0, 1.0))
+    assert new is not ax and tuple(new.figure.get_size_inches()) == (2.0, 1.0)
+    assert style.okabe_ito(9) == style.OKABE_ITO[1]

@@ -1,4 +1,5 @@
-"""Unit tests of the modules behind notebooks 01-04: contrastive, text_embed, similarity, nbtools, widgets."""
+"""Unit tests of the modules behind notebooks 01-04: teach.* (pair_data, contrastive, classifier, memory,
+text_embed, similarity), nbtools, widgets."""
 
 from __future__ import annotations
 
@@ -12,25 +13,26 @@ import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 
-from alignrec_lite import contrastive as C
-from alignrec_lite import nbtools, similarity, text_embed
+from alignrec_lite import nbtools
 from alignrec_lite.errors import ConfigError, DataError
+from alignrec_lite.teach import classifier, memory, pair_data, similarity, text_embed
+from alignrec_lite.teach import contrastive as C
 
 matplotlib.use("Agg")  # this module draws in the test process; notebook kernels keep their inline backend
 from alignrec_lite.losses import clip_loss
 
 
-# ------------------------------------------------------------------ contrastive
+# ------------------------------------------------------------------ teach.pair_data, teach.contrastive
 @pytest.fixture(scope="module")
 def pairs():
-    return C.toy_pairs(120, seed=3, image_size=16)
+    return pair_data.toy_pairs(120, seed=3, image_size=16)
 
 
 def test_toy_pairs_shapes_and_determinism(pairs):
     assert pairs.images.shape == (120, 3, 16, 16) and pairs.images.dtype == np.float32
     assert 0.0 <= pairs.images.min() and pairs.images.max() <= 1.0
     assert len(pairs.texts) == 120 and set(pairs.labels) == {"category", "colour", "pattern", "brand"}
-    again = C.toy_pairs(120, seed=3, image_size=16)
+    again = pair_data.toy_pairs(120, seed=3, image_size=16)
     assert np.array_equal(again.images, pairs.images) and again.texts == pairs.texts
     brand = np.array(pairs.values["brand"])[pairs.labels["brand"]]
     assert all(b in t for b, t in zip(brand, pairs.texts))  # the title always names the brand
@@ -40,22 +42,17 @@ def test_toy_pairs_shapes_and_determinism(pairs):
 
 def test_toy_pairs_rejects_bad_sizes():
     with pytest.raises(ConfigError):
-        C.toy_pairs(0)
+        pair_data.toy_pairs(0)
     with pytest.raises(ConfigError):
-        C.toy_pairs(5, image_size=100)
+        pair_data.toy_pairs(5, image_size=100)
 
 
 def test_second_view_differs_but_keeps_content(pairs):
-    v2 = C.second_view(pairs, seed=1, noise=0.0)
+    v2 = pair_data.second_view(pairs, seed=1, noise=0.0)
     assert v2.shape == pairs.images.shape
     assert not np.array_equal(v2, pairs.images)
     # same product, shifted by a few pixels: mean colour barely changes
     assert np.abs(v2.mean(axis=(2, 3)) - pairs.images.mean(axis=(2, 3))).max() < 0.1
-
-
-def test_bag_of_words_rows_are_unit_or_zero():
-    x = C.bag_of_words(["red mug", "unknown words", "mug mug"], ["red", "mug"])
-    assert np.allclose(x[0], [2**-0.5, 2**-0.5]) and np.allclose(x[1], 0) and np.allclose(x[2], [0, 1])
 
 
 def test_sampled_clip_equals_full_clip_with_all_negatives():
@@ -72,7 +69,7 @@ def test_pair_loss_unknown():
 
 
 def test_train_two_tower_learns_and_restores_threads(pairs):
-    x_img, x_txt = C.pair_inputs(pairs)
+    x_img, x_txt = pair_data.pair_inputs(pairs)
     threads = torch.get_num_threads()
     model, hist = C.train_two_tower(x_img, x_txt, dim=8, batch_size=40, epochs=15, seed=0)
     assert torch.get_num_threads() == threads
@@ -84,8 +81,8 @@ def test_train_two_tower_learns_and_restores_threads(pairs):
 
 
 def test_align_only_collapses(pairs):
-    x_img, _ = C.pair_inputs(pairs)
-    v2 = torch.from_numpy(C.second_view(pairs).reshape(len(pairs), -1) - 0.5)
+    x_img, _ = pair_data.pair_inputs(pairs)
+    v2 = torch.from_numpy(pair_data.second_view(pairs).reshape(len(pairs), -1) - 0.5)
     _, hist = C.train_two_tower(x_img, v2, dim=2, loss="align", shared=True, batch_size=40, epochs=10, seed=0)
     assert hist[-1]["uniform"] > -0.05 and hist[-1]["align"] < 0.01
 
@@ -109,8 +106,8 @@ def test_retrieval_recall_known_values():
 
 
 def test_classifier_embedding(pairs):
-    x, _ = C.pair_inputs(pairs)
-    clf = C.train_classifier(x, pairs.labels["category"], epochs=30, seed=0)
+    x, _ = pair_data.pair_inputs(pairs)
+    clf = classifier.train_classifier(x, pairs.labels["category"], epochs=30, seed=0)
     acc = (clf(x).argmax(1).numpy() == pairs.labels["category"]).mean()
     assert acc > 0.8
     assert clf.embed(x).shape == (120, 32)
@@ -121,16 +118,16 @@ def test_autograd_saved_bytes_counts_logits():
         x = torch.randn(n, 4, requires_grad=True)
         return lambda: (x @ x.T).softmax(dim=1).sum()
 
-    small, big = C.autograd_saved_bytes(step(50))["saved"], C.autograd_saved_bytes(step(100))["saved"]
+    small, big = memory.autograd_saved_bytes(step(50))["saved"], memory.autograd_saved_bytes(step(100))["saved"]
     assert big > 3.5 * small  # the saved softmax grows as n^2
 
 
 def test_memory_model_fit_and_formula():
     ns = [10, 20, 40, 80]
-    a, b, c = C.fit_memory_model(ns, [8 * n * n + 100 * n + 5 for n in ns])
+    a, b, c = memory.fit_memory_model(ns, [8 * n * n + 100 * n + 5 for n in ns])
     assert a == pytest.approx(8) and b == pytest.approx(100) and c == pytest.approx(5, abs=1e-3)
-    one = C.transformer_activation_bytes(1)
-    assert C.transformer_activation_bytes(np.array([1.0, 2.0]))[1] == pytest.approx(2 * one)
+    one = memory.transformer_activation_bytes(1)
+    assert memory.transformer_activation_bytes(np.array([1.0, 2.0]))[1] == pytest.approx(2 * one)
     assert one == pytest.approx(12 * 77 * 768 * (34 + 5 * 12 * 77 / 768))
 
 
@@ -258,36 +255,6 @@ def test_notebook_parameters_requires_tag(tmp_path):
     nbformat.write(new_notebook(cells=[new_code_cell("A = 1")]), path)
     with pytest.raises(DataError, match="parameters"):
         nbtools.notebook_parameters(path)
-
-
-def test_notebook_dataset_errors(monkeypatch, tmp_path):
-    with pytest.raises(ConfigError):
-        nbtools.notebook_dataset("amazon")
-    monkeypatch.delenv("ALIGNREC_DATA", raising=False)
-    with pytest.raises(DataError, match="ALIGNREC_DATA"):
-        nbtools.notebook_dataset("movielens")
-    with pytest.raises(DataError, match="MovieLens"):
-        nbtools.notebook_dataset("movielens", data_root=tmp_path)
-    assert nbtools.notebook_dataset("toy", smoke=True).n_items == 120
-
-
-def test_working_copy_subsamples_and_stays_valid(tmp_path):
-    from alignrec_lite.data.mmrec import load_mmrec
-    from alignrec_lite.data.toy import toy_path
-
-    src = load_mmrec(toy_path("smoke"), load_features=False)
-    out = nbtools.working_copy(toy_path("smoke"), tmp_path / "copy", max_items=40)
-    ds = load_mmrec(out)
-    assert ds.n_items == 40 and not ds.features  # features are not copied
-    assert ds.image_path(0).is_absolute() and ds.image_path(0).exists()
-    counts = np.bincount(np.concatenate([src.train, src.valid, src.test])[:, 1], minlength=src.n_items)
-    kept = set(ds.item_raw_ids.tolist())
-    top = set(src.item_raw_ids[np.argsort(-counts, kind="stable")[:40]].tolist())
-    assert kept == top
-    full = nbtools.working_copy(toy_path("smoke"), tmp_path / "full")
-    assert load_mmrec(full).stats()["interactions"] == src.stats()["interactions"]
-    with pytest.raises(DataError):
-        nbtools.working_copy(toy_path("smoke"), tmp_path / "x", max_items=1)
 
 
 # ---------------------------------------------------------------------- widgets

@@ -7,14 +7,18 @@ return the ``Axes``, never call ``plt.show()``; continuous values in ``cividis``
 from __future__ import annotations
 
 import textwrap
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from .embeddings import _axes
+from .style import get_axes
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 
-def plot_patch_attention(maps: Sequence[dict[str, Any]], *, ax=None, title: str | None = None, wrap: int = 18):
+def plot_patch_attention(maps: Sequence[dict[str, Any]], *, ax: Axes | None = None, title: str | None = None,
+                         wrap: int = 18) -> Axes:
     """Which image patches a title token attends to, for a few items side by side.
 
     Each item is one column: its image on top, underneath the attention of one title
@@ -35,7 +39,7 @@ def plot_patch_attention(maps: Sequence[dict[str, Any]], *, ax=None, title: str 
     if not maps:
         raise ValueError("plot_patch_attention needs at least one item")
     n = len(maps)
-    ax = _axes(ax, figsize=(1.7 * n + 0.4, 4.4))
+    ax = get_axes(ax, figsize=(1.7 * n + 0.4, 4.4))
     s = maps[0]["image"].shape[0]
     gap = s * 0.08
     for i, m in enumerate(maps):

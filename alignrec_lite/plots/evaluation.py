@@ -1,6 +1,6 @@
 """Figures for notebooks 05-08: training terms, Table 2 bars, long tail, cold start, cost, posters.
 
-Every function follows the kit's convention: data in, ``ax=None`` keyword, the
+Every function follows the kit's convention: data in, ``ax: Axes | None = None`` keyword, the
 Axes out, a figure only when no ``ax`` is given, never ``plt.show()``. Colours
 are the Okabe-Ito palette (safe for colour-blind readers); continuous scales use
 ``cividis``.
@@ -8,24 +8,17 @@ are the Okabe-Ito palette (safe for colour-blind readers); continuous scales use
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
-from .embeddings import OKABE_ITO
+from .style import OKABE_ITO, get_axes, okabe_ito
 
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
-def _ax(ax, size=(4.5, 3.0)):
-    import matplotlib.pyplot as plt
-
-    if ax is None:
-        _, ax = plt.subplots(figsize=size)
-    return ax
-
-
-def _colour(i: int) -> str:
-    return OKABE_ITO[i % len(OKABE_ITO)]
+NOTEBOOK_SIZE = (4.5, 3.0)  # the default figure of these plots
 
 
 def _grouped_bars(ax, groups: Sequence[str], series: Sequence[str], values: np.ndarray,
@@ -36,7 +29,7 @@ def _grouped_bars(ax, groups: Sequence[str], series: Sequence[str], values: np.n
     for j, name in enumerate(series):
         err = None if errors is None else errors[:, j]
         ax.bar(x + (j - (n_s - 1) / 2) * width, values[:, j], width, yerr=err, capsize=2 if err is not None else 0,
-               label=str(name), color=_colour(j), edgecolor="white", linewidth=0.5)
+               label=str(name), color=okabe_ito(j), edgecolor="white", linewidth=0.5)
     ax.set_xticks(x)
     ax.set_xticklabels([str(g) for g in groups])
 
@@ -50,7 +43,7 @@ def _pivot(df: pd.DataFrame, index: str, columns: str, value: str) -> pd.DataFra
 
 # ------------------------------------------------------------------ long tail
 def plot_popularity_curve(popularity: np.ndarray, item_bucket: np.ndarray | None = None,
-                          labels: Sequence[str] | None = None, *, ax=None, log: bool = True):
+                          labels: Sequence[str] | None = None, *, ax: Axes | None = None, log: bool = True) -> Axes:
     """Items sorted by training popularity (the long-tail curve), buckets shaded.
 
     Args:
@@ -60,7 +53,7 @@ def plot_popularity_curve(popularity: np.ndarray, item_bucket: np.ndarray | None
         ax: where to draw.
         log: log-scale y axis.
     """
-    ax = _ax(ax)
+    ax = get_axes(ax, NOTEBOOK_SIZE)
     pop = np.asarray(popularity)
     order = np.argsort(-pop, kind="stable")
     ranks = np.arange(1, len(pop) + 1)
@@ -70,7 +63,7 @@ def plot_popularity_curve(popularity: np.ndarray, item_bucket: np.ndarray | None
         for j in np.unique(b):
             r = ranks[b == j]
             name = labels[j] if labels is not None else f"bucket {j}"
-            ax.axvspan(r.min() - 0.5, r.max() + 0.5, color=_colour(int(j)), alpha=0.18,
+            ax.axvspan(r.min() - 0.5, r.max() + 0.5, color=okabe_ito(int(j)), alpha=0.18,
                        label=f"{name} ({len(r)} items)")
         ax.legend(fontsize=8, frameon=False)
     if log:
@@ -81,18 +74,19 @@ def plot_popularity_curve(popularity: np.ndarray, item_bucket: np.ndarray | None
     return ax
 
 
-def plot_bucket_metrics(df: pd.DataFrame, metric: str = "recall@20", *, ax=None, model_col: str = "model",
-                        bucket_col: str = "bucket"):
+def plot_bucket_metrics(df: pd.DataFrame, metric: str = "recall@20", *, ax: Axes | None = None,
+                        model_col: str = "model",
+                        bucket_col: str = "bucket") -> Axes:
     """Grouped bars: a metric per popularity bucket (x) and model (colour).
 
     Args:
         df: long table with ``model``, ``bucket`` and ``metric`` columns (one row per
             model, bucket and possibly seed: seeds are averaged, their std drawn as
             error bars). A ``<metric>_mean`` / ``<metric>_std`` pair (from
-            :func:`alignrec_lite.beyond.mean_std`) is used as is.
+            :func:`alignrec_lite.longtail.mean_std`) is used as is.
         metric: the column to draw.
     """
-    ax = _ax(ax)
+    ax = get_axes(ax, NOTEBOOK_SIZE)
     if f"{metric}_mean" in df.columns:
         mean = _pivot(df, bucket_col, model_col, f"{metric}_mean")
         std = _pivot(df, bucket_col, model_col, f"{metric}_std")
@@ -111,14 +105,14 @@ def plot_bucket_metrics(df: pd.DataFrame, metric: str = "recall@20", *, ax=None,
 
 
 def plot_beyond_accuracy(df: pd.DataFrame, metrics: Sequence[str] = ("coverage@20", "aplt@20", "gini@20"), *,
-                         ax=None, model_col: str = "model"):
+                         ax: Axes | None = None, model_col: str = "model") -> Axes:
     """Grouped bars of beyond-accuracy measures (x = measure, colour = model).
 
     Args:
         df: one row per model (and possibly seed) with the metric columns
-            (:func:`alignrec_lite.beyond.long_tail_report`'s second table).
+            (:func:`alignrec_lite.longtail.long_tail_report`'s second table).
     """
-    ax = _ax(ax)
+    ax = get_axes(ax, NOTEBOOK_SIZE)
     mean = df.groupby(model_col, sort=False)[list(metrics)].mean()
     std = df.groupby(model_col, sort=False)[list(metrics)].std() if df[model_col].duplicated().any() else None
     _grouped_bars(ax, list(metrics), list(mean.index), mean.T.to_numpy(),
@@ -131,19 +125,20 @@ def plot_beyond_accuracy(df: pd.DataFrame, metrics: Sequence[str] = ("coverage@2
 
 
 # ------------------------------------------------------------------ cold start
-def plot_cold_items(df: pd.DataFrame, metric: str = "recall@20", *, ax=None, method_col: str = "method"):
+def plot_cold_items(df: pd.DataFrame, metric: str = "recall@20", *, ax: Axes | None = None,
+                    method_col: str = "method") -> Axes:
     """Horizontal bars of a metric on the held-out (new) items, one bar per method.
 
     Args:
-        df: :func:`alignrec_lite.coldstart.item_coldstart_experiment` tables,
+        df: :func:`alignrec_lite.experiments.item_coldstart_experiment` tables,
             possibly concatenated over seeds (std drawn as error bars).
     """
-    ax = _ax(ax, (5.0, 3.0))
+    ax = get_axes(ax, (5.0, 3.0))
     g = df.groupby(method_col, sort=False)[metric]
     mean, std = g.mean(), g.std()
     y = np.arange(len(mean))
     ax.barh(y, mean.to_numpy(), xerr=np.nan_to_num(std.to_numpy()) if len(df) > len(mean) else None,
-            color=[_colour(i) for i in range(len(mean))], capsize=2)
+            color=[okabe_ito(i) for i in range(len(mean))], capsize=2)
     ax.set_yticks(y)
     ax.set_yticklabels(list(mean.index))
     ax.invert_yaxis()
@@ -152,25 +147,27 @@ def plot_cold_items(df: pd.DataFrame, metric: str = "recall@20", *, ax=None, met
     return ax
 
 
-def plot_cold_user_curve(df: pd.DataFrame, metric: str = "recall@20", *, ax=None, method_col: str = "method",
-                         methods: Sequence[str] | None = None):
+def plot_cold_user_curve(df: pd.DataFrame, metric: str = "recall@20", *, ax: Axes | None = None,
+                         method_col: str = "method",
+                         methods: Sequence[str] | None = None) -> Axes:
     """Metric vs number of items a new user revealed, one line per method (band = std over seeds).
 
     Args:
-        df: :func:`alignrec_lite.coldstart.user_coldstart_experiment` tables,
+        df: :func:`alignrec_lite.experiments.user_coldstart_experiment` tables,
             possibly concatenated over seeds.
         methods: which methods to draw (default all, in table order).
     """
-    ax = _ax(ax)
+    ax = get_axes(ax, NOTEBOOK_SIZE)
     methods = list(methods) if methods is not None else list(dict.fromkeys(df[method_col]))
     styles = {"mean": "-", "gradient": "--"}
     for i, m in enumerate(methods):
         sub = df[df[method_col] == m].groupby("given")[metric]
         mean, std = sub.mean(), sub.std().fillna(0.0)
         ls = styles.get(str(m).rsplit("· ", 1)[-1], ":")
-        ax.plot(mean.index, mean.to_numpy(), ls, marker="o", ms=3, color=_colour(i), label=m)
+        ax.plot(mean.index, mean.to_numpy(), ls, marker="o", ms=3, color=okabe_ito(i), label=m)
         if len(df[df[method_col] == m]) > len(mean):
-            ax.fill_between(mean.index, (mean - std).to_numpy(), (mean + std).to_numpy(), color=_colour(i), alpha=0.15)
+            ax.fill_between(mean.index, (mean - std).to_numpy(), (mean + std).to_numpy(), color=okabe_ito(i),
+                            alpha=0.15)
     ax.set_xlabel("items the new user revealed")
     ax.set_ylabel(f"{metric} on their other items")
     ax.set_title("New users, folded in without retraining")
@@ -179,7 +176,8 @@ def plot_cold_user_curve(df: pd.DataFrame, metric: str = "recall@20", *, ax=None
 
 
 # ------------------------------------------------------------------ training (notebook 05)
-def plot_loss_terms(history: Sequence[Mapping], *, ax=None, terms: Sequence[str] | None = None, log: bool = True):
+def plot_loss_terms(history: Sequence[Mapping], *, ax: Axes | None = None, terms: Sequence[str] | None = None,
+                    log: bool = True) -> Axes:
     """Loss terms per epoch from a run record's ``history`` (``loss_bpr``, ``loss_cca``, ...).
 
     Args:
@@ -187,7 +185,7 @@ def plot_loss_terms(history: Sequence[Mapping], *, ax=None, terms: Sequence[str]
         terms: which ``loss_*`` keys (default: all present, plus ``loss``).
         log: log-scale y axis (terms differ by orders of magnitude).
     """
-    ax = _ax(ax)
+    ax = get_axes(ax, NOTEBOOK_SIZE)
     keys = list(terms) if terms is not None else ["loss"] + sorted(
         {k for h in history for k in h if k.startswith("loss_")})
     epochs = [h["epoch"] for h in history]
@@ -196,7 +194,8 @@ def plot_loss_terms(history: Sequence[Mapping], *, ax=None, terms: Sequence[str]
         if np.all(np.isnan(np.asarray(vals, dtype=float))):
             continue
         ax.plot(epochs, np.abs(np.asarray(vals, dtype=float)) if log else vals, marker="o", ms=2,
-                color=_colour(i), label=k.replace("loss_", "") if k != "loss" else "total", lw=2 if k == "loss" else 1)
+                color=okabe_ito(i), label=k.replace("loss_", "") if k != "loss" else "total",
+                lw=2 if k == "loss" else 1)
     if log:
         ax.set_yscale("log")
     ax.set_xlabel("epoch")
@@ -207,15 +206,15 @@ def plot_loss_terms(history: Sequence[Mapping], *, ax=None, terms: Sequence[str]
 
 
 # ------------------------------------------------------------------ Table 2 (notebook 06)
-def plot_model_bars(df: pd.DataFrame, metric: str = "recall@20", *, ax=None, model_col: str = "model",
-                    highlight: str | None = None):
+def plot_model_bars(df: pd.DataFrame, metric: str = "recall@20", *, ax: Axes | None = None, model_col: str = "model",
+                    highlight: str | None = None) -> Axes:
     """Bars of a metric per model, mean over seeds with std error bars (Table 2 as a chart).
 
     Args:
         df: one row per model and seed.
         highlight: a model drawn in a stronger colour (e.g. ``"alignrec"``).
     """
-    ax = _ax(ax, (5.0, 3.0))
+    ax = get_axes(ax, (5.0, 3.0))
     g = df.groupby(model_col, sort=False)[metric]
     mean, std = g.mean(), g.std().fillna(0.0)
     x = np.arange(len(mean))
@@ -244,8 +243,8 @@ def fit_power_law(sizes: Sequence[float], seconds: Sequence[float]) -> tuple[flo
     return float(np.exp(log_a)), float(b)
 
 
-def plot_scaling(sizes: Sequence[float], seconds: Sequence[float], *, ax=None, label: str = "",
-                 xlabel: str = "size", extrapolate_to: float | None = None, colour: int = 0):
+def plot_scaling(sizes: Sequence[float], seconds: Sequence[float], *, ax: Axes | None = None, label: str = "",
+                 xlabel: str = "size", extrapolate_to: float | None = None, colour: int = 0) -> Axes:
     """Measured cost vs size on log-log axes with the fitted power law ``t = a n^b``.
 
     Args:
@@ -253,12 +252,12 @@ def plot_scaling(sizes: Sequence[float], seconds: Sequence[float], *, ax=None, l
         label: series name (the fitted exponent is appended).
         extrapolate_to: also draw the fitted line up to this size (dashed).
     """
-    ax = _ax(ax)
+    ax = get_axes(ax, NOTEBOOK_SIZE)
     a, b = fit_power_law(sizes, seconds)
-    ax.loglog(sizes, seconds, "o", color=_colour(colour), label=f"{label} (t ∝ n^{b:.2f})".strip())
+    ax.loglog(sizes, seconds, "o", color=okabe_ito(colour), label=f"{label} (t ∝ n^{b:.2f})".strip())
     hi = max(max(sizes), extrapolate_to or 0)
     xs = np.geomspace(min(sizes), hi, 50)
-    ax.loglog(xs, a * xs**b, "--" if extrapolate_to else "-", color=_colour(colour), lw=1)
+    ax.loglog(xs, a * xs**b, "--" if extrapolate_to else "-", color=okabe_ito(colour), lw=1)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("seconds")
     ax.set_title("How cost grows")
@@ -267,7 +266,7 @@ def plot_scaling(sizes: Sequence[float], seconds: Sequence[float], *, ax=None, l
 
 
 # ------------------------------------------------------------------ images (notebooks 07-08, explorer)
-def item_montage(dataset, items: Sequence[int], *, size: int = 64, hits: Sequence[bool] | None = None,
+def item_montage(dataset: Any, items: Sequence[int], *, size: int = 64, hits: Sequence[bool] | None = None,
                  columns: int | None = None) -> np.ndarray:
     """Thumbnails of items side by side as one RGB array (grey tiles for missing images).
 
@@ -307,12 +306,13 @@ def item_montage(dataset, items: Sequence[int], *, size: int = 64, hits: Sequenc
     return out
 
 
-def _is_poster(dataset) -> bool:
+def _is_poster(dataset: Any) -> bool:
     return getattr(dataset, "name", "") == "movielens"
 
 
-def plot_items(dataset, items: Sequence[int], *, ax=None, title: str = "", hits: Sequence[bool] | None = None,
-               size: int = 64, columns: int | None = None):
+def plot_items(dataset: Any, items: Sequence[int], *, ax: Axes | None = None, title: str = "",
+               hits: Sequence[bool] | None = None,
+               size: int = 64, columns: int | None = None) -> Axes:
     """Draw items' images (posters) in one Axes, hits framed in green.
 
     Args:
@@ -321,7 +321,7 @@ def plot_items(dataset, items: Sequence[int], *, ax=None, title: str = "", hits:
         title: the Axes title.
         hits: per item, whether it is a hit (green frame).
     """
-    ax = _ax(ax, (max(3.0, 0.55 * len(items)), 1.4))
+    ax = get_axes(ax, (max(3.0, 0.55 * len(items)), 1.4))
     ax.imshow(item_montage(dataset, items, size=size, hits=hits, columns=columns))
     ax.set_axis_off()
     ax.set_title(title, fontsize=9, loc="left")

@@ -15,13 +15,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .errors import ConfigError
+from ..errors import ConfigError
+from ..utils import as_tensor
 
 METRICS = ("cosine", "dot")
-
-
-def _t(x: Any) -> torch.Tensor:
-    return (x.detach() if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x))).float().cpu()
 
 
 def similarity(a: Any, b: Any, metric: str = "cosine") -> torch.Tensor:
@@ -37,7 +34,7 @@ def similarity(a: Any, b: Any, metric: str = "cosine") -> torch.Tensor:
     Raises:
         ConfigError: unknown metric.
     """
-    at, bt = _t(a), _t(b)
+    at, bt = as_tensor(a), as_tensor(b)
     if metric == "cosine":
         at, bt = F.normalize(at, dim=1), F.normalize(bt, dim=1)
     elif metric != "dot":
@@ -51,7 +48,7 @@ def nearest_items(item_emb: Any, item: int, k: int = 5, metric: str = "cosine") 
     Shape:
         item_emb: ``(n_items, d)``; returns ``(k,)`` int64.
     """
-    sims = similarity(item_emb, _t(item_emb)[item : item + 1], metric)[:, 0]  # (n_items,)
+    sims = similarity(item_emb, as_tensor(item_emb)[item : item + 1], metric)[:, 0]  # (n_items,)
     sims[item] = -float("inf")
     return sims.topk(min(k, len(sims) - 1)).indices.numpy()
 
@@ -128,7 +125,7 @@ def triplet_similarities(encode: Any, triplets: Sequence[tuple[str, str, str]]) 
         cos(anchor, distractor). A model "prefers meaning" where column 0 > column 1.
     """
     texts = [t for trip in triplets for t in trip]
-    vec = F.normalize(_t(encode(texts)), dim=1).reshape(len(triplets), 3, -1)  # (n, 3, d)
+    vec = F.normalize(as_tensor(encode(texts)), dim=1).reshape(len(triplets), 3, -1)  # (n, 3, d)
     pos = (vec[:, 0] * vec[:, 1]).sum(dim=1)  # (n,)
     neg = (vec[:, 0] * vec[:, 2]).sum(dim=1)  # (n,)
     return torch.stack([pos, neg], dim=1).numpy()

@@ -19,24 +19,13 @@ encoders such as MiniLM remove.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 
-from .errors import ConfigError
-
-_TOKEN = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
-
-
-def tokenize(text: str) -> list[str]:
-    """Lower-case word tokens (hyphenated words such as ``polka-dot`` stay whole).
-
-    >>> tokenize("Kivo polka-dot Cup!")
-    ['kivo', 'polka-dot', 'cup']
-    """
-    return _TOKEN.findall(text.lower()) if isinstance(text, str) else []
+from ..errors import ConfigError
+from ..utils import l2_normalise_rows, tokenize
 
 
 def ppmi_matrix(counts: np.ndarray) -> np.ndarray:
@@ -121,7 +110,7 @@ class StaticWordVectors:
 
     def most_similar(self, word: str, k: int = 5) -> list[tuple[str, float]]:
         """The ``k`` words with the highest cosine similarity to ``word`` (``KeyError`` if unknown)."""
-        w = self.vectors / np.maximum(np.linalg.norm(self.vectors, axis=1, keepdims=True), 1e-12)
+        w = l2_normalise_rows(self.vectors)
         j = self._row(word)
         sims = w @ w[j]  # (V,)
         order = [i for i in np.argsort(-sims, kind="stable") if i != j][:k]
@@ -139,4 +128,4 @@ class StaticWordVectors:
             ids = [index[w] for w in tokenize(text) if w in index]
             if ids:
                 out[r] = self.vectors[ids].mean(axis=0)
-        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+        return l2_normalise_rows(out)

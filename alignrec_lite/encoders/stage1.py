@@ -1,0 +1,264 @@
+"""What the two stage-1 encoders (:mod:`alignrec_lite.ica`, :mod:`alignrec_lite.multiway`) share.
+
+Their run folders and checkpoints (``RUN/last.pt``), and the fused item vectors they write into
+the dataset folder (``mm_feat.npy``, the masked views, the ``mm`` entry of ``features.json``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import asdict, fields
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+
+from ..data.mmrec import RecDataset
+from ..errors import ConfigError, DataError
+from ..files import save_npy, sha256_file, write_json
+from .extract import load_image
+from .manifest import (
+    MASKED_FILES,
+    MM_FILE,
+    library_versions,
+    read_manifest,
+    update_manifest,
+)
+
+
+class Stage1Config:
+    """What the stage-1 config dataclasses share (:class:`~alignrec_lite.ica.ICAConfig`,
+    :class:`~alignrec_lite.multiway.MultiwayConfig`): validation, the settings hash, rebuilding.
+
+    A subclass is a dataclass and sets ``label`` (the encoder's name in messages).
+    """
+
+    label = "stage-1"
+
+    def check(self, checks: Sequence[tuple[bool, str, str]]) -> None:
+        """Raise :class:`ConfigError` for the first ``(ok, setting, fix)`` that is not ok."""
+        for ok, key, fix in checks:
+            if not ok:
+                raise ConfigError(f"invalid {self.label} setting {key}: {getattr(self, key)!r}", row=key, fix=fix)
+
+    def key(self) -> str:
+        """Hash of the settings that define the trained encoder (not epochs or device)."""
+        d = {k: v for k, v in asdict(self).items() if k not in ("epochs", "device")}
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Any:
+        """Rebuild from :func:`dataclasses.asdict` output (unknown keys are an error)."""
+        names = {f.name for f in fields(cls)}
+        bad = sorted(set(d) - names)
+        if bad:
+            raise ConfigError(f"unknown {cls.label} setting(s) {bad}", row=bad[0], fix=f"use {sorted(names)}")
+        return cls(**d)
+
+
+def decode_item_images(ds: RecDataset, preprocess: Callable[[Any], torch.Tensor], size: int, *,
+                       progress: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every item's image, pre-processed once and kept in memory as float16.
+
+    Args:
+        ds: the dataset (needs ``items.csv``).
+        preprocess: RGB PIL image -> ``(3, size, size)`` tensor.
+        size: the side of the pre-processed image.
+        progress: a bar while the images are decoded.
+
+    Returns:
+        ``(pixels (n_items, 3, size, size) float16, has_image (n_items,) bool)``; an item without
+        a readable image keeps zeros.
+
+    Raises:
+        DataError: no item image could be read.
+    """
+    from tqdm.auto import tqdm
+
+    pixels = torch.zeros(ds.n_items, 3, size, size, dtype=torch.float16)  # (n_items, 3, S, S)
+    has_image = torch.zeros(ds.n_items, dtype=torch.bool)
+    for i in tqdm(range(ds.n_items), disable=not progress, desc="decoding images", unit="img"):
+        im = load_image(ds.image_path(i))
+        if im is not None:
+            pixels[i] = preprocess(im).to(torch.float16)
+            has_image[i] = True
+    if not has_image.any():
+        raise DataError("no item image could be read", path=ds.path,
+                        fix="check the `image` column of items.csv and the image files")
+    return pixels, has_image
+
+
+def reuse_mm_features(folder: Path, encoder: str, config_key: str, epochs: int, *, resume: bool,
+                      overwrite: bool, extra: Sequence[str] = ()) -> dict | None:
+    """Check a dataset folder's ``mm_feat.npy`` before a stage-1 run.
+
+    Args:
+        folder: the dataset folder.
+        encoder, config_key, epochs: what the run would make (manifest ``encoder``, ``config_key``, ``epochs``).
+        resume, overwrite: the run's options.
+        extra: manifest fields copied into the result (e.g. ``geometry_before``).
+
+    Returns:
+        The run's result (``"up_to_date": True``) when the folder already holds these very
+        features, else ``None`` (train).
+
+    Raises:
+        DataError: ``mm_feat.npy`` was made by another encoder or with other settings and
+            ``overwrite`` is off.
+    """
+    entry = read_manifest(folder).get("mm")
+    if not (folder / MM_FILE).exists() or overwrite:
+        return None
+    if not (isinstance(entry, dict) and entry.get("encoder") == encoder and entry.get("config_key") == config_key):
+        made = entry.get("encoder") if isinstance(entry, dict) else "an unknown encoder"
+        raise DataError(f"{MM_FILE} already exists (made by {made} with other settings)", path=folder / MM_FILE,
+                        fix="pass --overwrite (overwrite=True) to replace it, or use another folder")
+    if resume or entry.get("epochs") != epochs or entry.get("sha256") != sha256_file(folder / MM_FILE):
+        return None
+    return {"shape": entry["shape"], "epochs_run": entry["epochs"], "train_seconds": entry["train_seconds"],
+            "final_loss": entry["final_loss"], "run_dir": Path(entry["run_dir"]), "history": [],
+            **{k: entry[k] for k in extra}, "manifest": read_manifest(folder), "up_to_date": True}
+
+
+def restore_training_state(state: dict, opt: torch.optim.Optimizer, gen: torch.Generator
+                           ) -> tuple[list, int, float]:
+    """Put a resumed stage-1 run back where its checkpoint stopped.
+
+    Loads the optimiser (its moments move to the parameters' device), the batch-order
+    generator and torch's global random state.
+
+    Returns:
+        ``(history, epochs done, training seconds so far)``.
+    """
+    opt.load_state_dict(state["optimizer"])
+    gen.set_state(state["generator"])
+    torch.set_rng_state(state["torch_rng"])
+    return list(state["history"]), int(state["epoch"]), float(state["seconds"])
+
+
+def save_stage1_checkpoint(run: Path, kind: str, state: dict, opt: torch.optim.Optimizer, gen: torch.Generator,
+                           history: list, seconds: float) -> None:
+    """Write a stage-1 encoder's ``run/last.pt`` atomically: its own ``state`` plus what resuming needs.
+
+    Args:
+        run: the run folder.
+        kind: the encoder's name, checked by :func:`load_stage1_checkpoint`.
+        state: the encoder's fields (``config``, ``epoch``, ``model``, ...).
+        opt, gen: the optimiser and the batch-order generator.
+        history: per-epoch records so far.
+        seconds: training wall time so far.
+    """
+    from ..files import atomic_path
+
+    full = {"format": 1, "kind": kind, **state, "optimizer": opt.state_dict(), "generator": gen.get_state(),
+            "torch_rng": torch.get_rng_state(), "history": history, "seconds": seconds}
+    with atomic_path(run / "last.pt") as tmp:
+        torch.save(full, tmp)
+
+
+def load_stage1_checkpoint(path: str | Path, kinds: tuple[str | None, ...], *, name: str, train_cmd: str) -> dict:
+    """Read a stage-1 checkpoint written by :func:`save_stage1_checkpoint` (CRC-checked, ``weights_only``).
+
+    Args:
+        path: ``last.pt`` or its run folder.
+        kinds: the ``kind`` values accepted (``None``: a checkpoint from before kinds were recorded).
+        name: the encoder's name in messages.
+        train_cmd: the command that makes such a run.
+
+    Raises:
+        CheckpointError: missing, unreadable or another encoder's checkpoint.
+    """
+    from ..errors import CheckpointError
+    from ..files import load_checkpoint_file
+
+    path = Path(path)
+    if path.is_dir():
+        path = path / "last.pt"
+    if not path.exists():
+        raise CheckpointError(f"no {name} checkpoint", path=path, fix=f"train first with `{train_cmd}`")
+    state = load_checkpoint_file(path)
+    if (not isinstance(state, dict) or state.get("format") != 1 or state.get("kind") not in kinds
+            or "model" not in state):
+        raise CheckpointError(f"not a {name} checkpoint", path=path, fix=f"point to a run folder of `{train_cmd}`")
+    return state
+
+
+def open_stage1_run(run: Path, cfg: Any, *, resume: bool, overwrite: bool, load: Callable[[Path], dict],
+                    name: str) -> dict | None:
+    """Prepare a stage-1 run folder: the checkpoint to resume (same settings), or a fresh start.
+
+    Args:
+        run: the run folder.
+        cfg: the encoder's config dataclass (``key()``, ``from_dict``); ``epochs`` and
+            ``device`` may differ from the checkpoint's when resuming.
+        resume: continue from ``run/last.pt``.
+        overwrite: start again over an existing run.
+        load: the encoder's checkpoint loader.
+        name: the encoder's name in messages (``"an ICA"``).
+
+    Returns:
+        The checkpoint to resume from, or ``None`` for a fresh start.
+
+    Raises:
+        CheckpointError: other settings than the checkpoint's, or an existing run without
+            ``resume`` / ``overwrite``.
+    """
+    from ..errors import CheckpointError
+
+    state = None
+    if resume:
+        state = load(run)
+        old = type(cfg).from_dict(state["config"])
+        if old.key() != cfg.key():
+            diff = {k: (v, getattr(cfg, k)) for k, v in asdict(old).items()
+                    if getattr(cfg, k) != v and k not in ("epochs", "device")}
+            raise CheckpointError(f"the checkpoint was trained with other settings {diff}", path=run / "last.pt",
+                                  fix="resume with the same settings, or start again with --overwrite")
+    elif (run / "last.pt").exists() and not overwrite:
+        raise CheckpointError(f"the run folder already holds {name} run", path=run,
+                              fix="pass --resume to continue it or --overwrite to start again")
+    run.mkdir(parents=True, exist_ok=True)
+    write_json(run / "config.json", asdict(cfg))
+    return state
+
+
+def write_mm_features(folder: Path, run: Path, emb: dict, entry: dict, *, config: Any, history: list,
+                      train_seconds: float, missing_images: int, device: Any) -> dict:
+    """Write a stage-1 encoder's item vectors into the dataset folder and record them in its manifest.
+
+    Shared by both stage-1 encoders (:mod:`alignrec_lite.ica`, :mod:`alignrec_lite.multiway`):
+    ``mm_feat.npy`` (the fused vectors), the two masked views (:data:`MASKED_FILES`), the
+    ``mm`` entry of ``features.json`` and ``run/result.json``.
+
+    Args:
+        folder: the dataset folder.
+        run: the encoder's run folder.
+        emb: ``{"mm": (n_items, d), "mm_mask_image": ..., "mm_mask_text": ...}``.
+        entry: the encoder's own manifest fields (``"encoder"`` first, then what describes it).
+        config: the encoder's config dataclass (with ``key()``).
+        history: per-epoch records (``"loss"``).
+        train_seconds: pre-training wall time.
+        missing_images: items without a readable image.
+        device: where it ran.
+
+    Returns:
+        The updated manifest.
+    """
+    save_npy(folder / MM_FILE, emb["mm"])
+    for modality, fname in MASKED_FILES.items():
+        save_npy(folder / fname, emb[f"mm_mask_{modality}"])
+    man_entry = {
+        "encoder": entry["encoder"], "file": MM_FILE, "dim": int(emb["mm"].shape[1]), "shape": list(emb["mm"].shape),
+        "sha256": sha256_file(folder / MM_FILE), "rows": "itemID", "config_key": config.key(),
+        "config": asdict(config), **{k: v for k, v in entry.items() if k != "encoder"},
+        "masked_files": {m: {"file": f, "sha256": sha256_file(folder / f)} for m, f in MASKED_FILES.items()},
+        "missing_images": int(missing_images), "epochs": len(history), "train_seconds": round(train_seconds, 2),
+        "final_loss": history[-1]["loss"] if history else None, "run_dir": str(run), "device": str(device),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "versions": library_versions(),
+    }
+    manifest = update_manifest(folder, "mm", man_entry)
+    write_json(run / "result.json", {k: v for k, v in man_entry.items() if k != "versions"})
+    return manifest
+
