@@ -17,9 +17,9 @@ from .utils import get_device, seed_everything, show_versions, versions
 __version__ = "0.1.0"
 
 _SUBMODULES = {
-    "beyond", "cli", "coldstart", "config", "data", "encoders", "evaluate", "exercises", "feature_eval",
-    "geometry", "graphs", "ica", "io", "losses", "models", "nbtools", "plots", "search", "serve", "train",
-    "utils", "widgets",
+    "cli", "coldstart", "config", "data", "encoders", "evaluate", "exercises", "experiments", "feature_eval", "files",
+    "geometry", "graphs", "ica", "longtail", "losses", "models", "multiway", "nbtools", "plots", "runs", "scorers",
+    "serve", "teach", "train", "tuning", "utils", "widgets",
 }
 
 

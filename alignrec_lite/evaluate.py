@@ -160,6 +160,32 @@ def metrics_from_hits(hits: torch.Tensor, n_pos: torch.Tensor, ks: Sequence[int]
     return out
 
 
+def metrics_of_lists(lists: np.ndarray, users: np.ndarray, truth: sp.csr_matrix, ks: Sequence[int],
+                     metrics: Sequence[str] = ("recall", "ndcg")) -> dict[str, float]:
+    """Mean metrics of ready top-K lists (the evaluator's formulas, :func:`metrics_from_hits`).
+
+    For protocols that rank themselves (cold start, long tail): no masking or
+    rounding here, and lists shorter than ``max(ks)`` count the missing slots as misses.
+
+    Args:
+        lists: ``(n, K)`` item IDs (``-1`` = empty slot).
+        users: ``(n,)`` rows of ``truth`` (each with at least one relevant item).
+        truth: user x item relevance matrix.
+        ks: cut-offs.
+        metrics: which of :data:`METRICS` to return.
+
+    Returns:
+        ``{"recall@20": float, "ndcg@20": float, ...}`` (float64 means over the users),
+        in the order metric-major within each K.
+    """
+    hits = torch.from_numpy(hits_matrix(lists, users, truth))  # (n, K)
+    n_pos = torch.from_numpy(np.diff(truth[users].indptr).astype(np.int64))
+    if hits.shape[1] < max(ks):  # fewer items than K: pad with misses
+        hits = torch.nn.functional.pad(hits, (0, max(ks) - hits.shape[1]))
+    m = metrics_from_hits(hits, n_pos, ks)
+    return {name: float(m[name].mean()) for k in ks for name in (f"{x}@{k}" for x in metrics)}
+
+
 def evaluate(
     score_fn: ScoreFn,
     dataset: RecDataset,

@@ -1,20 +1,19 @@
 """``make tour``: the kit's main job, end to end, on the bundled toy shop (or MovieLens).
 
-1. build the dataset folder (toy shop generated from its seed, with its attribute features;
-   or MovieLens with posters from ``$ALIGNREC_DATA``);
+1. find the dataset through the catalogue (:func:`alignrec_lite.data.resolve_dataset`): the bundled
+   toy shop with its attribute features, or MovieLens with posters built once from ``$ALIGNREC_DATA``
+   into the cache;
 2. train LightGCN and AlignRec with early stopping on valid;
 3. evaluate on test with MMRec's protocol and export every user's top-20;
 4. render every notebook at full settings into ``_build/notebooks/``, check that every figure
    is there, and build the course site ``_build/site/`` (open ``_build/site/index.html``);
 5. print a short report of the headline numbers.
 
-Run ``python -m alignrec_lite.tour --help`` for the options.
+Run ``alignrec-lite tour --help`` (or ``python -m alignrec_lite.tour --help``) for the options.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -24,41 +23,20 @@ from .errors import AlignRecError
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _build_dataset(name: str, build_dir: Path) -> Path:
-    if name == "toy":
-        from .data.toy import build_toy, write_attribute_features
-
-        out = build_toy(build_dir / "data" / "toy-shop", size="default", seed=0, overwrite=True, progress=False)
-        write_attribute_features(out)
-        return out
-    if name == "movielens":
-        from .data.movielens import build_movielens
-        from .utils import data_root
-
-        root = data_root()
-        if root is None:
-            raise AlignRecError("MovieLens needs the real data", row="ALIGNREC_DATA",
-                                fix="set ALIGNREC_DATA to the folder with ml-latest-small/ and ml-posters/posters/")
-        out = build_movielens(build_dir / "data" / "movielens", ratings_dir=root / "ml-latest-small",
-                              posters_dir=root / "ml-posters" / "posters", overwrite=True, progress=False)
-        return out
-    raise AlignRecError(f"unknown dataset {name!r}", row="--dataset", fix="use toy or movielens")
-
-
 def run_tour(dataset: str = "toy", build_dir: Path = REPO / "_build", notebooks: bool = True,
              epochs: int = 200) -> dict:
     """Run the tour; returns the report as a dict (also written to ``_build/tour.json``)."""
+    from .data.catalog import resolve_dataset
     from .data.mmrec import format_stats, load_mmrec
     from .evaluate import format_metrics
-    from .io import write_json
+    from .files import write_json
     from .serve import export_topk
     from .train import train
 
     report: dict = {"dataset": dataset}
     t0 = time.perf_counter()
-    print(f"[1/4] building the {dataset} dataset …", flush=True)
-    folder = _build_dataset(dataset, build_dir)
-    ds = load_mmrec(folder)
+    print(f"[1/4] opening the {dataset} dataset …", flush=True)
+    ds = load_mmrec(resolve_dataset(dataset, progress=False))
     print(format_stats(ds.stats()))
     report["stats"] = ds.stats()
     models = ["lightgcn"] + (["alignrec"] if ds.features else [])
@@ -77,14 +55,19 @@ def run_tour(dataset: str = "toy", build_dir: Path = REPO / "_build", notebooks:
         print(f"[3/4] exporting every user's top-20 from {name} …", flush=True)
         export_topk(model, ds, build_dir / f"top20_{name}.csv", k=20, progress=True)
     if notebooks:
-        report["notebooks"] = _render(dataset, build_dir)
+        report["notebooks"] = render_tour_notebooks(dataset, build_dir)
     report["seconds"] = round(time.perf_counter() - t0, 1)
     write_json(build_dir / "tour.json", report)
     _print_report(report)
     return report
 
 
-def _render(dataset: str, build_dir: Path) -> dict:
+def render_tour_notebooks(dataset: str, build_dir: Path) -> dict:
+    """Render every numbered notebook at full settings on ``dataset`` into ``build_dir/notebooks`` (and HTML).
+
+    Returns:
+        :func:`alignrec_lite.nbtools.render_notebooks`' report, one entry per notebook.
+    """
     from .nbtools import render_notebooks
 
     nb_dir = REPO / "notebooks"
@@ -112,25 +95,10 @@ def _print_report(report: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command-line entry of ``make tour``."""
-    ap = argparse.ArgumentParser(prog="python -m alignrec_lite.tour", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--dataset", default="toy", choices=["toy", "movielens"])
-    ap.add_argument("--build-dir", default=str(REPO / "_build"))
-    ap.add_argument("--notebooks-only", action="store_true", help="only render the notebooks")
-    ap.add_argument("--no-notebooks", action="store_true", help="skip rendering the notebooks")
-    ap.add_argument("--epochs", type=int, default=200)
-    args = ap.parse_args(argv)
-    try:
-        if args.notebooks_only:
-            rep = _render(args.dataset, Path(args.build_dir))
-            print(json.dumps({k: {kk: vv for kk, vv in v.items() if kk != "records"} for k, v in rep.items()}, indent=1))
-            return 0
-        run_tour(args.dataset, Path(args.build_dir), notebooks=not args.no_notebooks, epochs=args.epochs)
-    except AlignRecError as exc:
-        print(f"alignrec-lite tour: error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    """``python -m alignrec_lite.tour [...]`` = ``alignrec-lite tour [...]`` (:mod:`alignrec_lite.cli.tour`)."""
+    from .cli import main as cli_main
+
+    return cli_main(["tour", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":  # pragma: no cover

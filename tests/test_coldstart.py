@@ -1,13 +1,17 @@
-"""Cold-start protocols: the item-disjoint split leaks nothing, the user split, baselines, curves."""
+"""Cold-start protocols: the item-disjoint split leaks nothing, the user split, scoring, curves.
+
+The splits live in :mod:`alignrec_lite.data.split`, the content baselines in :mod:`alignrec_lite.scorers`
+(tests/test_scorers.py).
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-import scipy.sparse as sp
 import torch
 
 from alignrec_lite import coldstart
+from alignrec_lite.data.split import item_disjoint_split, user_coldstart_split
 from alignrec_lite.data.toy import load_toy
 from alignrec_lite.errors import ConfigError
 from alignrec_lite.graphs import normalized_adjacency
@@ -23,7 +27,7 @@ def smoke():
 # ------------------------------------------------------------------ item-disjoint split
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_item_disjoint_split_leaks_no_held_out_item(smoke, seed):
-    cs = coldstart.item_disjoint_split(smoke, 0.25, seed=seed)
+    cs = item_disjoint_split(smoke, 0.25, seed=seed)
     ds = cs.dataset
     cold = set(cs.cold_items.tolist())
     assert len(cold) == round(0.25 * smoke.n_items)
@@ -52,52 +56,31 @@ def test_item_disjoint_split_leaks_no_held_out_item(smoke, seed):
 
 
 def test_item_disjoint_split_is_seeded_and_checks_share(smoke):
-    a = coldstart.item_disjoint_split(smoke, 0.2, seed=3).cold_items
-    b = coldstart.item_disjoint_split(smoke, 0.2, seed=3).cold_items
+    a = item_disjoint_split(smoke, 0.2, seed=3).cold_items
+    b = item_disjoint_split(smoke, 0.2, seed=3).cold_items
     assert np.array_equal(a, b)
     for share in (0.0, 1.0, -0.1):
         with pytest.raises(ConfigError):
-            coldstart.item_disjoint_split(smoke, share)
+            item_disjoint_split(smoke, share)
 
 
-# ------------------------------------------------------------------ content baselines
-FEAT = np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9], [0.7, 0.7]], dtype=np.float32)
+def test_both_splits_share_one_hold_out_draw(smoke):
+    """The two splits draw with the same code: refusals name what is held out, and the seed is the draw's."""
+    with pytest.raises(ConfigError, match="eligible items"):
+        item_disjoint_split(smoke, 0.001)
+    with pytest.raises(ConfigError, match="eligible users"):
+        user_coldstart_split(smoke, 0.001)
+    pooled = np.concatenate([smoke.train, smoke.valid, smoke.test])
+    deg = np.bincount(pooled[:, 0], minlength=smoke.n_users)
+    eligible = np.flatnonzero(deg > 5)
+    n = int(round(0.2 * len(eligible)))
+    expected = np.sort(np.random.default_rng(4).choice(eligible, size=n, replace=False))
+    assert np.array_equal(user_coldstart_split(smoke, 0.2, seed=4, max_given=5).cold_users, expected)
 
 
-def test_knn_weights_by_hand():
-    w = coldstart.knn_weights(FEAT, sources=np.array([0, 2, 4]), targets=np.array([1, 3]), k=1).toarray()
-    cos = lambda a, b: float(FEAT[a] @ FEAT[b] / np.linalg.norm(FEAT[a]) / np.linalg.norm(FEAT[b]))  # noqa: E731
-    expected = np.zeros((5, 5), np.float32)
-    expected[0, 1] = cos(0, 1)  # nearest source of target 1 is item 0
-    expected[2, 3] = cos(2, 3)
-    np.testing.assert_allclose(w, expected, rtol=1e-5)
-    # a target is never its own neighbour
-    w2 = coldstart.knn_weights(FEAT, sources=np.arange(5), targets=np.arange(5), k=2).toarray()
-    assert np.all(np.diag(w2) == 0) and (w2 > 0).sum() == 10
-
-
-def test_item_knn_scores_by_hand():
-    history = sp.csr_matrix(np.array([[1, 0, 0, 0, 0], [0, 0, 1, 0, 0]], dtype=np.float32))
-    fn = coldstart.item_knn_scores(FEAT, history, k=1, targets=np.array([1, 3]))
-    s = fn(torch.tensor([0, 1])).numpy()
-    assert np.isinf(s[:, [0, 2, 4]]).all()
-    # user 0 saw item 0 = the nearest source of target 1 -> score cos(0, 1); target 3 -> 0
-    assert s[0, 1] == pytest.approx(0.9 / np.linalg.norm([0.9, 0.1]), rel=1e-5) and s[0, 3] == 0
-    assert s[1, 3] > 0 and s[1, 1] == 0
-
-
-def test_neighbour_popularity_and_random(smoke):
-    pop = np.array([10, 0, 2, 0, 6], np.float32)
-    fn = coldstart.neighbour_popularity_scores(FEAT, pop, np.array([1, 3]), k=1)
-    s = fn(torch.tensor([0]))[0]
-    assert s[1] == 10 and s[3] == 2 and torch.isinf(s[[0, 2, 4]]).all()
-    r = coldstart.random_scores(7, seed=1)
-    assert torch.equal(r(torch.tensor([3, 4]))[0], r(torch.tensor([3]))[0])
-    assert not torch.equal(r(torch.tensor([3]))[0], r(torch.tensor([4]))[0])
-
-
+# ------------------------------------------------------------------ scoring the cold items
 def test_evaluate_cold_items_oracle_and_content_path(smoke):
-    cs = coldstart.item_disjoint_split(smoke, 0.2, seed=0)
+    cs = item_disjoint_split(smoke, 0.2, seed=0)
     truth = torch.from_numpy(cs.dataset.interaction_matrix("test").toarray())
     # an oracle that also scores every warm item above the cold ones: restriction must remove them
     oracle = lambda u: truth[u] + 10.0 * (torch.from_numpy(cs.dataset.item_popularity() > 0).float())  # noqa: E731
@@ -127,7 +110,7 @@ def test_evaluate_cold_items_oracle_and_content_path(smoke):
 
 # ------------------------------------------------------------------ user cold start
 def test_user_coldstart_split(smoke):
-    us = coldstart.user_coldstart_split(smoke, 0.2, seed=0, max_given=5)
+    us = user_coldstart_split(smoke, 0.2, seed=0, max_given=5)
     ds = us.dataset
     cold = set(us.cold_users.tolist())
     for split in (ds.train, ds.valid, ds.test):
@@ -150,7 +133,7 @@ def test_user_coldstart_split(smoke):
 
 
 def test_cold_user_curve_by_hand(smoke):
-    us = coldstart.user_coldstart_split(smoke, 0.1, seed=1, max_given=2)
+    us = user_coldstart_split(smoke, 0.1, seed=1, max_given=2)
     truth = torch.from_numpy(us.targets().toarray())
 
     def oracle(given):
@@ -179,7 +162,7 @@ def test_cold_user_curve_by_hand(smoke):
 
 
 def test_model_fold_in_masks_given_and_falls_back_to_popularity(smoke):
-    us = coldstart.user_coldstart_split(smoke, 0.1, seed=0)
+    us = user_coldstart_split(smoke, 0.1, seed=0)
     rng = np.random.default_rng(0)
     model = FixedModel(us.dataset, rng.normal(size=(smoke.n_users, 8)), rng.normal(size=(smoke.n_items, 8)))
     for method in ("mean", "gradient"):
@@ -196,7 +179,7 @@ def test_model_fold_in_masks_given_and_falls_back_to_popularity(smoke):
 def test_alignrec_content_path_uses_no_id_of_cold_items(smoke):
     from alignrec_lite.models import get_model_class
 
-    cs = coldstart.item_disjoint_split(smoke, 0.2, seed=0)
+    cs = item_disjoint_split(smoke, 0.2, seed=0)
     torch.manual_seed(0)
     model = get_model_class("alignrec")(cs.dataset, {"embedding_size": 8})
     feat = cs.dataset.feature(model.feature_source)[0]

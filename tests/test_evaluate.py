@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from alignrec_lite.data.mmrec import RecDataset
-from alignrec_lite.evaluate import evaluate, topk_stable
+from alignrec_lite.evaluate import evaluate, metrics_of_lists, topk_stable
 
 KS = (5, 10, 20, 50)
 
@@ -111,3 +111,22 @@ def test_validation_items_unmasked_at_test_by_default():
 def test_topk_stable_breaks_ties_towards_lower_index():
     s = torch.tensor([[1.0, 3.0, 3.0, 3.0, 0.0], [5.0, 4.0, 3.0, 2.0, 1.0]])
     assert topk_stable(s, 2).tolist() == [[1, 2], [0, 1]]
+
+
+def test_metrics_of_lists_matches_the_evaluator_and_pads_short_lists():
+    rng = np.random.default_rng(0)
+    n_users, n_items = 6, 9
+    train = np.array([[u, u] for u in range(n_users)])
+    test = np.array([[u, i] for u in range(n_users) for i in rng.choice(np.arange(n_users, n_items), 2, replace=False)])
+    ds = RecDataset("lists", n_users, n_items, train, np.zeros((0, 2), dtype=np.int64), test)
+    scores = torch.from_numpy(rng.random((n_users, n_items)).astype(np.float32))
+    ref = evaluate(lambda u: scores[u], ds, "test", ks=(2, 3), round_to=None)
+    masked = scores.clone()
+    masked[torch.arange(n_users), torch.arange(n_users)] = -torch.inf  # the training items, as evaluate masks them
+    lists = topk_stable(masked, 3).numpy()
+    got = metrics_of_lists(lists, np.arange(n_users), ds.interaction_matrix("test"), (2, 3))
+    assert list(got) == ["recall@2", "ndcg@2", "recall@3", "ndcg@3"]
+    for key, value in got.items():
+        assert value == pytest.approx(ref[key], abs=1e-12)
+    short = metrics_of_lists(lists[:, :2], np.arange(n_users), ds.interaction_matrix("test"), (3,))  # misses padded
+    assert short["recall@3"] == pytest.approx(ref["recall@2"], abs=1e-12)

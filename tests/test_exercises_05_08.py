@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from alignrec_lite import exercises as ex
-from alignrec_lite.beyond import gini
+from alignrec_lite.longtail import gini
 from alignrec_lite.losses import info_nce
 from helpers import exercise_tests, prediction_tests
 

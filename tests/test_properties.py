@@ -25,10 +25,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from alignrec_lite.config import TRAIN_DEFAULTS, parse_set_args, resolve_config
-from alignrec_lite.data.mmrec import (
-    RecDataset,
-    check_images,
-    load_mmrec,
+from alignrec_lite.data.mmrec import RecDataset, check_images, load_mmrec
+from alignrec_lite.data.mmrec_files import (
     read_card,
     read_feature,
     read_id_mapping,
@@ -37,7 +35,7 @@ from alignrec_lite.data.mmrec import (
     write_mmrec_files,
 )
 from alignrec_lite.errors import AlignRecError, CheckpointError, ConfigError, DataError
-from alignrec_lite.train import load_checkpoint_file
+from alignrec_lite.files import load_checkpoint_file
 
 #: ``ALIGNREC_PROPERTY_SCALE=20 pytest tests/test_properties.py`` searches 20x longer (not in CI).
 SCALE = int(os.environ.get("ALIGNREC_PROPERTY_SCALE", "1"))

@@ -32,7 +32,8 @@ import torch
 
 from alignrec_lite.cli import build_parser, main
 from alignrec_lite.config import parse_set_args, resolve_config
-from alignrec_lite.data.mmrec import load_mmrec, read_card
+from alignrec_lite.data.mmrec import load_mmrec
+from alignrec_lite.data.mmrec_files import read_card
 from alignrec_lite.data.toy import load_toy
 from alignrec_lite.errors import AlignRecError, CheckpointError, ConfigError, DataError
 from alignrec_lite.utils import get_device

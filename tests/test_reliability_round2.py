@@ -273,7 +273,7 @@ def _(ctx):
 @case("registry_entry_wrong_shape", "resolve_dataset", "a registry entry that is a list (was TypeError)",
       DataError, "reg.json", "baby")
 def _(ctx):
-    from alignrec_lite.data.amazon import resolve_dataset
+    from alignrec_lite.data.catalog import resolve_dataset
 
     (ctx.tmp / "reg.json").write_text(json.dumps({"datasets": {"baby": [1, 2]}}))
     return lambda: resolve_dataset("baby", registry=ctx.tmp / "reg.json")
@@ -518,7 +518,7 @@ def _(ctx):
 
 # ---------------------------------------------------------------------- the Python API
 def _net_and_data(ctx):
-    from alignrec_lite.train import load_run
+    from alignrec_lite.runs import load_run
 
     net, _, ds = load_run(ctx.root / "run")
     return net, ds
@@ -583,17 +583,17 @@ def _(ctx):
 
 @case("api_long_tail_k_zero", "long_tail_report", "k=0", ConfigError, "ks")
 def _(ctx):
-    from alignrec_lite.beyond import long_tail_report
+    from alignrec_lite.longtail import long_tail_report
 
     net, ds = _net_and_data(ctx)
     return lambda: long_tail_report({"m": net.full_sort_scores}, ds, k=0)
 
 
-@case("api_itemknn_shrink_nan", "itemknn_similarity", "shrink=nan", ConfigError, "shrink", "finite")
+@case("api_itemknn_shrink_nan", "knn_similarity", "shrink=nan", ConfigError, "shrink", "finite")
 def _(ctx):
-    from alignrec_lite.feature_eval import itemknn_similarity
+    from alignrec_lite.scorers import knn_similarity
 
-    return lambda: itemknn_similarity(np.ones((5, 3), dtype=np.float32), 2, float("nan"))
+    return lambda: knn_similarity(np.ones((5, 3), dtype=np.float32), 2, shrink=float("nan"))
 
 
 @case("api_extract_features_batch_negative", "extract_features", "batch_size=-1", ConfigError, "--batch-size")
@@ -695,7 +695,7 @@ def test_overwrite_interrupted_keeps_the_old_run(finished: Path, tmp_path: Path,
 
     def boom(*a, **k):
         raise KeyboardInterrupt
-    monkeypatch.setattr(train_mod, "_save_checkpoint", boom)
+    monkeypatch.setattr(train_mod, "save_checkpoint", boom)
     rc, _, err = run_cli(["train", str(finished / "shop"), "--model", "bpr", "--quiet", "--set", "epochs=2",
                           "--out", str(run), "--overwrite"])
     assert rc == 130, err

@@ -27,10 +27,11 @@ import torch
 
 import alignrec_lite
 from alignrec_lite.cli import main
-from alignrec_lite.data.mmrec import load_mmrec, read_feature
+from alignrec_lite.data.mmrec import load_mmrec
+from alignrec_lite.data.mmrec_files import read_feature
 from alignrec_lite.data.toy import toy_path
 from alignrec_lite.errors import CheckpointError, DataError, DownloadError
-from alignrec_lite.train import load_checkpoint_file
+from alignrec_lite.files import load_checkpoint_file
 
 PACKAGE = Path(alignrec_lite.__file__).resolve().parent
 SMOKE = toy_path("smoke")
@@ -102,7 +103,7 @@ def scan_source(source: str, filename: str = "<src>") -> list[str]:
         if shell is not None and not _is_const(shell, False):
             found.append(f"{where}: shell=True builds a shell command")
         if isinstance(node.func, ast.Attribute) and node.func.attr == "extractall":
-            found.append(f"{where}: extractall without per-member path checks (use data.download.extract_zip)")
+            found.append(f"{where}: extractall without per-member path checks (use data.archives.extract_zip)")
     return found
 
 
@@ -228,7 +229,7 @@ def test_archive_member_climbing_out_is_refused(tmp_path: Path) -> None:
     with zipfile.ZipFile(archive, "w") as zf:
         zf.writestr("data/ratings.csv", "userId,movieId\n")
         zf.writestr("../../outside.txt", "gotcha")
-    from alignrec_lite.data.download import extract_zip
+    from alignrec_lite.data.archives import extract_zip
 
     with pytest.raises(DownloadError, match=r"outside\.txt"):
         extract_zip(archive, tmp_path / "dest")

@@ -129,7 +129,7 @@ def test_new_item_vectors_and_score_new_item(smoke, model):
     assert out["users"]["userID"].tolist() == np.argsort(-scores)[:4].tolist()
     assert len(out["similar_items"]) == 4 and out["similar_items"]["cosine"].is_monotonic_decreasing
     no_content = FixedModel(smoke, model.u.detach(), model.i.detach())
-    assert not serve.has_content_path(no_content)
+    assert model.has_content_path and not no_content.has_content_path
     with pytest.raises(ConfigError, match="no content path"):
         serve.new_item_vectors(no_content, feat[5])
     with pytest.raises(ConfigError, match="nothing to score"):
@@ -225,7 +225,7 @@ def test_user_panel_and_explorer(smoke, model):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from alignrec_lite.beyond import popularity_scores
+    from alignrec_lite.scorers import popularity_scores
     from alignrec_lite.widgets.explorer import precompute_lists, user_explorer, user_panel
 
     users = np.array([0, 3, 7])
@@ -247,24 +247,3 @@ def test_user_panel_and_explorer(smoke, model):
     assert not plt.get_fignums()  # every panel figure was closed after it was stored
     assert len(user_explorer(smoke, {"fixed": model}, users=users, k=5, draw=False).children[1].outputs) == 0
     plt.close("all")
-
-
-def test_subsample_users_reindexes_everything(smoke):
-    sub = serve.subsample_users(smoke, 0.5, seed=1)
-    assert sub.n_users == 75 and sub.n_items <= smoke.n_items
-    for split in ("train", "valid", "test"):
-        a = sub.split(split)
-        assert a[:, 0].max() < sub.n_users and a[:, 1].max() < sub.n_items
-    assert len(np.unique(np.concatenate([sub.train, sub.valid, sub.test])[:, 1])) == sub.n_items
-    assert sub.features["image"].shape == (sub.n_items, smoke.features["image"].shape[1])
-    # the rows are the same interactions, under new IDs: check through raw IDs and features
-    u_raw, i_raw = sub.raw_user_id(sub.train[:, 0]), sub.raw_item_id(sub.train[:, 1])
-    orig = {(str(smoke.raw_user_id(u)), str(smoke.raw_item_id(i))) for u, i in smoke.train}
-    assert all((str(u), str(i)) in orig for u, i in zip(u_raw, i_raw))
-    j = int(sub.train[0, 1])
-    orig_j = int(np.flatnonzero(smoke.item_raw_ids == sub.item_raw_ids[j])[0])
-    np.testing.assert_array_equal(sub.features["image"][j], smoke.features["image"][orig_j])
-    assert sub.item_text(j) == smoke.item_text(orig_j)
-    assert serve.subsample_users(smoke, 1.0).n_users == smoke.n_users
-    with pytest.raises(ConfigError):
-        serve.subsample_users(smoke, 0.0)

@@ -7,7 +7,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from ..beyond import beyond_accuracy, gini
+from ..longtail import beyond_accuracy, gini
 from ._check import WrongAnswer, as_tensor, attempt, expect_close, run_checks
 
 

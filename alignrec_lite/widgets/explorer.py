@@ -3,7 +3,7 @@
 Pick a user; see the images (posters on MovieLens) of the items they interacted
 with in training, and the top-K of each model, the items that are in the user's
 test split framed in green. Every top-K list is computed once when the widget is
-built (:func:`alignrec_lite.beyond.topk_lists`), so moving the slider only redraws.
+built (:func:`alignrec_lite.longtail.topk_lists`), so moving the slider only redraws.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ def precompute_lists(dataset, scorers: Mapping[str, Any], users: np.ndarray, k: 
     Returns:
         ``{name: (len(users), k) itemIDs}`` (training items masked; ``-1`` = empty slot).
     """
-    from ..beyond import topk_lists
+    from ..longtail import topk_lists
 
     out = {}
     for name, s in scorers.items():

@@ -10,7 +10,7 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from alignrec_lite import beyond
+from alignrec_lite import longtail, scorers
 from alignrec_lite.data.mmrec import RecDataset
 from alignrec_lite.errors import ConfigError
 from alignrec_lite.evaluate import evaluate
@@ -24,7 +24,7 @@ def _csr(rows, cols, shape):
 def test_popularity_buckets_by_hand():
     pop = np.array([0, 1, 1, 2, 5, 9, 30, 3, 4, 2])
     # sorted: 0 1 1 2 2 3 4 5 9 30 -> q0.5 = 2.5, q0.8 = 5 + 0.2 * (9 - 5) = 5.8
-    b = beyond.popularity_buckets(pop)
+    b = longtail.popularity_buckets(pop)
     assert b.labels == ["tail", "mid", "head"]
     np.testing.assert_allclose(b.thresholds, [2.5, 5.8])
     assert b.item_bucket.tolist() == [0, 0, 0, 0, 1, 2, 2, 1, 1, 0]
@@ -38,7 +38,7 @@ def test_popularity_buckets_by_hand():
 
 def test_popularity_buckets_finer_and_ties_stay_together():
     pop = np.array([1, 1, 1, 1, 2, 3, 4, 5])
-    b = beyond.popularity_buckets(pop, n_buckets=4)
+    b = longtail.popularity_buckets(pop, n_buckets=4)
     assert b.labels == ["q1", "q2", "q3", "q4"]
     # q.25 = 1, q.5 = 1.5, q.75 = 3.25: all the 1s share the first bucket
     assert b.item_bucket.tolist() == [0, 0, 0, 0, 2, 2, 3, 3]
@@ -49,24 +49,24 @@ def test_popularity_buckets_finer_and_ties_stay_together():
                                 dict(quantiles=(0.5,), n_buckets=3), dict(n_buckets=0)])
 def test_popularity_buckets_rejects_bad_settings(kw):
     with pytest.raises(ConfigError):
-        beyond.popularity_buckets(np.arange(10), **kw)
+        longtail.popularity_buckets(np.arange(10), **kw)
 
 
 def test_long_tail_mask_is_everything_but_the_head():
     pop = np.array([0, 1, 2, 3, 4, 5, 6, 7, 8, 100])
     # q0.8 = 7.2 -> head = {8, 100}
-    assert beyond.long_tail_mask(pop).tolist() == [True] * 8 + [False, False]
+    assert longtail.long_tail_mask(pop).tolist() == [True] * 8 + [False, False]
     with pytest.raises(ConfigError):
-        beyond.long_tail_mask(pop, head_share=1.5)
+        longtail.long_tail_mask(pop, head_share=1.5)
 
 
 # ------------------------------------------------------------------ beyond-accuracy
 def test_gini_by_hand():
-    assert beyond.gini(np.array([1, 1, 1, 1])) == 0.0
-    assert beyond.gini(np.array([0, 0, 0, 4])) == pytest.approx(0.75)  # (2*4-5)*4 / (4*4)
+    assert longtail.gini(np.array([1, 1, 1, 1])) == 0.0
+    assert longtail.gini(np.array([0, 0, 0, 4])) == pytest.approx(0.75)  # (2*4-5)*4 / (4*4)
     # [1, 2, 3]: sum (2i-n-1) x = -2*1 + 0*2 + 2*3 = 4; / (3 * 6) = 2/9
-    assert beyond.gini(np.array([3, 1, 2])) == pytest.approx(2 / 9)
-    assert beyond.gini(np.zeros(5)) == 0.0
+    assert longtail.gini(np.array([3, 1, 2])) == pytest.approx(2 / 9)
+    assert longtail.gini(np.zeros(5)) == 0.0
 
 
 def test_beyond_accuracy_by_hand():
@@ -74,7 +74,7 @@ def test_beyond_accuracy_by_hand():
     pop = np.array([1, 2, 0, 4, 8])
     tail = np.array([True, True, True, False, False])
     lists = np.array([[4, 3], [4, 0], [2, -1]])  # last user: only one item could be ranked
-    out = beyond.beyond_accuracy(lists, pop, long_tail=tail, n_users=8, ks=(2,))
+    out = longtail.beyond_accuracy(lists, pop, long_tail=tail, n_users=8, ks=(2,))
     # exposure: item0 1, item2 1, item3 1, item4 2 -> 4 of 5 items covered
     assert out["coverage@2"] == pytest.approx(4 / 5)
     # exposure [1, 0, 1, 1, 2] sorted [0,1,1,1,2]: (-4*0 -2*1 + 0*1 + 2*1 + 4*2) / (5 * 5) = 8/25
@@ -84,22 +84,22 @@ def test_beyond_accuracy_by_hand():
     # self-information -log2(max(pop,1)/8): item4 0, item3 1, item0 3, item2 3 (pop 0 -> 1)
     assert out["novelty@2"] == pytest.approx((0 + 1 + 0 + 3 + 3) / 5)
     assert out["avg_pop@2"] == pytest.approx((8 + 4 + 8 + 1 + 0) / 5)
-    k1 = beyond.beyond_accuracy(lists, pop, long_tail=tail, n_users=8, ks=(1,))
+    k1 = longtail.beyond_accuracy(lists, pop, long_tail=tail, n_users=8, ks=(1,))
     assert k1["coverage@1"] == pytest.approx(2 / 5) and k1["aplt@1"] == pytest.approx(1 / 3)
 
 
 def test_exposure_ignores_empty_slots():
-    assert beyond.exposure(np.array([[0, -1], [0, 2]]), 4).tolist() == [2, 0, 1, 0]
+    assert longtail.exposure(np.array([[0, -1], [0, 2]]), 4).tolist() == [2, 0, 1, 0]
 
 
 # ------------------------------------------------------------------ per-bucket metrics
 def test_bucket_metrics_by_hand():
     # items 0,1 tail; 2,3 head
-    b = beyond.PopularityBuckets(labels=["tail", "head"], item_bucket=np.array([0, 0, 1, 1]),
+    b = longtail.PopularityBuckets(labels=["tail", "head"], item_bucket=np.array([0, 0, 1, 1]),
                                  thresholds=np.array([1.0]), popularity=np.array([1, 1, 5, 5]))
     truth = _csr([0, 0, 0, 1], [0, 1, 2, 3], (2, 4))  # user0: {0,1,2}; user1: {3}
     lists = np.array([[2, 1, 3], [0, 1, 2]])
-    df = beyond.bucket_metrics(lists, np.array([0, 1]), truth, b, ks=(2, 3)).set_index("bucket")
+    df = longtail.bucket_metrics(lists, np.array([0, 1]), truth, b, ks=(2, 3)).set_index("bucket")
     # tail: only user0 (T = {0,1}); top-2 = [2, 1] -> hit at rank 2; top-3 adds 3 (no)
     assert df.loc["tail", "users"] == 1 and df.loc["tail", "interactions"] == 2 and df.loc["tail", "items"] == 2
     assert df.loc["tail", "recall@2"] == pytest.approx(0.5)
@@ -110,14 +110,14 @@ def test_bucket_metrics_by_hand():
     assert df.loc["head", "recall@3"] == pytest.approx(0.5)
     assert df.loc["head", "ndcg@3"] == pytest.approx(0.5)
     with pytest.raises(ConfigError):
-        beyond.bucket_metrics(lists, np.array([0, 1]), truth, b, ks=(5,))
+        longtail.bucket_metrics(lists, np.array([0, 1]), truth, b, ks=(5,))
 
 
 def test_bucket_metrics_empty_bucket_is_nan():
-    b = beyond.PopularityBuckets(labels=["tail", "head"], item_bucket=np.array([0, 1]),
+    b = longtail.PopularityBuckets(labels=["tail", "head"], item_bucket=np.array([0, 1]),
                                  thresholds=np.array([1.0]), popularity=np.array([0, 3]))
     truth = _csr([0], [1], (1, 2))
-    df = beyond.bucket_metrics(np.array([[1, 0]]), np.array([0]), truth, b, ks=(1,))
+    df = longtail.bucket_metrics(np.array([[1, 0]]), np.array([0]), truth, b, ks=(1,))
     assert df.loc[0, "users"] == 0 and np.isnan(df.loc[0, "recall@1"])
     assert df.loc[1, "recall@1"] == 1.0
 
@@ -132,25 +132,19 @@ def _tiny_dataset() -> RecDataset:
 def test_topk_lists_masks_training_items_and_marks_empty_slots():
     ds = _tiny_dataset()
     fn = lambda u: torch.arange(5, dtype=torch.float32).flip(0).expand(len(u), -1).clone()  # noqa: E731
-    users, lists = beyond.topk_lists(fn, ds, k=5)
+    users, lists = longtail.topk_lists(fn, ds, k=5)
     assert users.tolist() == [0, 1, 2]
     assert lists[0].tolist() == [2, 3, 4, -1, -1]  # items 0, 1 are user 0's training items
     assert lists[2].tolist() == [1, 2, 4, -1, -1]
-
-
-def test_restrict_candidates():
-    fn = beyond.restrict_candidates(lambda u: torch.ones(len(u), 4), np.array([1, 3]), 4)
-    s = fn(torch.tensor([0, 1]))
-    assert torch.isinf(s[:, [0, 2]]).all() and (s[:, [1, 3]] == 1).all()
 
 
 def test_long_tail_report_matches_the_evaluator():
     ds = _tiny_dataset()
     g = torch.Generator().manual_seed(0)
     table = torch.rand(3, 5, generator=g)
-    scorers = {"rand": lambda u: table[u], "pop": beyond.popularity_scores(ds)}
-    per_bucket, overall = beyond.long_tail_report(scorers, ds, k=2,
-                                                  buckets=beyond.popularity_buckets(ds.item_popularity(), (0.5,)))
+    fns = {"rand": lambda u: table[u], "pop": scorers.popularity_scores(ds)}
+    per_bucket, overall = longtail.long_tail_report(fns, ds, k=2,
+                                                  buckets=longtail.popularity_buckets(ds.item_popularity(), (0.5,)))
     ref = evaluate(lambda u: table[u], ds, "test", ks=(2,), round_to=None)
     row = overall.set_index("model").loc["rand"]
     assert row["recall@2"] == pytest.approx(ref["recall@2"]) and row["ndcg@2"] == pytest.approx(ref["ndcg@2"])
@@ -163,20 +157,13 @@ def test_long_tail_report_matches_the_evaluator():
     assert per_bucket.groupby("model")["interactions"].sum().tolist() == [4, 4]
 
 
-def test_popularity_scores_rank_by_training_count():
-    ds = _tiny_dataset()
-    s = beyond.popularity_scores(ds)(torch.tensor([0, 2]))
-    assert s.shape == (2, 5)
-    assert s[0].tolist() == [2.0, 2.0, 1.0, 1.0, 0.0]
-
-
 def test_mean_std():
     df = pd.DataFrame({"model": ["a", "a", "b"], "r": [0.1, 0.3, 0.5]})
-    out = beyond.mean_std(df, ["model"], ["r"])
+    out = longtail.mean_std(df, ["model"], ["r"])
     assert out["r_mean"].tolist() == pytest.approx([0.2, 0.5])
     assert out["r_std"].tolist() == pytest.approx([math.sqrt(0.02), 0.0])
     assert out["n"].tolist() == [2, 1]
-    fmt = beyond.mean_std(df, ["model"], ["r"], fmt="{:.2f}")
+    fmt = longtail.mean_std(df, ["model"], ["r"], fmt="{:.2f}")
     assert fmt["r"].tolist() == ["0.20 ± 0.14", "0.50 ± 0.00"]
 
 
@@ -191,7 +178,7 @@ def test_evaluation_plots_draw_into_the_given_axes():
     from alignrec_lite.data.toy import load_toy
 
     pop = np.array([50, 20, 9, 5, 3, 3, 2, 1, 0, 0])
-    b = beyond.popularity_buckets(pop)
+    b = longtail.popularity_buckets(pop)
     buckets = pd.DataFrame({"model": ["a", "a", "b", "b"] * 2, "bucket": ["tail", "head"] * 4,
                             "recall@20": [0.1, 0.5, 0.2, 0.4, 0.12, 0.52, 0.18, 0.41], "seed": [0] * 4 + [1] * 4})
     overall = pd.DataFrame({"model": ["a", "b"], "coverage@20": [0.2, 0.6], "aplt@20": [0.0, 0.3],
@@ -239,12 +226,12 @@ def test_fit_power_law_and_montage():
 
 
 def test_as_table_and_mmrec_published():
-    t = beyond.as_table([{"model": "a", "x": 1.0}, {"model": "b", "x": 2.0}], index="model")
+    t = longtail.as_table([{"model": "a", "x": 1.0}, {"model": "b", "x": 2.0}], index="model")
     assert t.loc["b", "x"] == 2.0
-    baby = beyond.mmrec_published("baby")
+    baby = longtail.mmrec_published("baby")
     assert baby.loc["LightGCN", "recall@20"] == 0.0754 and baby.loc["FREEDOM", "ndcg@20"] == 0.0424
     assert list(baby.index) == ["BPR", "LightGCN", "VBPR", "FREEDOM"]
     with pytest.raises(ConfigError):
-        beyond.mmrec_published("clothing")
+        longtail.mmrec_published("clothing")
     rows = [{"m": "a", "v": 1.0}, {"m": "a", "v": 3.0}]
-    assert beyond.mean_std(rows, ["m"], ["v"])["v_mean"].tolist() == [2.0]
+    assert longtail.mean_std(rows, ["m"], ["v"])["v_mean"].tolist() == [2.0]

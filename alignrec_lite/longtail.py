@@ -1,5 +1,7 @@
 """Evaluation beyond accuracy: the long tail and what the top-K lists look like.
 
+The reference rankings (popularity, content kNN, ...) are in :mod:`alignrec_lite.scorers`.
+
 AlignRec (Liu et al., CIKM 2024, Figure 5) argues that aligned content helps most
 where IDs are weak: on **long-tail items** with few training interactions. The
 paper's exact protocol could not be read (ALIGNREC_SPEC §5.4), so the kit uses
@@ -42,7 +44,13 @@ import torch
 
 from .data.mmrec import RecDataset
 from .errors import ConfigError
-from .evaluate import ScoreFn, hits_matrix, iter_topk, metrics_from_hits
+from .evaluate import (
+    ScoreFn,
+    hits_matrix,
+    iter_topk,
+    metrics_from_hits,
+    metrics_of_lists,
+)
 
 HEAD_MID_TAIL = ("tail", "mid", "head")
 
@@ -158,22 +166,6 @@ def long_tail_mask(popularity: np.ndarray, head_share: float = 0.2) -> np.ndarra
 
 
 # ------------------------------------------------------------------ top-K lists
-def restrict_candidates(score_fn: ScoreFn, candidates: np.ndarray, n_items: int) -> ScoreFn:
-    """Wrap a scorer so that only ``candidates`` can be ranked (others get ``-inf``).
-
-    Used by the cold-start protocols: rank the held-out items among themselves.
-    """
-    keep = torch.zeros(n_items, dtype=torch.bool)
-    keep[torch.as_tensor(np.asarray(candidates, dtype=np.int64))] = True
-
-    def wrapped(users: torch.Tensor) -> torch.Tensor:
-        s = score_fn(users).float().clone()  # (b, n_items)
-        s[:, ~keep.to(s.device)] = -torch.inf
-        return s
-
-    return wrapped
-
-
 def topk_lists(
     score_fn: ScoreFn,
     dataset: RecDataset,
@@ -370,28 +362,10 @@ def long_tail_report(
         df = bucket_metrics(lists, users, truth, buckets, ks=(k,))
         df.insert(0, "model", name)
         per_bucket.append(df)
-        hits = hits_matrix(lists, users, truth)
-        n_pos = np.diff(truth[users].indptr)
-        m = metrics_from_hits(torch.from_numpy(hits), torch.from_numpy(n_pos.astype(np.int64)), (k,))
-        row = {"model": name, f"recall@{k}": float(m[f"recall@{k}"].mean()),
-               f"ndcg@{k}": float(m[f"ndcg@{k}"].mean())}
+        row = {"model": name, **metrics_of_lists(lists, users, truth, (k,))}
         row.update(beyond_accuracy(lists, pop, long_tail=tail, n_users=n_train_users, ks=(k,)))
         beyond.append(row)
     return pd.concat(per_bucket, ignore_index=True), pd.DataFrame(beyond)
-
-
-def popularity_scores(dataset: RecDataset) -> ScoreFn:
-    """The popularity baseline: every user gets the items ranked by training count.
-
-    Returns:
-        A score function ``(b,) -> (b, n_items)``.
-    """
-    pop = torch.from_numpy(dataset.item_popularity("train").astype(np.float32))
-
-    def score(users: torch.Tensor) -> torch.Tensor:
-        return pop.expand(len(users), -1).clone()  # (b, n_items)
-
-    return score
 
 
 def as_table(rows: Sequence[Mapping], index: str | None = None) -> pd.DataFrame:
@@ -471,7 +445,6 @@ def mean_std(df: pd.DataFrame, by: Sequence[str], values: Sequence[str], *, fmt:
 
 
 __all__ = [
-    "PopularityBuckets", "popularity_buckets", "long_tail_mask", "restrict_candidates", "topk_lists",
-    "hits_matrix", "bucket_metrics", "gini", "exposure", "beyond_accuracy", "long_tail_report",
-    "popularity_scores", "mean_std", "as_table", "MMREC_PUBLISHED", "mmrec_published",
+    "PopularityBuckets", "popularity_buckets", "long_tail_mask", "topk_lists", "bucket_metrics", "gini",
+    "exposure", "beyond_accuracy", "long_tail_report", "mean_std", "as_table", "MMREC_PUBLISHED", "mmrec_published",
 ]

@@ -1,6 +1,5 @@
 """Stage-1 commands of ``alignrec-lite``: ``features``, ``pretrain-ica`` and ``evaluate-features``.
 
-Registered by :func:`alignrec_lite.cli.build_parser` through :func:`register_commands`.
 Each handler takes the parsed arguments and returns the exit status; input errors
 are raised as :class:`~alignrec_lite.errors.AlignRecError` and printed by the CLI.
 """
@@ -9,14 +8,18 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
-from .errors import ConfigError
-
-
-def _parser(sub: argparse._SubParsersAction, name: str, help: str, example: str) -> argparse.ArgumentParser:
-    return sub.add_parser(name, help=help, description=help, epilog=f"example:\n  {example}",
-                          formatter_class=argparse.RawDescriptionHelpFormatter)
+from ..errors import ConfigError
+from .common import (
+    Subcommands,
+    add_command,
+    add_dataset,
+    add_device,
+    add_overwrite,
+    add_quiet,
+    add_seed,
+    dataset_folder,
+)
 
 
 def _none(spec: str | None) -> str | None:
@@ -24,14 +27,14 @@ def _none(spec: str | None) -> str | None:
 
 
 # ---------------------------------------------------------------------- handlers
-def cmd_features(args: argparse.Namespace) -> int:
+def _cmd_features(args: argparse.Namespace) -> int:
     """``alignrec-lite features DIR``: write image_feat.npy / text_feat.npy + features.json."""
-    from .encoders import extract_features
+    from ..checks import out_lock
+    from ..encoders import extract_features
 
-    from .checks import out_lock
-
-    with out_lock(Path(args.dir), flag="DIR"):  # one writer of a dataset's feature files at a time
-        man = extract_features(args.dir, _none(args.image_encoder), _none(args.text_encoder),
+    folder = dataset_folder(args)
+    with out_lock(folder, flag="DIR"):  # one writer of a dataset's feature files at a time
+        man = extract_features(folder, _none(args.image_encoder), _none(args.text_encoder),
                                batch_size=args.batch_size, device=args.device, progress=not args.quiet,
                                overwrite=args.overwrite, seed=args.seed, precision=args.precision,
                                keep_cache=args.keep_cache)
@@ -42,7 +45,7 @@ def cmd_features(args: argparse.Namespace) -> int:
         extra = f", {e['missing_images']} missing image(s) -> mean vector" if e.get("missing_images") else ""
         speed = f", {e['items_per_second']} items/s" if e.get("items_per_second") else ""
         print(f"{e['file']:15s} {tuple(e['shape'])} from {e['encoder']} ({e['weights']}){speed}{extra}")
-    print(f"manifest: {Path(args.dir) / 'features.json'}")
+    print(f"manifest: {folder / 'features.json'}")
     return 0
 
 
@@ -50,9 +53,10 @@ def _unset(value, default):
     return default if value is None else value
 
 
-def cmd_pretrain_multiway(args: argparse.Namespace) -> int:
+def _cmd_pretrain_multiway(args: argparse.Namespace) -> int:
     """``alignrec-lite pretrain-ica DIR --encoder multiway``: masked multimodal modelling, mm_feat.npy."""
-    from .multiway import MultiwayConfig, pretrain_multiway
+    from ..checks import out_lock
+    from ..multiway import MultiwayConfig, pretrain_multiway
 
     for flag, value in (("--image-encoder", args.image_encoder), ("--text-encoder", args.text_encoder),
                         ("--arch", args.arch), ("--pretrained", args.pretrained)):
@@ -65,10 +69,9 @@ def cmd_pretrain_multiway(args: argparse.Namespace) -> int:
                          batch_size=_unset(args.batch_size, d.batch_size), lr=_unset(args.lr, d.lr),
                          pretrain=not args.no_pretrain, precision=args.precision, device=args.device,
                          seed=args.seed)
-    from .checks import out_lock
-
-    with out_lock(Path(args.dir), flag="DIR"):  # one writer of a dataset's feature files at a time
-        result = pretrain_multiway(args.dir, cfg, out=args.out, resume=args.resume, overwrite=args.overwrite,
+    folder = dataset_folder(args)
+    with out_lock(folder, flag="DIR"):  # one writer of a dataset's feature files at a time
+        result = pretrain_multiway(folder, cfg, out=args.out, resume=args.resume, overwrite=args.overwrite,
                                    progress=not args.quiet)
     loss = "random init, no pre-training" if not result["epochs_run"] else f"final loss {result['final_loss']:.4f}"
     print(f"mm_feat.npy {tuple(result['shape'])}: Multiway encoder, {result['epochs_run']} epoch(s), "
@@ -77,14 +80,15 @@ def cmd_pretrain_multiway(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_pretrain_ica(args: argparse.Namespace) -> int:
+def _cmd_pretrain_ica(args: argparse.Namespace) -> int:
     """``alignrec-lite pretrain-ica DIR``: train MMEnc with ICA (or the Multiway encoder) and write mm_feat.npy."""
     if getattr(args, "encoder", "mmenc") == "multiway":
-        return cmd_pretrain_multiway(args)
+        return _cmd_pretrain_multiway(args)
     if args.no_pretrain or args.layers is not None or args.tokenizer is not None:
         raise ConfigError("--no-pretrain, --layers and --tokenizer belong to the Multiway encoder",
                           row="--encoder", fix="add --encoder multiway, or drop them")
-    from .ica import ICAConfig, pretrain_ica
+    from ..checks import out_lock
+    from ..ica import ICAConfig, pretrain_ica
 
     d = ICAConfig()
     image = args.image_encoder
@@ -112,10 +116,9 @@ def cmd_pretrain_ica(args: argparse.Namespace) -> int:
         device=args.device,
         seed=args.seed,
     )
-    from .checks import out_lock
-
-    with out_lock(Path(args.dir), flag="DIR"):  # one writer of a dataset's feature files at a time
-        result = pretrain_ica(args.dir, cfg, out=args.out, resume=args.resume, overwrite=args.overwrite,
+    folder = dataset_folder(args)
+    with out_lock(folder, flag="DIR"):  # one writer of a dataset's feature files at a time
+        result = pretrain_ica(folder, cfg, out=args.out, resume=args.resume, overwrite=args.overwrite,
                               progress=not args.quiet)
     print(f"mm_feat.npy {tuple(result['shape'])}: fusion {cfg.fusion}, {result['epochs_run']} epoch(s), "
           f"{result['train_seconds']:.1f} s, final loss {result['final_loss']:.4f}")
@@ -123,11 +126,11 @@ def cmd_pretrain_ica(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_evaluate_features(args: argparse.Namespace) -> int:
+def _cmd_evaluate_features(args: argparse.Namespace) -> int:
     """``alignrec-lite evaluate-features DIR``: zero-shot, item-CF, mask-modality, geometry."""
-    from .feature_eval import evaluate_features, format_table
+    from ..feature_eval import evaluate_features, format_table
 
-    table = evaluate_features(args.dir, sources=args.source or None, split=args.split, mask_ratio=args.mask_ratio,
+    table = evaluate_features(dataset_folder(args), sources=args.source or None, split=args.split, mask_ratio=args.mask_ratio,
                               knn_k=args.knn_k, shrink=args.shrink, seed=args.seed, progress=not args.quiet)
     if args.json:
         print(json.dumps(table, indent=2))
@@ -137,34 +140,34 @@ def cmd_evaluate_features(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------- parser
-def register_commands(sub: argparse._SubParsersAction) -> None:
+def register(sub: Subcommands) -> None:
     """Add ``features``, ``pretrain-ica`` and ``evaluate-features`` to the ``alignrec-lite`` parser."""
-    f = _parser(sub, "features", "extract image/text item features with a cache and a manifest",
+    f = add_command(sub, "features", "extract image/text item features with a cache and a manifest",
                 "alignrec-lite features data/ml --image-encoder tiny-cnn --text-encoder minilm\n"
                 "  alignrec-lite features data/ml --image-encoder openclip:ViT-B-32@openai "
                 "--text-encoder openclip:ViT-B-32@openai --device cuda --precision amp\n\n"
                 "encoders: tiny-cnn | tiny-vit | openclip:ARCH[@TAG] (images); minilm | openclip:ARCH[@TAG] (texts);\n"
                 "none skips a modality. An interrupted run resumes from DIR/.cache/features/.")
-    f.add_argument("dir", help="MMRec dataset folder with items.csv")
+    add_dataset(f, "dataset (name or MMRec folder with items.csv); the feature files are written into its folder")
     f.add_argument("--image-encoder", default="tiny-cnn", help="image tower spec (default tiny-cnn; none to skip)")
     f.add_argument("--text-encoder", default="minilm", help="text tower spec (default minilm; none to skip)")
     f.add_argument("--batch-size", type=int, default=64)
-    f.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    add_device(f)
     f.add_argument("--precision", choices=["fp32", "amp"], default="fp32")
-    f.add_argument("--seed", type=int, default=0, help="seed of random tower weights")
-    f.add_argument("--overwrite", action="store_true", help="replace features made by another encoder")
+    add_seed(f, 0, "seed of random tower weights")
+    add_overwrite(f, "replace features made by another encoder")
     f.add_argument("--keep-cache", action="store_true", help="keep the per-chunk shards after writing")
-    f.add_argument("--quiet", action="store_true", help="no progress bars")
-    f.set_defaults(func=cmd_features)
+    add_quiet(f)
+    f.set_defaults(func=_cmd_features)
 
-    p = _parser(sub, "pretrain-ica", "pre-train the multimodal encoder (ICA) and write mm_feat.npy",
+    p = add_command(sub, "pretrain-ica", "pre-train the multimodal encoder (ICA) and write mm_feat.npy",
                 "alignrec-lite pretrain-ica data/ml --epochs 10 --fusion mean\n"
                 "  alignrec-lite pretrain-ica data/ml --arch ViT-B-32 --pretrained openai --precision amp "
                 "--batch-size 256 --device cuda\n"
                 "  alignrec-lite pretrain-ica data/ml --encoder multiway --epochs 10     "
                 "# one Multiway Transformer, masked modelling\n"
                 "  alignrec-lite pretrain-ica data/ml --encoder multiway --no-pretrain   # its random init")
-    p.add_argument("dir", help="MMRec dataset folder with items.csv")
+    add_dataset(p, "dataset (name or MMRec folder with items.csv); mm_feat.npy is written into its folder")
     p.add_argument("--encoder", choices=["mmenc", "multiway"], default="mmenc",
                    help="mmenc: two towers + CLIP/masked-modality loss (default); multiway: one BEiT-3-style "
                    "Multiway Transformer pre-trained by masked image/text modelling")
@@ -186,23 +189,23 @@ def register_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--train-text", action="store_true", help="also train the text tower (default: frozen, LiT-style)")
     p.add_argument("--freeze-image", action="store_true", help="freeze the image tower (train the heads only)")
     p.add_argument("--precision", choices=["fp32", "amp"], default="fp32")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--seed", type=int, default=0)
+    add_device(p)
+    add_seed(p, 0, "seed of the initialisation and the batches")
     p.add_argument("--out", help="run folder for checkpoints (default DIR/.cache/ica or DIR/.cache/multiway)")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in the run folder")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing mm_feat.npy / run")
-    p.add_argument("--quiet", action="store_true")
-    p.set_defaults(func=cmd_pretrain_ica)
+    add_overwrite(p, "replace an existing mm_feat.npy / run")
+    add_quiet(p)
+    p.set_defaults(func=_cmd_pretrain_ica)
 
-    e = _parser(sub, "evaluate-features", "judge item features without training: zero-shot, item-CF, masking",
+    e = add_command(sub, "evaluate-features", "judge item features without training: zero-shot, item-CF, masking",
                 "alignrec-lite evaluate-features data/ml --source text --source image+text --source mm")
-    e.add_argument("dir", help="MMRec dataset folder with feature files")
+    add_dataset(e, "dataset (name or MMRec folder) with feature files")
     e.add_argument("--source", action="append", help="feature source (repeatable): image, text, image+text, mm")
     e.add_argument("--split", choices=["valid", "test"], default="test")
     e.add_argument("--mask-ratio", type=float, default=0.5, help="share of items whose modality is masked")
     e.add_argument("--knn-k", type=int, default=10, help="neighbours kept per item in item-CF")
     e.add_argument("--shrink", type=float, default=10.0, help="item-CF similarity shrink term")
-    e.add_argument("--seed", type=int, default=0)
+    add_seed(e, 0, "seed of the masked items and the geometry subsamples")
     e.add_argument("--json", action="store_true", help="print the full result as JSON")
-    e.add_argument("--quiet", action="store_true")
-    e.set_defaults(func=cmd_evaluate_features)
+    add_quiet(e)
+    e.set_defaults(func=_cmd_evaluate_features)

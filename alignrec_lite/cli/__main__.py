@@ -1,0 +1,7 @@
+"""``python -m alignrec_lite.cli`` = the ``alignrec-lite`` command."""
+
+import sys
+
+from . import main
+
+sys.exit(main())
