@@ -14,7 +14,7 @@ export TRANSFORMERS_OFFLINE := 1
 .PHONY: help setup tour test test-fast lab render site screenshots benchmark clean
 
 help:
-	@echo "make tour       build the toy data, train, evaluate, export top-K, render the notebooks"
+	@echo "make tour       open the toy data, train, evaluate, export top-K, render the notebooks"
 	@echo "make test       run the whole test suite (what CI runs)"
 	@echo "make lab        start JupyterLab on the notebooks (prints the URL to open)"
 	@echo "make render     execute every notebook at full settings into _build/notebooks and build _build/site (DATASET=toy|movielens)"
@@ -30,10 +30,10 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 tour: $(STAMP)
-	$(BIN)/python -m alignrec_lite.tour --dataset $(DATASET)
+	$(BIN)/python -m alignrec_lite tour --dataset $(DATASET)
 
 render: $(STAMP)
-	$(BIN)/python -m alignrec_lite.tour --dataset $(DATASET) --notebooks-only
+	$(BIN)/python -m alignrec_lite tour --dataset $(DATASET) --notebooks-only
 
 test: $(STAMP)
 	CUDA_VISIBLE_DEVICES= $(BIN)/python -m pytest -q --durations=15

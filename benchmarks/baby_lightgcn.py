@@ -15,7 +15,7 @@ import json
 import time
 from pathlib import Path
 
-from alignrec_lite.data.mmrec import load_mmrec
+from alignrec_lite.data import open_dataset
 from alignrec_lite.train import train
 
 
@@ -30,7 +30,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=1000)
     ap.add_argument("--verbose", action="store_true", help="one line per epoch")
     args = ap.parse_args()
-    ds = load_mmrec(args.data)
+    ds = open_dataset(args.data)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     grid = list(itertools.product([int(x) for x in args.layers.split(",")],

@@ -5,9 +5,9 @@ The measurements behind docs/benchmarks/beyond.md. For each seed:
 1. ``longtail``: BPR, LightGCN, VBPR and AlignRec trained on the standard split; one
    top-20 ranking per model (and popularity), read as Recall@20/NDCG@20 per popularity
    bucket (tail/mid/head and 5 quantile buckets) and as coverage, Gini, APLT, novelty;
-2. ``coldItems``: :func:`alignrec_lite.coldstart.item_coldstart_experiment` (20 % of
+2. ``coldItems``: :func:`alignrec_lite.experiments.item_coldstart_experiment` (20 % of
    the items held out with all their interactions; the split's seed is the seed);
-3. ``coldUsers``: :func:`alignrec_lite.coldstart.user_coldstart_experiment` (20 % of
+3. ``coldUsers``: :func:`alignrec_lite.experiments.user_coldstart_experiment` (20 % of
    the users with > 5 interactions held out; fold-in with 0, 1, 2, 3, 5 items);
 4. ``export``: all users' top-20 written with :func:`alignrec_lite.serve.export_topk`
    and timed with :func:`alignrec_lite.serve.measure_serving` (LightGCN and AlignRec of
@@ -48,7 +48,7 @@ def _done(path: Path) -> set[tuple]:
 
 def _append(path: Path, rec: dict) -> None:
     """Add one finished step to the JSONL file (rewritten atomically: a crash loses at most that step)."""
-    from alignrec_lite.io import atomic_write
+    from alignrec_lite.files import atomic_write
 
     rec["loadavg"] = [round(x, 2) for x in os.getloadavg()]
     old = path.read_text(encoding="utf-8") if path.exists() else ""
@@ -59,12 +59,13 @@ def _append(path: Path, rec: dict) -> None:
 def run(args: argparse.Namespace) -> None:
     import torch
 
-    from alignrec_lite import beyond, coldstart, serve
-    from alignrec_lite.data.mmrec import load_mmrec
+    from alignrec_lite import experiments, longtail, serve
+    from alignrec_lite.scorers import popularity_scores
+    from alignrec_lite.data import open_dataset
     from alignrec_lite.train import train
 
     torch.set_num_threads(args.threads)
-    ds = load_mmrec(args.data)
+    ds = open_dataset(args.data)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     res = out / "results.jsonl"
@@ -77,13 +78,13 @@ def run(args: argparse.Namespace) -> None:
             for label, name in LONGTAIL_MODELS.items():
                 nets[label], runs[label] = train(ds, name, {**base, "seed": seed}, progress=False)
             scorers = {k: v.full_sort_scores for k, v in nets.items()}
-            scorers["popularity"] = beyond.popularity_scores(ds)
+            scorers["popularity"] = popularity_scores(ds)
             pop = ds.item_popularity("train")
-            coarse, overall = beyond.long_tail_report(scorers, ds, buckets=beyond.popularity_buckets(pop))
-            fine, _ = beyond.long_tail_report(scorers, ds, buckets=beyond.popularity_buckets(pop, n_buckets=5))
+            coarse, overall = longtail.long_tail_report(scorers, ds, buckets=longtail.popularity_buckets(pop))
+            fine, _ = longtail.long_tail_report(scorers, ds, buckets=longtail.popularity_buckets(pop, n_buckets=5))
             _append(res, {"step": "longtail", "seed": seed, "coarse": coarse.to_dict("records"),
                           "fine": fine.to_dict("records"), "overall": overall.to_dict("records"),
-                          "buckets": beyond.popularity_buckets(pop).table().to_dict("records"),
+                          "buckets": longtail.popularity_buckets(pop).table().to_dict("records"),
                           "runs": {k: {"best_epoch": r["best_epoch"], "epochs_run": r["epochs_run"],
                                        "seconds_per_epoch": r["seconds_per_epoch"], "test": r["test"]}
                                    for k, r in runs.items()},
@@ -98,8 +99,8 @@ def run(args: argparse.Namespace) -> None:
                     timing = serve.measure_serving(nets[label], ds, k=20, n_single=100, repeats=5)
                     _append(res, {"step": "export", "seed": seed, "model": label, "export_seconds": export_s,
                                   "export_bytes": size, **timing})
-        for step, experiment in (("coldItems", coldstart.item_coldstart_experiment),
-                                 ("coldUsers", coldstart.user_coldstart_experiment)):
+        for step, experiment in (("coldItems", experiments.item_coldstart_experiment),
+                                 ("coldUsers", experiments.user_coldstart_experiment)):
             if (step, seed) not in done:
                 t0 = time.perf_counter()
                 table, _ = experiment(ds, ("lightgcn", "alignrec"), share=0.2, seed=seed, overrides=base)
@@ -121,7 +122,7 @@ def _md(df, index: bool = True) -> str:
 def report(args: argparse.Namespace) -> None:
     import pandas as pd
 
-    from alignrec_lite.beyond import mean_std
+    from alignrec_lite.longtail import mean_std
 
     recs = [json.loads(line) for line in (Path(args.out) / "results.jsonl").read_text().splitlines()]
     fmt = "{:.4f}"
@@ -176,7 +177,7 @@ def report(args: argparse.Namespace) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data", help="MovieLens-with-posters folder with image_feat.npy / text_feat.npy")
+    p.add_argument("--data", help="MovieLens-with-posters folder with image_feat.npy / text_feat.npy, or `movielens`")
     p.add_argument("--out", required=True)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--epochs", type=int, default=SETTINGS["epochs"])

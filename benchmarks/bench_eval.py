@@ -92,12 +92,13 @@ def main(argv=None) -> int:
 
     import torch
 
-    from alignrec_lite.data.mmrec import load_mmrec
+    from alignrec_lite.data import open_dataset
     from alignrec_lite.evaluate import evaluate
-    from alignrec_lite.train import build_model, load_checkpoint_file
+    from alignrec_lite.models import build_model
+    from alignrec_lite.files import load_checkpoint_file
     from alignrec_lite.utils import versions
 
-    ds = load_mmrec(args.data, load_features=False)
+    ds = open_dataset(args.data, features=None)
     torch.manual_seed(0)
     net = build_model("lightgcn", ds, {})
     if args.run:

@@ -196,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     caps = {"epochs": args.epochs, "stopping_step": args.stopping_step}
 
     def record(entry: dict) -> None:
-        from alignrec_lite.io import atomic_write
+        from alignrec_lite.files import atomic_write
 
         done[:] = [d for d in done if (d["feature"], d["seed"]) != (entry["feature"], entry["seed"])] + [entry]
         with atomic_write(log) as fh:  # one line per (feature, seed): a later, fuller run replaces the entry
@@ -232,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
             d["diag_mean_pool"] = mean_pool_metrics(Path(d["pretrain"]["folder"]))
             changed = True
     if changed:
-        from alignrec_lite.io import atomic_write
+        from alignrec_lite.files import atomic_write
 
         with atomic_write(log) as fh:
             for d in done:
@@ -241,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     md = table(done)
     print(md)
     if args.json:
-        from alignrec_lite.io import write_json
+        from alignrec_lite.files import write_json
 
         write_json(args.json, {"info": info, "runs": done, "table": md})
     return 0

@@ -15,8 +15,9 @@ Usage::
     ALIGNREC_DATA=/path/to/data python benchmarks/bench_stage1.py --data /tmp/ml_features \\
         --work /tmp/bench_stage1 --repeats 3 --seeds 0 1 2 --json /tmp/stage1.json
 
-``--data`` must hold image_feat.npy/text_feat.npy from ``alignrec-lite features``
-(or pass ``--build`` to build MovieLens there from $ALIGNREC_DATA first).
+``--data`` is a folder holding image_feat.npy/text_feat.npy from ``alignrec-lite features``, or a
+dataset name of :func:`alignrec_lite.data.open_dataset` (``--data movielens``: MovieLens with posters,
+built from $ALIGNREC_DATA and its features extracted on first use).
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ import numpy as np
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from alignrec_lite.encoders import ensure_movielens_features, extract_features  # noqa: E402
+from alignrec_lite.data import open_dataset  # noqa: E402
+from alignrec_lite.encoders import extract_features  # noqa: E402
 from alignrec_lite.feature_eval import evaluate_features, format_table  # noqa: E402
 from alignrec_lite.ica import ICAConfig, pretrain_ica  # noqa: E402
 from alignrec_lite.utils import versions  # noqa: E402
@@ -139,8 +141,7 @@ def bench_metrics(data: Path, ica: dict) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", required=True, type=Path, help="MovieLens folder with image/text features")
-    p.add_argument("--build", action="store_true", help="build MovieLens + features at --data first")
+    p.add_argument("--data", required=True, help="MovieLens folder with image/text features, or `movielens`")
     p.add_argument("--work", type=Path, default=Path("/tmp/bench_stage1"), help="scratch folder")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--seeds", type=int, nargs="+", default=[0], help="ICA seeds (also the timing repeats)")
@@ -149,8 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--skip-extraction", action="store_true")
     p.add_argument("--json", type=Path, help="write all results here")
     args = p.parse_args(argv)
-    if args.build:
-        ensure_movielens_features(args.data, progress=False)
+    args.data = open_dataset(args.data, progress=False).path  # a name: built and features extracted on first use
     info = {"command": " ".join([Path(sys.executable).name, *sys.argv]), "cpu_count": os.cpu_count(),
             "processor": platform.processor() or platform.machine(), "versions": versions(),
             "load_avg_start": _load_avg()}
@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     info["load_avg_end"] = _load_avg()
     print(format_table(results["metrics"]))
     if args.json:
-        from alignrec_lite.io import write_json
+        from alignrec_lite.files import write_json
 
         write_json(args.json, results)
     return 0

@@ -47,9 +47,9 @@ HERE = Path(__file__).resolve().parent
 def _load(dataset: str, path: str, feat_dim: int):
     import numpy as np
 
-    from alignrec_lite.data.mmrec import load_mmrec
+    from alignrec_lite.data import open_dataset
 
-    ds = load_mmrec(path, load_features=(dataset != "baby"))
+    ds = open_dataset(path, features=None if dataset == "baby" else "auto")
     if dataset == "baby" and feat_dim > 0:
         rng = np.random.default_rng(0)
         ds.features["mm"] = rng.normal(size=(ds.n_items, feat_dim)).astype(np.float32)
@@ -62,7 +62,8 @@ def worker(args: argparse.Namespace) -> dict:
 
     torch.set_num_threads(args.threads)
     from alignrec_lite.config import resolve_config
-    from alignrec_lite.train import build_model, train
+    from alignrec_lite.models import build_model
+    from alignrec_lite.train import train
 
     overrides = json.loads(args.overrides)
     ds = _load(args.dataset, args.path, args.feat_dim)
@@ -169,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(worker(args)))
         return 0
 
-    from alignrec_lite.io import atomic_write
+    from alignrec_lite.files import atomic_write
 
     jobs = []
     if args.baby:

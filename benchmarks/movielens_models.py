@@ -2,7 +2,7 @@
 
 The experiment behind the models table of docs/benchmarks/models.md:
 
-1. ``tune``: for each model, :func:`alignrec_lite.search.search` over a 2 x 2 grid
+1. ``tune``: for each model, :func:`alignrec_lite.tuning.search` over a 2 x 2 grid
    (the learning rate x one model-specific setting, 4 trials each, training seed
    999), selected on **valid** Recall@20;
 2. ``seeds``: each tuned model, and the AlignRec ablations built on AlignRec's
@@ -60,7 +60,7 @@ def caps(args: argparse.Namespace) -> dict:
 
 
 def tune(ds, args) -> dict[str, dict]:
-    from alignrec_lite.search import search
+    from alignrec_lite.tuning import search
 
     chosen = {}
     for model in args.models:
@@ -86,7 +86,7 @@ def load_chosen(out: Path, models) -> dict[str, dict]:
 
 
 def seed_runs(ds, args, chosen: dict[str, dict]) -> None:
-    from alignrec_lite.io import atomic_write
+    from alignrec_lite.files import atomic_write
     from alignrec_lite.train import train
 
     out = Path(args.out)
@@ -171,10 +171,10 @@ def main(argv=None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    from alignrec_lite.data.mmrec import load_mmrec
-    from alignrec_lite.io import atomic_write
+    from alignrec_lite.data import open_dataset
+    from alignrec_lite.files import atomic_write
 
-    ds = load_mmrec(args.data)
+    ds = open_dataset(args.data)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     print(f"{ds.name}: {ds.n_users} users, {ds.n_items} items, {len(ds.train)} train; features "

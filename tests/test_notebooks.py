@@ -359,18 +359,16 @@ def test_dataset_notebooks_are_known():
 def movielens_cache(real_data, tmp_path_factory):
     """MovieLens with posters built once, with poster features, in a cache the kernels find.
 
-    ``notebook_dataset("movielens")`` builds into ``$ALIGNREC_CACHE/movielens-posters``;
-    the notebooks extract features on first use (tiny-cnn in SMOKE), which is done here
-    once so that every notebook's SMOKE time measures the notebook.
+    ``open_dataset("movielens")`` builds into ``$ALIGNREC_CACHE/movielens-posters`` and
+    extracts features on first use (tiny-cnn in SMOKE), which is done here once so that
+    every notebook's SMOKE time measures the notebook.
     """
-    from alignrec_lite.encoders import extract_features
-    from alignrec_lite.nbtools import notebook_dataset
+    from alignrec_lite.data import open_dataset
 
     cache = tmp_path_factory.mktemp("nbcache")
     old = os.environ.get("ALIGNREC_CACHE")
     os.environ["ALIGNREC_CACHE"] = str(cache)
-    ds = notebook_dataset("movielens", smoke=True)
-    extract_features(ds.path, "tiny-cnn", None, progress=False)
+    open_dataset("movielens", smoke=True, progress=False)
     yield cache
     if old is None:
         os.environ.pop("ALIGNREC_CACHE", None)
@@ -397,14 +395,14 @@ def test_notebook_smoke_movielens(key, tmp_path, movielens_cache, real_data):
 
 @pytest.mark.notebook
 def test_kit_errors_show_as_one_line_in_a_kernel(tmp_path):
-    """In a real kernel (papermill), a notebook that imports nbtools shows the kit's input errors as the
+    """In a real kernel (papermill), a notebook that calls nbtools.short_errors() shows the kit's input errors as the
     message with its fix (no traceback), and the run still fails with that error."""
     import nbformat
     import papermill as pm
 
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nb.cells = [nbformat.v4.new_code_cell("import alignrec_lite.nbtools"),
+    nb.cells = [nbformat.v4.new_code_cell("import alignrec_lite.nbtools\nalignrec_lite.nbtools.short_errors()"),
                 nbformat.v4.new_code_cell("from alignrec_lite.errors import DataError\n"
                                           "raise DataError('x_label must be 0, 1 or 2', path='a.inter', row=3, "
                                           "fix='use 0, 1 or 2')")]
