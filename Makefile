@@ -11,11 +11,12 @@ export TRANSFORMERS_OFFLINE := 1
 # Never export MPLBACKEND here: every notebook kernel inherits it, and ipykernel picks its inline
 # (figure-showing) backend only when MPLBACKEND is unset.
 
-.PHONY: help setup tour test test-fast lab render site screenshots benchmark clean
+.PHONY: help setup tour test test-fast lint format lab render site screenshots benchmark clean
 
 help:
 	@echo "make tour       open the toy data, train, evaluate, export top-K, render the notebooks"
-	@echo "make test       run the whole test suite (what CI runs)"
+	@echo "make test       run ruff (format check + lint) and the whole test suite (what CI runs)"
+	@echo "make format     reformat and fix lint with ruff (what make lint checks)"
 	@echo "make lab        start JupyterLab on the notebooks (prints the URL to open)"
 	@echo "make render     execute every notebook at full settings into _build/notebooks and build _build/site (DATASET=toy|movielens)"
 	@echo "make site       build the offline course site _build/site/ (renders the notebooks first if needed)"
@@ -35,8 +36,16 @@ tour: $(STAMP)
 render: $(STAMP)
 	$(BIN)/python -m alignrec_lite tour --dataset $(DATASET) --notebooks-only
 
-test: $(STAMP)
+test: $(STAMP) lint
 	CUDA_VISIBLE_DEVICES= $(BIN)/python -m pytest -q --durations=15
+
+lint: $(STAMP)
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
 
 test-fast: $(STAMP)
 	CUDA_VISIBLE_DEVICES= $(BIN)/python -m pytest -q -x -m "not notebook and not realdata"

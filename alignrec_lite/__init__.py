@@ -17,9 +17,33 @@ from .utils import get_device, seed_everything, show_versions, versions
 __version__ = "0.1.0"
 
 _SUBMODULES = {
-    "cli", "coldstart", "config", "data", "encoders", "evaluate", "exercises", "experiments", "feature_eval", "files",
-    "geometry", "graphs", "ica", "longtail", "losses", "models", "multiway", "nbtools", "plots", "runs", "scorers",
-    "serve", "teach", "train", "tuning", "utils", "widgets",
+    "cli",
+    "coldstart",
+    "config",
+    "data",
+    "encoders",
+    "evaluate",
+    "exercises",
+    "experiments",
+    "feature_eval",
+    "files",
+    "geometry",
+    "graphs",
+    "ica",
+    "longtail",
+    "losses",
+    "models",
+    "multiway",
+    "nbtools",
+    "plots",
+    "runs",
+    "scorers",
+    "serve",
+    "teach",
+    "train",
+    "tuning",
+    "utils",
+    "widgets",
 }
 
 
@@ -30,6 +54,14 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
-    "AlignRecError", "CheckpointError", "ConfigError", "DataError", "DownloadError",
-    "get_device", "seed_everything", "show_versions", "versions", "__version__",
+    "AlignRecError",
+    "CheckpointError",
+    "ConfigError",
+    "DataError",
+    "DownloadError",
+    "get_device",
+    "seed_everything",
+    "show_versions",
+    "versions",
+    "__version__",
 ]

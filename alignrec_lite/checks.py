@@ -20,21 +20,19 @@ the flag, key or file and the fix) and nothing on disk changes (issue 16):
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import hashlib
 import math
 import numbers
 import os
-import shutil
-import socket
 import stat
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 import numpy as np
 
-from .errors import CheckpointError, ConfigError, DataError
+from .errors import ConfigError, DataError
 
 GiB = 1 << 30
 
@@ -64,8 +62,9 @@ def check_int(value: Any, name: str, lo: int, hi: int, *, example: Any = None) -
     return v
 
 
-def check_float(value: Any, name: str, lo: float, hi: float, *, lo_open: bool = False, hi_open: bool = False,
-                example: Any = None) -> float:
+def check_float(
+    value: Any, name: str, lo: float, hi: float, *, lo_open: bool = False, hi_open: bool = False, example: Any = None
+) -> float:
     """``value`` as a finite ``float`` in the range, else :class:`ConfigError` naming ``name``.
 
     >>> check_float(0.5, "share", 0, 1, lo_open=True, hi_open=True)
@@ -107,20 +106,27 @@ def check_regular_file(path: str | Path, what: str = "file", *, error: type = Da
         st = os.stat(path)
     except FileNotFoundError:
         if os.path.islink(path):
-            raise error(f"the {what} is a dangling symlink (it points to {os.readlink(path)!r}, which does not exist)",
-                        path=path, fix="restore the file it points to, or replace the link by the file") from None
+            raise error(
+                f"the {what} is a dangling symlink (it points to {os.readlink(path)!r}, which does not exist)",
+                path=path,
+                fix="restore the file it points to, or replace the link by the file",
+            ) from None
         raise error(f"the {what} does not exist", path=path, fix="check the path") from None
     except OSError as exc:
         if exc.errno == errno.ELOOP:
-            raise error(f"the {what} is a symlink that loops", path=path,
-                        fix="replace the link by the file") from None
-        raise error(f"cannot read the {what} ({exc.strerror})", path=path, fix="check the path and permissions") from None
+            raise error(f"the {what} is a symlink that loops", path=path, fix="replace the link by the file") from None
+        raise error(
+            f"cannot read the {what} ({exc.strerror})", path=path, fix="check the path and permissions"
+        ) from None
     if stat.S_ISDIR(st.st_mode):
         raise error(f"expected a {what}, found a folder", path=path, fix=f"put the {what} there, not a folder")
     if not stat.S_ISREG(st.st_mode):
         kind = "a FIFO (named pipe)" if stat.S_ISFIFO(st.st_mode) else "a device or socket"
-        raise error(f"expected a regular {what}, found {kind}", path=path,
-                    fix=f"replace it by a regular file (the kit never reads from pipes or devices)")
+        raise error(
+            f"expected a regular {what}, found {kind}",
+            path=path,
+            fix="replace it by a regular file (the kit never reads from pipes or devices)",
+        )
     if not os.access(path, os.R_OK):
         raise error(f"the {what} is not readable (permission denied)", path=path, fix="check its permissions")
     return path
@@ -140,11 +146,16 @@ def _check_parent(path: Path, flag: str) -> None:
     if anc.is_symlink() and not anc.exists():
         raise ConfigError(f"{anc} is a dangling symlink", path=path, row=flag, fix="choose another output path")
     if not anc.is_dir():
-        raise ConfigError(f"its parent {anc} is a file, not a folder", path=path, row=flag,
-                          fix="choose an output path inside a folder")
+        raise ConfigError(
+            f"its parent {anc} is a file, not a folder",
+            path=path,
+            row=flag,
+            fix="choose an output path inside a folder",
+        )
     if not os.access(anc, os.W_OK | os.X_OK):
-        raise ConfigError(f"the folder {anc} is not writable", path=path, row=flag,
-                          fix="choose a folder you can write to")
+        raise ConfigError(
+            f"the folder {anc} is not writable", path=path, row=flag, fix="choose a folder you can write to"
+        )
 
 
 def check_out_file(path: str | Path, flag: str = "--out", *, suffixes: tuple[str, ...] | None = None) -> Path:
@@ -154,14 +165,23 @@ def check_out_file(path: str | Path, flag: str = "--out", *, suffixes: tuple[str
     """
     path = Path(path)
     if suffixes is not None and path.suffix not in suffixes:
-        raise ConfigError(f"unsupported output type {path.suffix!r}", row=flag,
-                          fix=f"use a {' or '.join(suffixes)} file name")
+        raise ConfigError(
+            f"unsupported output type {path.suffix!r}", row=flag, fix=f"use a {' or '.join(suffixes)} file name"
+        )
     if path.is_dir():
-        raise ConfigError("the output path is an existing folder", path=path, row=flag,
-                          fix=f"give a file name inside it, e.g. {flag} {path / ('out' + (suffixes[0] if suffixes else path.suffix))}")
+        raise ConfigError(
+            "the output path is an existing folder",
+            path=path,
+            row=flag,
+            fix=f"give a file name inside it, e.g. {flag} {path / ('out' + (suffixes[0] if suffixes else path.suffix))}",  # noqa: E501
+        )
     if os.path.lexists(path) and not path.is_file():
-        raise ConfigError("the output path exists and is not a regular file", path=path, row=flag,
-                          fix="remove it or choose another name")
+        raise ConfigError(
+            "the output path exists and is not a regular file",
+            path=path,
+            row=flag,
+            fix="remove it or choose another name",
+        )
     _check_parent(path, flag)
     return path
 
@@ -170,11 +190,17 @@ def check_out_dir(path: str | Path, flag: str = "--out", *, what: str = "output 
     """An output *folder*: not an existing file, inside a writable folder (created if missing)."""
     path = Path(path)
     if os.path.lexists(path) and not path.is_dir():
-        raise ConfigError(f"the {what} is an existing file", path=path, row=flag,
-                          fix=f"pass a folder name for the {what.split()[0]} (it is created if missing)")
+        raise ConfigError(
+            f"the {what} is an existing file",
+            path=path,
+            row=flag,
+            fix=f"pass a folder name for the {what.split()[0]} (it is created if missing)",
+        )
     if path.is_dir():
         if not os.access(path, os.W_OK | os.X_OK):
-            raise ConfigError(f"the {what} is not writable", path=path, row=flag, fix="choose a folder you can write to")
+            raise ConfigError(
+                f"the {what} is not writable", path=path, row=flag, fix="choose a folder you can write to"
+            )
         _check_parent(path, flag)  # the swap of --overwrite renames inside the parent
         return path
     _check_parent(path, flag)
@@ -188,7 +214,7 @@ def free_memory_bytes() -> int:
         import psutil
 
         return int(psutil.virtual_memory().available)
-    except Exception:  # noqa: BLE001 - psutil missing or unsupported: do not refuse
+    except Exception:
         return 1 << 62
 
 
@@ -196,8 +222,11 @@ def check_memory(needed: float, what: str, *, row: str, fix: str, share: float =
     """Refuse when ``needed`` bytes exceed ``share`` of the free memory, naming both."""
     free = free_memory_bytes()
     if needed > share * free:
-        raise ConfigError(f"{what} needs about {needed / GiB:,.1f} GiB but the machine has "
-                          f"{free / GiB:,.1f} GiB free", row=row, fix=fix)
+        raise ConfigError(
+            f"{what} needs about {needed / GiB:,.1f} GiB but the machine has {free / GiB:,.1f} GiB free",
+            row=row,
+            fix=fix,
+        )
 
 
 def estimate_training_bytes(dataset: Any, cfg: Mapping[str, Any]) -> tuple[float, str]:
@@ -225,111 +254,8 @@ def estimate_training_bytes(dataset: Any, cfg: Mapping[str, Any]) -> tuple[float
     return total, max(parts, key=parts.get)
 
 
-# ---------------------------------------------------------------------- locks
-def _pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def lock_path(out: Path) -> Path:
-    """The lock file of an output folder: a hidden file beside it (``.NAME.lock``)."""
-    return out.parent / f".{out.name}.lock"
-
-
-def _read_lock(path: Path) -> tuple[int, str]:
-    try:
-        text = path.read_text(encoding="utf-8").split()
-        return int(text[0]), (text[1] if len(text) > 1 else "")
-    except (OSError, ValueError, IndexError):
-        return -1, ""
-
-
-@contextlib.contextmanager
-def out_lock(out: str | Path, flag: str = "--out") -> Iterator[Path]:
-    """Hold ``.NAME.lock`` beside ``out`` while a command writes there.
-
-    A second writer to the same folder fails at once with a :class:`CheckpointError`
-    naming the process that holds it; the lock of a process that no longer runs
-    (same host) is taken over. Leftovers of an interrupted ``--overwrite`` swap are
-    repaired while the lock is held.
-    """
-    out = Path(out)
-    path = lock_path(out)
-    host = socket.gethostname()
-    me = f"{os.getpid()} {host}\n"
-    for _attempt in range(3):
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        except FileExistsError:
-            pid, where = _read_lock(path)
-            if (where in ("", host)) and not _pid_alive(pid):
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(path)  # stale: its process is gone
-                continue
-            raise CheckpointError(f"another process (pid {pid}{' on ' + where if where else ''}) is writing to "
-                                  f"{out}", path=path, row=flag,
-                                  fix="wait for it to finish or use another --out; delete the lock file only "
-                                  "if that process is gone") from None
-        except OSError as exc:
-            raise ConfigError(f"cannot create the lock file ({exc.strerror})", path=path, row=flag,
-                              fix="choose an --out in a folder you can write to") from None
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(me)
-        break
-    else:
-        raise CheckpointError(f"cannot take the lock of {out}", path=path, row=flag,
-                              fix="delete the lock file if no other command is writing there")
-    try:
-        recover_swap(out)
-        yield path
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            if _read_lock(path)[0] == os.getpid():
-                os.unlink(path)
-
-
-def recover_swap(out: Path) -> None:
-    """Repair what a killed :func:`swap_dir` left: restore the old folder, drop half-built ones."""
-    parent = out.parent
-    if not parent.is_dir():
-        return
-    olds = sorted(parent.glob(f".{out.name}.old-*"))
-    if olds and not os.path.lexists(out):
-        os.replace(olds[0], out)
-        olds = olds[1:]
-    for stale in [*olds, *parent.glob(f".{out.name}.new-*")]:
-        shutil.rmtree(stale, ignore_errors=True)
-
-
-def staging_dir(out: Path) -> Path:
-    """Where ``--overwrite`` builds the new run beside the old one."""
-    return out.parent / f".{out.name}.new-{os.getpid()}"
-
-
-def swap_dir(new: Path, out: Path) -> None:
-    """Put the complete folder ``new`` at ``out``; the old ``out`` is kept until then.
-
-    A kill between the two renames leaves ``.NAME.old-PID``, which :func:`recover_swap`
-    moves back at the next command on that folder.
-    """
-    if os.path.lexists(out):
-        old = out.parent / f".{out.name}.old-{os.getpid()}"
-        os.replace(out, old)
-        os.replace(new, out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(new, out)
-
-
 # ---------------------------------------------------------------------- fingerprints
-def _hash_array(h: "hashlib._Hash", arr: np.ndarray | None) -> None:
+def _hash_array(h: Any, arr: np.ndarray | None) -> None:
     if arr is None:
         h.update(b"none")
         return
@@ -366,8 +292,14 @@ def dataset_fingerprint(dataset: Any) -> dict[str, str]:
     return out
 
 
-PART_FILES = {"interactions": "the .inter file", "user_ids": "u_id_mapping.csv", "item_ids": "i_id_mapping.csv",
-              "image_features": "image_feat.npy", "text_features": "text_feat.npy", "mm_features": "mm_feat.npy"}
+PART_FILES = {
+    "interactions": "the .inter file",
+    "user_ids": "u_id_mapping.csv",
+    "item_ids": "i_id_mapping.csv",
+    "image_features": "image_feat.npy",
+    "text_features": "text_feat.npy",
+    "mm_features": "mm_feat.npy",
+}
 
 
 def fingerprint_changes(recorded: Mapping[str, Any], now: Mapping[str, Any]) -> list[str]:
@@ -381,31 +313,49 @@ def check_users(users: Any, n_users: int, name: str = "users") -> np.ndarray:
     """A 1-D array of userIDs in ``0..n_users-1`` (no bools, fractions or negatives)."""
     arr = np.asarray(users)
     if arr.ndim != 1:
-        raise ConfigError(f"{name} must be a 1-D list of userIDs, got shape {arr.shape}", row=name,
-                          fix="pass e.g. users=[0, 1, 2]")
+        raise ConfigError(
+            f"{name} must be a 1-D list of userIDs, got shape {arr.shape}", row=name, fix="pass e.g. users=[0, 1, 2]"
+        )
     if arr.size and (arr.dtype == bool or not np.issubdtype(arr.dtype, np.integer)):
         if np.issubdtype(arr.dtype, np.floating) and np.isfinite(arr).all() and (arr == np.round(arr)).all():
             arr = arr.astype(np.int64)
         else:
-            raise ConfigError(f"{name} must hold integer userIDs, got dtype {arr.dtype}", row=name,
-                              fix=f"userIDs are 0..{n_users - 1}")
+            raise ConfigError(
+                f"{name} must hold integer userIDs, got dtype {arr.dtype}",
+                row=name,
+                fix=f"userIDs are 0..{n_users - 1}",
+            )
     arr = arr.astype(np.int64)
     bad = (arr < 0) | (arr >= n_users)
     if bad.any():
-        raise ConfigError(f"{name} holds userID {int(arr[bad][0])}, outside 0..{n_users - 1}", row=name,
-                          fix=f"userIDs are 0..{n_users - 1}")
+        raise ConfigError(
+            f"{name} holds userID {int(arr[bad][0])}, outside 0..{n_users - 1}",
+            row=name,
+            fix=f"userIDs are 0..{n_users - 1}",
+        )
     return arr
 
 
-__all__ = ["check_int", "check_float", "entry_exists", "check_regular_file", "check_out_file", "check_out_dir",
-           "free_memory_bytes", "check_memory", "estimate_training_bytes", "out_lock", "lock_path",
-           "recover_swap", "staging_dir", "swap_dir", "dataset_fingerprint", "fingerprint_changes",
-           "check_users"]
+__all__ = [
+    "check_int",
+    "check_float",
+    "entry_exists",
+    "check_regular_file",
+    "check_out_file",
+    "check_out_dir",
+    "free_memory_bytes",
+    "check_memory",
+    "estimate_training_bytes",
+    "dataset_fingerprint",
+    "fingerprint_changes",
+    "check_users",
+]
 
 
 # ---------------------------------------------------------------------- training
-def check_train_inputs(dataset: Any, model: Any, overrides: Any, out: Any, *, cfg: Mapping[str, Any] | None = None
-                       ) -> None:
+def check_train_inputs(
+    dataset: Any, model: Any, overrides: Any, out: Any, *, cfg: Mapping[str, Any] | None = None
+) -> None:
     """What :func:`alignrec_lite.train.train` checks before any work.
 
     Without ``cfg``: argument types, empty valid/test splits, the output folder.
@@ -418,24 +368,37 @@ def check_train_inputs(dataset: Any, model: Any, overrides: Any, out: Any, *, cf
 
     if cfg is not None:
         need, key = estimate_training_bytes(dataset, cfg)
-        check_memory(need, f"training {cfg.get('model', model)} on {int(dataset.n_users):,} users x "
-                     f"{int(dataset.n_items):,} items with these settings", row=key,
-                     fix=f"lower {key} (--set {key}=...) or use a machine with more memory")
+        check_memory(
+            need,
+            f"training {cfg.get('model', model)} on {int(dataset.n_users):,} users x "
+            f"{int(dataset.n_items):,} items with these settings",
+            row=key,
+            fix=f"lower {key} (--set {key}=...) or use a machine with more memory",
+        )
         return
     if not isinstance(dataset, RecDataset):
-        raise ConfigError(f"dataset must be a RecDataset, got {type(dataset).__name__}", row="dataset",
-                          fix="load one with load_mmrec(DIR) or load_toy()")
+        raise ConfigError(
+            f"dataset must be a RecDataset, got {type(dataset).__name__}",
+            row="dataset",
+            fix="load one with load_mmrec(DIR) or load_toy()",
+        )
     if not isinstance(model, str):
-        raise ConfigError(f"model must be a model name, got {model!r}", row="model",
-                          fix="e.g. model='lightgcn'")
+        raise ConfigError(f"model must be a model name, got {model!r}", row="model", fix="e.g. model='lightgcn'")
     if overrides is not None and not isinstance(overrides, Mapping):
-        raise ConfigError(f"overrides must be a dict of settings, got {type(overrides).__name__}", row="overrides",
-                          fix="e.g. {'epochs': 50}")
+        raise ConfigError(
+            f"overrides must be a dict of settings, got {type(overrides).__name__}",
+            row="overrides",
+            fix="e.g. {'epochs': 50}",
+        )
     for split, label in (("valid", 1), ("test", 2)):
         if len(getattr(dataset, split)) == 0:
-            raise DataError(f"the {split} split is empty (no rows with x_label {label}): early stopping and the "
-                            f"reported metrics would be measured on nothing", path=dataset.path, row=f"x_label {label}",
-                            fix="re-split the data so that users have valid and test rows (MMRec: 8/1/1 per user)")
+            raise DataError(
+                f"the {split} split is empty (no rows with x_label {label}): early stopping and the "
+                f"reported metrics would be measured on nothing",
+                path=dataset.path,
+                row=f"x_label {label}",
+                fix="re-split the data so that users have valid and test rows (MMRec: 8/1/1 per user)",
+            )
     if out is not None:
         check_out_dir(out, "--out", what="run folder")
 
@@ -451,13 +414,17 @@ def check_ks(ks: Any, name: str = "ks") -> tuple[int, ...]:
     return out
 
 
-def check_evaluate_args(dataset: Any, split: Any, ks: Any, batch_users: Any, users: Any,
-                        round_to: Any = None) -> tuple[tuple[int, ...], int, np.ndarray | None]:
+def check_evaluate_args(
+    dataset: Any, split: Any, ks: Any, batch_users: Any, users: Any, round_to: Any = None
+) -> tuple[tuple[int, ...], int, np.ndarray | None]:
     """What :func:`alignrec_lite.evaluate.evaluate` checks first; returns ``(ks, batch_users, users)``."""
     if split not in ("valid", "test"):
-        raise ConfigError(f"split must be 'valid' or 'test', got {split!r}", row="split",
-                          fix="evaluate on split='valid' (model choice) or split='test' (the report); "
-                          "training items are masked, so 'train' cannot be measured")
+        raise ConfigError(
+            f"split must be 'valid' or 'test', got {split!r}",
+            row="split",
+            fix="evaluate on split='valid' (model choice) or split='test' (the report); "
+            "training items are masked, so 'train' cannot be measured",
+        )
     ks = check_ks(ks)
     batch_users = check_int(batch_users, "batch_users", 1, 10**7, example=1024)
     if round_to is not None:
@@ -465,19 +432,26 @@ def check_evaluate_args(dataset: Any, split: Any, ks: Any, batch_users: Any, use
     if users is not None:
         users = check_users(users, int(dataset.n_users))
     elif len(dataset.split(split)) == 0:
-        raise DataError(f"the {split} split is empty: there is nothing to measure", path=dataset.path,
-                        row=f"x_label {1 if split == 'valid' else 2}",
-                        fix="re-split the data so that users have valid and test rows (MMRec: 8/1/1 per user)")
+        raise DataError(
+            f"the {split} split is empty: there is nothing to measure",
+            path=dataset.path,
+            row=f"x_label {1 if split == 'valid' else 2}",
+            fix="re-split the data so that users have valid and test rows (MMRec: 8/1/1 per user)",
+        )
     return ks, batch_users, users
 
 
 def check_export_args(dataset: Any, k: Any, batch_users: Any, users: Any) -> tuple[int, int, np.ndarray | None]:
-    """What top-K export checks first; returns ``(k, batch_users, users)`` with the memory of one score block checked."""
+    """What top-K export checks first: ``(k, batch_users, users)``, the memory of one score block checked."""
     k = check_int(k, "--k", 1, 100000, example=20)
     batch_users = check_int(batch_users, "--batch-users", 1, 10**7, example=1024)
     if users is not None:
         users = check_users(users, int(dataset.n_users))
     rows = min(batch_users, max(1, int(dataset.n_users)))
-    check_memory(4.0 * 3 * rows * int(dataset.n_items), f"one block of {rows:,} users x {int(dataset.n_items):,} "
-                 "item scores", row="--batch-users", fix="lower --batch-users (e.g. --batch-users 256)")
+    check_memory(
+        4.0 * 3 * rows * int(dataset.n_items),
+        f"one block of {rows:,} users x {int(dataset.n_items):,} item scores",
+        row="--batch-users",
+        fix="lower --batch-users (e.g. --batch-users 256)",
+    )
     return k, batch_users, users

@@ -34,7 +34,8 @@ what the revealed items are worth. ``g = 0`` falls back to popularity for every 
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -116,8 +117,9 @@ def content_path_scores(model, features: np.ndarray, items: np.ndarray, *, forge
     return score
 
 
-def evaluate_cold_items(scorers: Mapping[str, ScoreFn], split: ColdItemSplit, *, ks: Sequence[int] = (10, 20),
-                        batch_users: int = 1024) -> pd.DataFrame:
+def evaluate_cold_items(
+    scorers: Mapping[str, ScoreFn], split: ColdItemSplit, *, ks: Sequence[int] = (10, 20), batch_users: int = 1024
+) -> pd.DataFrame:
     """Recall/NDCG@K on the cold items only, ranked among themselves.
 
     Returns:
@@ -192,9 +194,14 @@ def _mask_given(s: torch.Tensor, given: Sequence[np.ndarray]) -> torch.Tensor:
     return s
 
 
-def cold_user_curve(methods: Mapping[str, FoldInFn], split: ColdUserSplit, *,
-                    given_counts: Sequence[int] = GIVEN_COUNTS, ks: Sequence[int] = (20,),
-                    batch_users: int = 1024) -> pd.DataFrame:
+def cold_user_curve(
+    methods: Mapping[str, FoldInFn],
+    split: ColdUserSplit,
+    *,
+    given_counts: Sequence[int] = GIVEN_COUNTS,
+    ks: Sequence[int] = (20,),
+    batch_users: int = 1024,
+) -> pd.DataFrame:
     """Metrics on the target items vs the number of revealed items, for several fold-in methods.
 
     Args:
@@ -224,12 +231,25 @@ def cold_user_curve(methods: Mapping[str, FoldInFn], split: ColdUserSplit, *,
                 t[~torch.isfinite(vals).numpy()] = -1
                 lists.append(t)
             lists_np = np.concatenate(lists)
-            rows.append({"method": name, "given": int(g),
-                         **metrics_of_lists(lists_np, np.arange(len(given)), truth, ks), "users": len(given)})
+            rows.append(
+                {
+                    "method": name,
+                    "given": int(g),
+                    **metrics_of_lists(lists_np, np.arange(len(given)), truth, ks),
+                    "users": len(given),
+                }
+            )
     return pd.DataFrame(rows)
 
 
 __all__ = [
-    "GIVEN_COUNTS", "FoldInFn", "forget_items", "content_path_scores", "evaluate_cold_items", "popularity_fold_in",
-    "model_fold_in", "knn_fold_in", "cold_user_curve",
+    "GIVEN_COUNTS",
+    "FoldInFn",
+    "forget_items",
+    "content_path_scores",
+    "evaluate_cold_items",
+    "popularity_fold_in",
+    "model_fold_in",
+    "knn_fold_in",
+    "cold_user_curve",
 ]

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from .errors import ConfigError
 
@@ -64,12 +65,14 @@ TUNED_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
     # MovieLens with posters (ml-latest-small, rating >= 4, 5-core; tiny-cnn image + MiniLM text
     # features): 2 x 2 grids, 4 trials per model, seed 999, <= 300 epochs, stopping_step 20,
     # best valid recall@20 (benchmarks/movielens_models.py; docs/benchmarks/models.md).
-    "movielens": _grid_choice(bpr=(0.005, 0.01), lightgcn=(0.005, 3), vbpr=(0.005, 0.01), freedom=(0.005, 0.01),
-                              alignrec=(0.001, 0.01)),
+    "movielens": _grid_choice(
+        bpr=(0.005, 0.01), lightgcn=(0.005, 3), vbpr=(0.005, 0.01), freedom=(0.005, 0.01), alignrec=(0.001, 0.01)
+    ),
     # The bundled toy shop (dataset name "toy"; 4 batches per epoch, hence larger learning rates):
     # the same grids with learning_rate in {0.005, 0.01}.
-    "toy": _grid_choice(bpr=(0.005, 0.01), lightgcn=(0.01, 3), vbpr=(0.005, 0.01), freedom=(0.01, 0.01),
-                        alignrec=(0.005, 0.01)),
+    "toy": _grid_choice(
+        bpr=(0.005, 0.01), lightgcn=(0.01, 3), vbpr=(0.005, 0.01), freedom=(0.01, 0.01), alignrec=(0.005, 0.01)
+    ),
 }
 
 
@@ -106,8 +109,11 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
     except ValueError:
         kind = type(default).__name__
         example = str(default).lower() if isinstance(default, bool) else default
-        raise ConfigError(f"{key}={value!r} is not a valid {kind}", row=key,
-                          fix=f"give a {'whole number' if kind == 'int' else kind} like --set {key}={example}") from None
+        raise ConfigError(
+            f"{key}={value!r} is not a valid {kind}",
+            row=key,
+            fix=f"give a {'whole number' if kind == 'int' else kind} like --set {key}={example}",
+        ) from None
     return text
 
 
@@ -158,12 +164,16 @@ def pick_preset(model: str, dataset: str | None = None, preset: str | None = "au
     if preset == "auto":
         return dataset if model in TUNED_DEFAULTS.get(dataset or "", {}) else None
     if not isinstance(preset, str) or preset not in TUNED_DEFAULTS:
-        raise ConfigError(f"unknown preset {preset!r}", row="preset",
-                          fix="use auto, none or one of " + ", ".join(TUNED_DEFAULTS))
+        raise ConfigError(
+            f"unknown preset {preset!r}", row="preset", fix="use auto, none or one of " + ", ".join(TUNED_DEFAULTS)
+        )
     if model not in TUNED_DEFAULTS[preset]:
         having = [name for name, models in TUNED_DEFAULTS.items() if model in models]
-        raise ConfigError(f"preset {preset!r} has no settings for model {model}", row="preset",
-                          fix="use auto, none" + "".join(f" or {name}" for name in having))
+        raise ConfigError(
+            f"preset {preset!r} has no settings for model {model}",
+            row="preset",
+            fix="use auto, none" + "".join(f" or {name}" for name in having),
+        )
     return preset
 
 
@@ -225,12 +235,17 @@ def _validate(cfg: Mapping[str, Any]) -> None:
     if not 0 <= cfg["seed"] < 2**63:
         raise ConfigError(f"seed must be in 0 .. 2**63 - 1, got {cfg['seed']}", row="seed", fix="--set seed=999")
     if not 0 < cfg["lr_decay"] <= 1:
-        raise ConfigError(f"lr_decay must be in (0, 1], got {cfg['lr_decay']}", row="lr_decay", fix="--set lr_decay=0.96")
+        raise ConfigError(
+            f"lr_decay must be in (0, 1], got {cfg['lr_decay']}", row="lr_decay", fix="--set lr_decay=0.96"
+        )
     metric = str(cfg["valid_metric"])
     name, _, k = metric.partition("@")
     if name not in ("recall", "ndcg", "precision", "map", "hit") or k not in ("5", "10", "20", "50"):
-        raise ConfigError(f"valid_metric {metric!r} is not computed", row="valid_metric",
-                          fix="use recall|ndcg|precision|map|hit @ 5|10|20|50, e.g. recall@20")
+        raise ConfigError(
+            f"valid_metric {metric!r} is not computed",
+            row="valid_metric",
+            fix="use recall|ndcg|precision|map|hit @ 5|10|20|50, e.g. recall@20",
+        )
     if str(cfg["device"]) not in ("auto", "cpu") and not str(cfg["device"]).startswith("cuda"):
         raise ConfigError(f"unknown device {cfg['device']!r}", row="device", fix="use auto, cpu or cuda")
     check_config_ranges(cfg)  # types and ranges (with upper bounds) of every numeric setting
@@ -267,9 +282,20 @@ CONFIG_RANGES: dict[str, tuple[str, float, float, bool, bool]] = {
 
 
 #: an example value for the fix of each model setting (the trainer's come from TRAIN_DEFAULTS)
-CONFIG_EXAMPLES = {"embedding_size": 64, "n_layers": 2, "n_ui_layers": 2, "knn_k": 10, "reg_weight": 1e-4,
-                   "cl_loss": 0.01, "sim_weight": 0.1, "ui_cosine_loss_weight": 0.1, "cl_temperature": 0.2,
-                   "dropout": 0.5, "mm_image_weight": 0.1, "sim_cache_mb": 512}
+CONFIG_EXAMPLES = {
+    "embedding_size": 64,
+    "n_layers": 2,
+    "n_ui_layers": 2,
+    "knn_k": 10,
+    "reg_weight": 1e-4,
+    "cl_loss": 0.01,
+    "sim_weight": 0.1,
+    "ui_cosine_loss_weight": 0.1,
+    "cl_temperature": 0.2,
+    "dropout": 0.5,
+    "mm_image_weight": 0.1,
+    "sim_cache_mb": 512,
+}
 
 
 def check_config_ranges(cfg: Mapping[str, Any]) -> None:
@@ -283,15 +309,21 @@ def check_config_ranges(cfg: Mapping[str, Any]) -> None:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             continue
         kind, lo, hi, lo_open, hi_open = CONFIG_RANGES.get(
-            key, ("int" if isinstance(value, int) else "float", -1e9, 1e9, False, False))
-        ok = math.isfinite(float(value)) and (lo < value if lo_open else lo <= value) and \
-            (value < hi if hi_open else value <= hi)
+            key, ("int" if isinstance(value, int) else "float", -1e9, 1e9, False, False)
+        )
+        ok = (
+            math.isfinite(float(value))
+            and (lo < value if lo_open else lo <= value)
+            and (value < hi if hi_open else value <= hi)
+        )
         if not ok:
             rng = f"{'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
             shown = value if isinstance(value, int) and abs(value) < 10**15 else f"{value:g}"
-            raise ConfigError(f"{key} must be {'a whole number' if kind == 'int' else 'a number'} in {rng}, "
-                              f"got {shown}", row=key, fix=f"e.g. --set {key}={examples.get(key, lo)}")
-
+            raise ConfigError(
+                f"{key} must be {'a whole number' if kind == 'int' else 'a number'} in {rng}, got {shown}",
+                row=key,
+                fix=f"e.g. --set {key}={examples.get(key, lo)}",
+            )
 
 
 def parse_set_args(items: list[str] | None) -> dict[str, str]:

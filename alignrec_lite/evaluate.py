@@ -29,7 +29,7 @@ the other side of a rounding boundary (0.082749993 → 0.0827, where MMRec's
 from __future__ import annotations
 
 import time
-from typing import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import scipy.sparse as sp
@@ -160,8 +160,13 @@ def metrics_from_hits(hits: torch.Tensor, n_pos: torch.Tensor, ks: Sequence[int]
     return out
 
 
-def metrics_of_lists(lists: np.ndarray, users: np.ndarray, truth: sp.csr_matrix, ks: Sequence[int],
-                     metrics: Sequence[str] = ("recall", "ndcg")) -> dict[str, float]:
+def metrics_of_lists(
+    lists: np.ndarray,
+    users: np.ndarray,
+    truth: sp.csr_matrix,
+    ks: Sequence[int],
+    metrics: Sequence[str] = ("recall", "ndcg"),
+) -> dict[str, float]:
     """Mean metrics of ready top-K lists (the evaluator's formulas, :func:`metrics_from_hits`).
 
     For protocols that rank themselves (cold start, long tail): no masking or

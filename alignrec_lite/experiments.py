@@ -13,7 +13,8 @@ same code:
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -39,9 +40,14 @@ from .evaluate import ScoreFn
 from .scorers import item_knn_scores, neighbour_popularity_scores, random_scores
 
 
-def train_models(dataset: RecDataset, models: Sequence[str], overrides: Mapping[str, Any] | None = None,
-                 model_overrides: Mapping[str, Mapping[str, Any]] | None = None, progress: bool = False,
-                 preset: str | None = "auto") -> dict:
+def train_models(
+    dataset: RecDataset,
+    models: Sequence[str],
+    overrides: Mapping[str, Any] | None = None,
+    model_overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    progress: bool = False,
+    preset: str | None = "auto",
+) -> dict:
     """Train every named model on ``dataset`` (early stopping on its valid split).
 
     Args:
@@ -110,8 +116,11 @@ def item_coldstart_experiment(
     """
     split = split or item_disjoint_split(dataset, share, seed=seed)
     ov = {"seed": seed, **(overrides or {})}
-    nets = dict(trained) if trained is not None else train_models(split.dataset, models, ov, model_overrides,
-                                                                 progress, preset)
+    nets = (
+        dict(trained)
+        if trained is not None
+        else train_models(split.dataset, models, ov, model_overrides, progress, preset)
+    )
     scorers: dict[str, ScoreFn] = {}
     for name, net in nets.items():
         scorers[name] = net.full_sort_scores
@@ -120,10 +129,12 @@ def item_coldstart_experiment(
             scorers[f"{name} · content"] = content_path_scores(net, feat, split.cold_items)
     feat = _content_features(split.dataset)
     if feat is not None:
-        scorers["content kNN"] = item_knn_scores(feat, split.dataset.interaction_matrix("train"), k=knn_k,
-                                                 targets=split.cold_items)
-        scorers["neighbour popularity"] = neighbour_popularity_scores(feat, split.dataset.item_popularity("train"),
-                                                                      split.cold_items, k=knn_k)
+        scorers["content kNN"] = item_knn_scores(
+            feat, split.dataset.interaction_matrix("train"), k=knn_k, targets=split.cold_items
+        )
+        scorers["neighbour popularity"] = neighbour_popularity_scores(
+            feat, split.dataset.item_popularity("train"), split.cold_items, k=knn_k
+        )
     scorers["random"] = random_scores(dataset.n_items, seed)
     table = evaluate_cold_items(scorers, split, ks=ks)
     table.insert(1, "seed", seed)
@@ -170,8 +181,11 @@ def user_coldstart_experiment(
     """
     split = split or user_coldstart_split(dataset, share, seed=seed, max_given=max(given_counts))
     ov = {"seed": seed, **(overrides or {})}
-    nets = dict(trained) if trained is not None else train_models(split.dataset, models, ov, model_overrides,
-                                                                 progress, preset)
+    nets = (
+        dict(trained)
+        if trained is not None
+        else train_models(split.dataset, models, ov, model_overrides, progress, preset)
+    )
     fns: dict[str, FoldInFn] = {"popularity": popularity_fold_in(split.dataset)}
     labels: dict[str, tuple[str, str]] = {"popularity": ("popularity", "-")}
     feat = _content_features(split.dataset)

@@ -26,8 +26,8 @@ dataset folder, in one call; ``alignrec-lite evaluate-features DIR`` prints it.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -52,8 +52,9 @@ def masked_items(n_items: int, ratio: float, seed: int = 0) -> np.ndarray:
     return np.sort(perm[: int(np.floor(ratio * n_items))])
 
 
-def mask_features(features: dict[str, np.ndarray], modality: str, items: np.ndarray,
-                  masked_mm: np.ndarray | None = None) -> dict[str, np.ndarray]:
+def mask_features(
+    features: dict[str, np.ndarray], modality: str, items: np.ndarray, masked_mm: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
     """Copy of a feature dict where ``items`` lost ``modality``.
 
     The ``modality`` matrix gets zero rows at ``items``; the fused ``"mm"`` matrix,
@@ -144,8 +145,11 @@ def evaluate_features(
     feats = {k: np.asarray(v, dtype=np.float32) for k, v in ds.features.items()}
     for name, arr in (extra or {}).items():
         if arr.shape[0] != ds.n_items:
-            raise DataError(f"extra feature {name!r} has {arr.shape[0]} rows, expected {ds.n_items}",
-                            row=name, fix="one row per itemID")
+            raise DataError(
+                f"extra feature {name!r} has {arr.shape[0]} rows, expected {ds.n_items}",
+                row=name,
+                fix="one row per itemID",
+            )
         feats[name] = np.asarray(arr, dtype=np.float32)
     masked_mm = {}
     if ds.path is not None:
@@ -156,12 +160,19 @@ def evaluate_features(
         sources = [s for s in ("image", "text", "image+text", "mm") if source_matrix(feats, s) is not None]
         sources += [s for s in (extra or {}) if s not in sources]
     if not sources:
-        raise DataError("the dataset has no feature file to evaluate", path=ds.path,
-                        fix="run `alignrec-lite features DIR` (and `alignrec-lite pretrain-ica DIR`) first")
+        raise DataError(
+            "the dataset has no feature file to evaluate",
+            path=ds.path,
+            fix="run `alignrec-lite features DIR` (and `alignrec-lite pretrain-ica DIR`) first",
+        )
     for s in sources:
         if source_matrix(feats, s) is None:
-            raise DataError(f"feature source {s!r} is not available (have {sorted(feats)})", path=ds.path,
-                            row="--source", fix="extract it first or choose another source")
+            raise DataError(
+                f"feature source {s!r} is not available (have {sorted(feats)})",
+                path=ds.path,
+                row="--source",
+                fix="extract it first or choose another source",
+            )
     ks = tuple(sorted(set(ks)))
     items = masked_items(ds.n_items, mask_ratio, seed)
     train = ds.interaction_matrix("train")
@@ -178,8 +189,7 @@ def evaluate_features(
         mat = source_matrix(feats, src)
         row: dict = {"source": src, "dim": int(mat.shape[1])}
         row.update({f"zeroshot/{k}": v for k, v in _metrics(zero_shot_scores(ds, mat), ds, split, ks).items()})
-        row.update({f"itemcf/{k}": v
-                    for k, v in _metrics(itemcf(mat), ds, split, ks).items()})
+        row.update({f"itemcf/{k}": v for k, v in _metrics(itemcf(mat), ds, split, ks).items()})
         for modality in ("image", "text"):
             parts = src.split("+")
             if modality not in parts and "mm" not in parts:
@@ -187,8 +197,7 @@ def evaluate_features(
             masked = source_matrix(mask_features(feats, modality, items, masked_mm.get(modality)), src)
             if masked is None:
                 continue  # a fused feature without its masked counterpart file
-            for kind, fn in (("zeroshot", zero_shot_scores(ds, masked)),
-                             ("itemcf", itemcf(masked))):
+            for kind, fn in (("zeroshot", zero_shot_scores(ds, masked)), ("itemcf", itemcf(masked))):
                 for k, v in _metrics(fn, ds, split, ks).items():
                     row[f"mask_{modality}/{kind}/{k}"] = v
         if geometry:
@@ -206,13 +215,23 @@ def evaluate_features(
 
 def format_table(result: dict, metric: str = "recall@20") -> str:
     """A plain-text table of :func:`evaluate_features` (one line per source)."""
-    cols = [("zero-shot", f"zeroshot/{metric}"), ("item-CF", f"itemcf/{metric}"),
-            ("zs -img", f"mask_image/zeroshot/{metric}"), ("cf -img", f"mask_image/itemcf/{metric}"),
-            ("zs -txt", f"mask_text/zeroshot/{metric}"), ("cf -txt", f"mask_text/itemcf/{metric}"),
-            ("align u-i", "align_user_item"), ("unif items", "uniform_items")]
+    cols = [
+        ("zero-shot", f"zeroshot/{metric}"),
+        ("item-CF", f"itemcf/{metric}"),
+        ("zs -img", f"mask_image/zeroshot/{metric}"),
+        ("cf -img", f"mask_image/itemcf/{metric}"),
+        ("zs -txt", f"mask_text/zeroshot/{metric}"),
+        ("cf -txt", f"mask_text/itemcf/{metric}"),
+        ("align u-i", "align_user_item"),
+        ("unif items", "uniform_items"),
+    ]
     head = f"{'source':14s} {'dim':>5s} " + " ".join(f"{c:>10s}" for c, _ in cols)
-    lines = [f"{result['dataset']} ({result['split']}), {metric}; masked items: {result['masked_items']} "
-             f"(ratio {result['settings']['mask_ratio']})", head, "-" * len(head)]
+    lines = [
+        f"{result['dataset']} ({result['split']}), {metric}; masked items: {result['masked_items']} "
+        f"(ratio {result['settings']['mask_ratio']})",
+        head,
+        "-" * len(head),
+    ]
     for r in result["rows"]:
         cells = []
         for _, key in cols:

@@ -5,6 +5,8 @@ exports) goes through :func:`atomic_write` or :func:`atomic_dir`: the content is
 written to a temporary name in the same folder and renamed into place only when
 it is complete, so a killed process leaves the previous version intact.
 :func:`read_json` reads a JSON file the kit wrote, refusing anything but a regular file.
+:func:`out_lock` keeps two commands from writing to one output folder, and
+:func:`staging_dir` / :func:`swap_dir` replace a folder (``--overwrite``) only once the new one is complete.
 """
 
 from __future__ import annotations
@@ -15,14 +17,16 @@ import hashlib
 import json
 import os
 import shutil
+import socket
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
 from .checks import check_regular_file
-from .errors import DataError
+from .errors import CheckpointError, ConfigError, DataError
 
 
 def _umask() -> int:
@@ -214,13 +218,132 @@ def load_checkpoint_file(path: Path) -> dict:
             with zipfile.ZipFile(path) as zf:
                 bad = zf.testzip()
             if bad is not None:
-                raise CheckpointError(f"checksum mismatch in {bad} (the file is damaged)", path=path,
-                                      fix="restore the file from a copy or retrain")
+                raise CheckpointError(
+                    f"checksum mismatch in {bad} (the file is damaged)",
+                    path=path,
+                    fix="restore the file from a copy or retrain",
+                )
         return torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise CheckpointError("checkpoint not found", path=path, fix="train first (alignrec-lite train …)") from None
     except CheckpointError:
         raise
-    except Exception as exc:  # noqa: BLE001 - torch raises many types for corrupt files
-        raise CheckpointError(f"cannot load the checkpoint ({type(exc).__name__})", path=path,
-                              fix="the file is damaged or not a kit checkpoint; retrain or restore it") from None
+    except Exception as exc:
+        raise CheckpointError(
+            f"cannot load the checkpoint ({type(exc).__name__})",
+            path=path,
+            fix="the file is damaged or not a kit checkpoint; retrain or restore it",
+        ) from None
+
+
+# ---------------------------------------------------------------------- locks
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def lock_path(out: Path) -> Path:
+    """The lock file of an output folder: a hidden file beside it (``.NAME.lock``)."""
+    return out.parent / f".{out.name}.lock"
+
+
+def _read_lock(path: Path) -> tuple[int, str]:
+    try:
+        text = path.read_text(encoding="utf-8").split()
+        return int(text[0]), (text[1] if len(text) > 1 else "")
+    except (OSError, ValueError, IndexError):
+        return -1, ""
+
+
+@contextlib.contextmanager
+def out_lock(out: str | Path, flag: str = "--out") -> Iterator[Path]:
+    """Hold ``.NAME.lock`` beside ``out`` while a command writes there.
+
+    A second writer to the same folder fails at once with a :class:`CheckpointError`
+    naming the process that holds it; the lock of a process that no longer runs
+    (same host) is taken over. Leftovers of an interrupted ``--overwrite`` swap are
+    repaired while the lock is held.
+    """
+    out = Path(out)
+    path = lock_path(out)
+    host = socket.gethostname()
+    me = f"{os.getpid()} {host}\n"
+    for _attempt in range(3):
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            pid, where = _read_lock(path)
+            if (where in ("", host)) and not _pid_alive(pid):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)  # stale: its process is gone
+                continue
+            raise CheckpointError(
+                f"another process (pid {pid}{' on ' + where if where else ''}) is writing to {out}",
+                path=path,
+                row=flag,
+                fix="wait for it to finish or use another --out; delete the lock file only if that process is gone",
+            ) from None
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot create the lock file ({exc.strerror})",
+                path=path,
+                row=flag,
+                fix="choose an --out in a folder you can write to",
+            ) from None
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(me)
+        break
+    else:
+        raise CheckpointError(
+            f"cannot take the lock of {out}",
+            path=path,
+            row=flag,
+            fix="delete the lock file if no other command is writing there",
+        )
+    try:
+        recover_swap(out)
+        yield path
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            if _read_lock(path)[0] == os.getpid():
+                os.unlink(path)
+
+
+def recover_swap(out: Path) -> None:
+    """Repair what a killed :func:`swap_dir` left: restore the old folder, drop half-built ones."""
+    parent = out.parent
+    if not parent.is_dir():
+        return
+    olds = sorted(parent.glob(f".{out.name}.old-*"))
+    if olds and not os.path.lexists(out):
+        os.replace(olds[0], out)
+        olds = olds[1:]
+    for stale in [*olds, *parent.glob(f".{out.name}.new-*")]:
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+def staging_dir(out: Path) -> Path:
+    """Where ``--overwrite`` builds the new run beside the old one."""
+    return out.parent / f".{out.name}.new-{os.getpid()}"
+
+
+def swap_dir(new: Path, out: Path) -> None:
+    """Put the complete folder ``new`` at ``out``; the old ``out`` is kept until then.
+
+    A kill between the two renames leaves ``.NAME.old-PID``, which :func:`recover_swap`
+    moves back at the next command on that folder.
+    """
+    if os.path.lexists(out):
+        old = out.parent / f".{out.name}.old-{os.getpid()}"
+        os.replace(out, old)
+        os.replace(new, out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(new, out)

@@ -42,7 +42,8 @@ convention), which is also all it uses for a model without ``representations()``
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -63,8 +64,7 @@ TRACKED_PAIRS: tuple[tuple[str, str, str, str], ...] = (
 )
 
 
-def alignment(x: ArrayLike, y: ArrayLike, alpha: float = 2.0, *, max_pairs: int | None = None,
-              seed: int = 0) -> float:
+def alignment(x: ArrayLike, y: ArrayLike, alpha: float = 2.0, *, max_pairs: int | None = None, seed: int = 0) -> float:
     """Mean ``||x̂_k - ŷ_k||^alpha`` over the row pairs ``(x_k, y_k)``; inputs are L2-normalised here.
 
     Args:
@@ -120,9 +120,17 @@ def uniformity(x: ArrayLike, t: float = 2.0, *, max_points: int | None = 4096, s
     return float(uniform_loss(xt, t, normalize=True)) + 0.0  # + 0.0 turns -0.0 into 0.0
 
 
-def align_uniform(x: ArrayLike, y: ArrayLike, *, alpha: float = 2.0, t: float = 2.0,
-                  pairs: np.ndarray | None = None, max_pairs: int | None = 20000,
-                  max_points: int | None = 4096, seed: int = 0) -> dict[str, float]:
+def align_uniform(
+    x: ArrayLike,
+    y: ArrayLike,
+    *,
+    alpha: float = 2.0,
+    t: float = 2.0,
+    pairs: np.ndarray | None = None,
+    max_pairs: int | None = 20000,
+    max_points: int | None = 4096,
+    seed: int = 0,
+) -> dict[str, float]:
     """Alignment of positive pairs and uniformity of each side, for two embedding sets.
 
     Args:
@@ -169,9 +177,15 @@ def user_profiles(dataset: RecDataset, item_vectors: ArrayLike, split: str = "tr
     return torch.from_numpy(np.asarray(inv @ r @ items, dtype=np.float32))  # (n_users, d)
 
 
-def feature_geometry(dataset: RecDataset, item_vectors: ArrayLike, *, split: str = "test",
-                     max_pairs: int | None = 20000, max_points: int | None = 4096, seed: int = 0
-                     ) -> dict[str, float]:
+def feature_geometry(
+    dataset: RecDataset,
+    item_vectors: ArrayLike,
+    *,
+    split: str = "test",
+    max_pairs: int | None = 20000,
+    max_points: int | None = 4096,
+    seed: int = 0,
+) -> dict[str, float]:
     """Geometry of an item-feature matrix in the recommendation task, without training.
 
     ``uniform_items`` is the uniformity of the item vectors; ``align_user_item`` the
@@ -186,8 +200,11 @@ def feature_geometry(dataset: RecDataset, item_vectors: ArrayLike, *, split: str
     pairs = dataset.split(split)
     res = align_uniform(users, item_vectors, pairs=pairs, max_pairs=max_pairs, max_points=max_points, seed=seed)
     active = np.unique(dataset.train[:, 0])
-    return {"align_user_item": res["align"], "uniform_items": res["uniform_y"],
-            "uniform_users": uniformity(users[active], max_points=max_points, seed=seed)}
+    return {
+        "align_user_item": res["align"],
+        "uniform_items": res["uniform_y"],
+        "uniform_users": uniformity(users[active], max_points=max_points, seed=seed),
+    }
 
 
 # ---------------------------------------------------------------------- tracker
@@ -241,8 +258,17 @@ class AlignUniformTracker:
         seed: seed of the subsamples.
     """
 
-    def __init__(self, dataset: RecDataset, *, every: int = 1, max_pairs: int = 4096, max_points: int = 2048,
-                 alpha: float = 2.0, t: float = 2.0, seed: int = 0) -> None:
+    def __init__(
+        self,
+        dataset: RecDataset,
+        *,
+        every: int = 1,
+        max_pairs: int = 4096,
+        max_points: int = 2048,
+        alpha: float = 2.0,
+        t: float = 2.0,
+        seed: int = 0,
+    ) -> None:
         self.pairs = dataset.train.astype(np.int64)
         self.every, self.max_pairs, self.max_points = every, max_pairs, max_points
         self.alpha, self.t, self.seed = alpha, t, seed
@@ -257,9 +283,16 @@ class AlignUniformTracker:
             x, y = reps[left], reps[right]
             if x.shape[1] != y.shape[1]:
                 continue  # different spaces: alignment is undefined
-            res = align_uniform(x, y, alpha=self.alpha, t=self.t,
-                                pairs=self.pairs if how == "interactions" else None,
-                                max_pairs=self.max_pairs, max_points=self.max_points, seed=self.seed)
+            res = align_uniform(
+                x,
+                y,
+                alpha=self.alpha,
+                t=self.t,
+                pairs=self.pairs if how == "interactions" else None,
+                max_pairs=self.max_pairs,
+                max_points=self.max_points,
+                seed=self.seed,
+            )
             out[f"{name}/align"] = res["align"]
             out[f"{name}/uniform_{left}"] = res["uniform_x"]
             out[f"{name}/uniform_{right}"] = res["uniform_y"]

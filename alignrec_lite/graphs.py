@@ -119,8 +119,9 @@ def to_torch(m: sp.spmatrix, device: torch.device | str = "cpu", layout: str = "
     if layout == "coo":
         coo = m.tocoo()
         idx = torch.from_numpy(np.vstack([coo.row, coo.col]).astype(np.int64))
-        return torch.sparse_coo_tensor(idx, torch.from_numpy(coo.data.astype(np.float32)),
-                                       coo.shape, device=device, check_invariants=False).coalesce()
+        return torch.sparse_coo_tensor(
+            idx, torch.from_numpy(coo.data.astype(np.float32)), coo.shape, device=device, check_invariants=False
+        ).coalesce()
     csr = m.tocsr()
     csr.sort_indices()
     with warnings.catch_warnings():
@@ -148,8 +149,7 @@ class _SparseMM(torch.autograd.Function):
         return None, None, torch.sparse.mm(ctx.a_t, grad)
 
 
-def spmm(a: torch.Tensor, x: torch.Tensor, a_t: torch.Tensor | None = None, *,
-         symmetric: bool = False) -> torch.Tensor:
+def spmm(a: torch.Tensor, x: torch.Tensor, a_t: torch.Tensor | None = None, *, symmetric: bool = False) -> torch.Tensor:
     """Sparse (CSR) times dense, with a cheap backward when ``Aᵀ`` is known.
 
     ``torch.sparse.mm`` transposes a CSR matrix on every backward pass. The graphs

@@ -23,8 +23,8 @@ import argparse
 import os
 import shutil
 import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 DEFAULT_TOKEN = "alignrec-lite"
 DEFAULT_PORT = 8888
@@ -40,8 +40,14 @@ def lab_url(port: int = DEFAULT_PORT, token: str = DEFAULT_TOKEN, path: str = "l
     return f"http://127.0.0.1:{port}/{path.lstrip('/')}?token={token}"
 
 
-def lab_command(root: str | Path, *, port: int = DEFAULT_PORT, token: str = DEFAULT_TOKEN,
-                jupyter: str | None = None, extra: Sequence[str] = ()) -> list[str]:
+def lab_command(
+    root: str | Path,
+    *,
+    port: int = DEFAULT_PORT,
+    token: str = DEFAULT_TOKEN,
+    jupyter: str | None = None,
+    extra: Sequence[str] = (),
+) -> list[str]:
     """The ``jupyter lab`` command line that ``make lab`` runs.
 
     Args:
@@ -58,8 +64,15 @@ def lab_command(root: str | Path, *, port: int = DEFAULT_PORT, token: str = DEFA
     if jupyter is None:
         beside = Path(sys.executable).with_name("jupyter")
         jupyter = str(beside) if beside.exists() else (shutil.which("jupyter") or "jupyter")
-    cmd = [jupyter, "lab", "--no-browser", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
-           f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={Path(root).resolve()}"]
+    cmd = [
+        jupyter,
+        "lab",
+        "--no-browser",
+        "--ServerApp.ip=127.0.0.1",
+        f"--ServerApp.port={port}",
+        f"--IdentityProvider.token={token}",
+        f"--ServerApp.root_dir={Path(root).resolve()}",
+    ]
     if is_root():
         cmd.append("--allow-root")
     return cmd + list(extra)
@@ -76,23 +89,29 @@ def main(argv: list[str] | None = None) -> int:
     """Print the URL and replace this process with JupyterLab (``make lab``)."""
     from .nbtools import notebooks_dir
 
-    ap = argparse.ArgumentParser(prog="python -m alignrec_lite.lab", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="python -m alignrec_lite.lab", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--root", default=str(notebooks_dir()), help="folder to open (default: notebooks/)")
     ap.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
-    ap.add_argument("--token", default=os.environ.get("LAB_TOKEN") or DEFAULT_TOKEN,
-                    help="login token (default: $LAB_TOKEN or %(default)s)")
+    ap.add_argument(
+        "--token",
+        default=os.environ.get("LAB_TOKEN") or DEFAULT_TOKEN,
+        help="login token (default: $LAB_TOKEN or %(default)s)",
+    )
     args = ap.parse_args(argv)
     if not 1 <= args.port <= 65535:
         print(f"alignrec-lite lab: error: --port must be 1-65535, got {args.port}", file=sys.stderr)
         return 2
     if not Path(args.root).is_dir():
-        print(f"alignrec-lite lab: error: {args.root} is not a folder. Fix: pass --root notebooks",
-              file=sys.stderr)
+        print(f"alignrec-lite lab: error: {args.root} is not a folder. Fix: pass --root notebooks", file=sys.stderr)
         return 2
     cmd = lab_command(args.root, port=args.port, token=args.token)
-    print(f"JupyterLab on {Path(args.root).resolve()}\n  open {lab_url(args.port, args.token)}\n"
-          "  (if the port was taken, JupyterLab prints the one it chose below; Ctrl+C stops it)", flush=True)
+    print(
+        f"JupyterLab on {Path(args.root).resolve()}\n  open {lab_url(args.port, args.token)}\n"
+        "  (if the port was taken, JupyterLab prints the one it chose below; Ctrl+C stops it)",
+        flush=True,
+    )
     os.execvpe(cmd[0], cmd, lab_env())
     return 0  # pragma: no cover - execvpe does not return
 

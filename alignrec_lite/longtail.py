@@ -34,8 +34,8 @@ ACM TiiS 2016; Abdollahpouri et al., FLAIRS 2019)::
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -88,13 +88,15 @@ class PopularityBuckets:
         rows = []
         for b, label in enumerate(self.labels):
             pop = self.popularity[self.item_bucket == b]
-            rows.append({
-                "bucket": label,
-                "items": int(len(pop)),
-                "min_pop": int(pop.min()) if len(pop) else None,
-                "max_pop": int(pop.max()) if len(pop) else None,
-                "share_of_train": float(pop.sum() / total),
-            })
+            rows.append(
+                {
+                    "bucket": label,
+                    "items": int(len(pop)),
+                    "min_pop": int(pop.min()) if len(pop) else None,
+                    "max_pop": int(pop.max()) if len(pop) else None,
+                    "share_of_train": float(pop.sum() / total),
+                }
+            )
         return pd.DataFrame(rows)
 
 
@@ -139,12 +141,18 @@ def popularity_buckets(
         labels = labels or list(HEAD_MID_TAIL)
     q = np.asarray(quantiles, dtype=float)
     if q.size and (np.any(q <= 0) or np.any(q >= 1) or np.any(np.diff(q) <= 0)):
-        raise ConfigError(f"quantiles must increase strictly inside (0, 1), got {list(quantiles)}",
-                          row="quantiles", fix="e.g. quantiles=(0.5, 0.8)")
+        raise ConfigError(
+            f"quantiles must increase strictly inside (0, 1), got {list(quantiles)}",
+            row="quantiles",
+            fix="e.g. quantiles=(0.5, 0.8)",
+        )
     labels = list(labels) if labels is not None else [f"q{b + 1}" for b in range(len(q) + 1)]
     if len(labels) != len(q) + 1:
-        raise ConfigError(f"{len(q) + 1} buckets need {len(q) + 1} labels, got {len(labels)}",
-                          row="labels", fix="give one label per bucket, least popular first")
+        raise ConfigError(
+            f"{len(q) + 1} buckets need {len(q) + 1} labels, got {len(labels)}",
+            row="labels",
+            fix="give one label per bucket, least popular first",
+        )
     thr = np.quantile(pop, q) if q.size else np.zeros(0)
     item_bucket = np.searchsorted(thr, pop, side="left").astype(np.int64)  # pop <= t_1 -> bucket 0
     return PopularityBuckets(labels=labels, item_bucket=item_bucket, thresholds=thr, popularity=pop)
@@ -233,8 +241,11 @@ def bucket_metrics(
         ``recall@K`` / ``ndcg@K`` averaged over those users (NaN if none).
     """
     if max(ks) > lists.shape[1]:
-        raise ConfigError(f"lists hold {lists.shape[1]} items but K = {max(ks)} was asked",
-                          row="ks", fix="rank deeper (topk_lists(k=...)) or lower K")
+        raise ConfigError(
+            f"lists hold {lists.shape[1]} items but K = {max(ks)} was asked",
+            row="ks",
+            fix="rank deeper (topk_lists(k=...)) or lower K",
+        )
     hits = hits_matrix(lists, users, truth)  # (n, K)
     lb = np.where(lists >= 0, buckets.item_bucket[np.maximum(lists, 0)], -1)  # (n, K) bucket of each slot
     sub = truth[users].tocoo()
@@ -243,8 +254,12 @@ def bucket_metrics(
     for b, label in enumerate(buckets.labels):
         n_pos = np.bincount(sub.row[gt_bucket == b], minlength=len(users))  # (n,)
         keep = n_pos > 0
-        row = {"bucket": label, "items": int((buckets.item_bucket == b).sum()),
-               "interactions": int(n_pos.sum()), "users": int(keep.sum())}
+        row = {
+            "bucket": label,
+            "items": int((buckets.item_bucket == b).sum()),
+            "interactions": int(n_pos.sum()),
+            "users": int(keep.sum()),
+        }
         if keep.any():
             h = torch.from_numpy(hits[keep] & (lb[keep] == b))
             m = metrics_from_hits(h, torch.from_numpy(n_pos[keep]), ks)
@@ -410,8 +425,9 @@ def mmrec_published(dataset: str = "baby") -> pd.DataFrame:
         ConfigError: unknown dataset.
     """
     if dataset not in MMREC_PUBLISHED:
-        raise ConfigError(f"no published MMRec table for {dataset!r}", row="dataset",
-                          fix=f"use one of {', '.join(MMREC_PUBLISHED)}")
+        raise ConfigError(
+            f"no published MMRec table for {dataset!r}", row="dataset", fix=f"use one of {', '.join(MMREC_PUBLISHED)}"
+        )
     cols = ["recall@10", "recall@20", "recall@50", "ndcg@10", "ndcg@20", "ndcg@50"]
     df = pd.DataFrame.from_dict(MMREC_PUBLISHED[dataset], orient="index", columns=cols)
     return df.rename_axis("model")
@@ -445,6 +461,17 @@ def mean_std(df: pd.DataFrame, by: Sequence[str], values: Sequence[str], *, fmt:
 
 
 __all__ = [
-    "PopularityBuckets", "popularity_buckets", "long_tail_mask", "topk_lists", "bucket_metrics", "gini",
-    "exposure", "beyond_accuracy", "long_tail_report", "mean_std", "as_table", "MMREC_PUBLISHED", "mmrec_published",
+    "PopularityBuckets",
+    "popularity_buckets",
+    "long_tail_mask",
+    "topk_lists",
+    "bucket_metrics",
+    "gini",
+    "exposure",
+    "beyond_accuracy",
+    "long_tail_report",
+    "mean_std",
+    "as_table",
+    "MMREC_PUBLISHED",
+    "mmrec_published",
 ]

@@ -137,9 +137,7 @@ def _check_normalised(x: torch.Tensor, name: str) -> None:
         )
 
 
-def align_loss(
-    x: torch.Tensor, y: torch.Tensor, alpha: float = 2.0, *, normalize: bool = False
-) -> torch.Tensor:
+def align_loss(x: torch.Tensor, y: torch.Tensor, alpha: float = 2.0, *, normalize: bool = False) -> torch.Tensor:
     """Wang & Isola's alignment: ``E ||x_i - y_i||_2^alpha`` over positive pairs.
 
     Inputs must lie on the unit sphere (asserted) unless ``normalize=True``.
@@ -200,8 +198,12 @@ def sim_loss(content_emb: torch.Tensor, feat: torch.Tensor) -> torch.Tensor:
     return torch.linalg.matrix_norm(content_emb @ content_emb.T - target) / content_emb.shape[0]
 
 
-def sim_loss_expanded(content_emb: torch.Tensor, feat_unit: torch.Tensor,
-                      target_sq_norm: torch.Tensor | float, counts: torch.Tensor | None = None) -> torch.Tensor:
+def sim_loss_expanded(
+    content_emb: torch.Tensor,
+    feat_unit: torch.Tensor,
+    target_sq_norm: torch.Tensor | float,
+    counts: torch.Tensor | None = None,
+) -> torch.Tensor:
     """:func:`sim_loss` computed without the ``B x B`` matrices (same value, same gradient).
 
     With ``H`` the content vectors and ``F̂`` the unit-norm features of the batch,
@@ -230,9 +232,16 @@ def sim_loss_expanded(content_emb: torch.Tensor, feat_unit: torch.Tensor,
     return (sq.clamp_min(1e-12).sqrt() / n).to(h.dtype)
 
 
-def cca_loss(item_content: torch.Tensor, item_id: torch.Tensor, user_content: torch.Tensor,
-             user_id: torch.Tensor, temperature: float = 0.2, *,
-             item_counts: torch.Tensor | None = None, user_counts: torch.Tensor | None = None) -> torch.Tensor:
+def cca_loss(
+    item_content: torch.Tensor,
+    item_id: torch.Tensor,
+    user_content: torch.Tensor,
+    user_id: torch.Tensor,
+    temperature: float = 0.2,
+    *,
+    item_counts: torch.Tensor | None = None,
+    user_counts: torch.Tensor | None = None,
+) -> torch.Tensor:
     """AlignRec's content-category alignment (CCA): InfoNCE(content → ID), items + users.
 
     ``L_CCA = InfoNCE(H^m_{i+}, H^id_{i+}) + InfoNCE(H^m_u, H^id_u)`` with in-batch
@@ -248,12 +257,14 @@ def cca_loss(item_content: torch.Tensor, item_id: torch.Tensor, user_content: to
         item_content, item_id: ``(n_i, d)``; user_content, user_id: ``(n_u, d)``;
         counts: ``(n_i,)`` / ``(n_u,)``. Returns a scalar.
     """
-    return (info_nce_grouped(item_content, item_id, item_counts, temperature)
-            + info_nce_grouped(user_content, user_id, user_counts, temperature))
+    return info_nce_grouped(item_content, item_id, item_counts, temperature) + info_nce_grouped(
+        user_content, user_id, user_counts, temperature
+    )
 
 
-def info_nce_grouped(anchor: torch.Tensor, positive: torch.Tensor, counts: torch.Tensor | None = None,
-                     temperature: float = 0.2) -> torch.Tensor:
+def info_nce_grouped(
+    anchor: torch.Tensor, positive: torch.Tensor, counts: torch.Tensor | None = None, temperature: float = 0.2
+) -> torch.Tensor:
     """:func:`info_nce` of a batch given as distinct rows with multiplicities.
 
     Row ``w`` stands for ``counts[w]`` identical rows of the batch, so with

@@ -21,9 +21,10 @@ import contextlib
 import json
 import math
 import time
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any
 
 from .errors import AlignRecError, ConfigError, DataError
 from .files import atomic_write
@@ -75,8 +76,11 @@ def _jsonable(value: Any) -> Any:
         return value
     if isinstance(value, Path):
         return str(value)
-    raise ConfigError(f"record() cannot store a value of type {type(value).__name__}", row="value",
-                      fix="record numbers, strings, lists or dicts of them")
+    raise ConfigError(
+        f"record() cannot store a value of type {type(value).__name__}",
+        row="value",
+        fix="record numbers, strings, lists or dicts of them",
+    )
 
 
 def record(name: str, value: Any) -> None:
@@ -126,8 +130,9 @@ def read_records(nb: str | Path | Any) -> dict[str, Any]:
         try:
             nb = nbformat.read(path, as_version=4)
         except Exception as exc:  # nbformat raises several unrelated types
-            raise DataError(f"not a readable notebook ({exc})", path=path,
-                            fix="pass an .ipynb file written by papermill or Jupyter") from None
+            raise DataError(
+                f"not a readable notebook ({exc})", path=path, fix="pass an .ipynb file written by papermill or Jupyter"
+            ) from None
     out: dict[str, Any] = {}
     for cell in nb.cells:
         for output in cell.get("outputs", []):
@@ -172,8 +177,11 @@ def find_notebooks(names: Sequence[str] | None = None, folder: str | Path | None
         stem = Path(name).name.removesuffix(".ipynb")
         hits = [p for p in available if p.stem == stem or p.stem.startswith(stem + "_") or p.stem[:2] == stem]
         if len(hits) != 1:
-            raise ConfigError(f"notebook {name!r} matches {len(hits)} notebooks", row="names",
-                              fix="use one of " + ", ".join(p.stem for p in available))
+            raise ConfigError(
+                f"notebook {name!r} matches {len(hits)} notebooks",
+                row="names",
+                fix="use one of " + ", ".join(p.stem for p in available),
+            )
         out.append(hits[0])
     return out
 
@@ -238,9 +246,15 @@ def run_notebook(
     params = dict(parameters or {})
     t0 = time.perf_counter()
     nb = pm.execute_notebook(
-        str(src), None, parameters=params, kernel_name=kernel_name,
-        cwd=str(cwd if cwd is not None else src.parent), progress_bar=False,
-        execution_timeout=timeout, log_output=log_output, request_save_on_cell_execute=False,
+        str(src),
+        None,
+        parameters=params,
+        kernel_name=kernel_name,
+        cwd=str(cwd if cwd is not None else src.parent),
+        progress_bar=False,
+        execution_timeout=timeout,
+        log_output=log_output,
+        request_save_on_cell_execute=False,
         start_timeout=180,  # papermill's 60 s for a kernel to start is tight on a busy 2-core machine
     )
     seconds = time.perf_counter() - t0
@@ -260,7 +274,8 @@ def to_html(executed: str | Path, out: str | Path | None = None) -> Path:
     Returns:
         The HTML path (default: next to the notebook, ``.html``).
     """
-    from .publish import copy_mathjax, to_html as _page
+    from .publish import copy_mathjax
+    from .publish import to_html as _page
 
     executed = Path(executed)
     out = Path(out) if out is not None else executed.with_suffix(".html")
@@ -342,19 +357,26 @@ def render_notebooks(
             run = run_notebook(src, out_dir, params, timeout=timeout)
             problems = check_executed(run.executed).problems
             if problems:
-                raise DataError("the executed notebook is missing what a reader should see:\n  "
-                                + "\n  ".join(problems), path=run.executed,
-                                fix="fix the cells named (figure cells are tagged 'figure')")
+                raise DataError(
+                    "the executed notebook is missing what a reader should see:\n  " + "\n  ".join(problems),
+                    path=run.executed,
+                    fix="fix the cells named (figure cells are tagged 'figure')",
+                )
             executed.append(run.executed)
-            runs[src.name] = {"seconds": round(run.seconds, 1), "records": run.records, "parameters": params,
-                              "executed": str(run.executed)}
+            runs[src.name] = {
+                "seconds": round(run.seconds, 1),
+                "records": run.records,
+                "parameters": params,
+                "executed": str(run.executed),
+            }
             if verbose:
                 shown = ", ".join(f"{k}={_short(v)}" for k, v in run.records.items())
                 print(f"{src.name:45s} {run.seconds:7.1f} s  {shown}")
     if html and executed:
         site = Path(site) if site is not None else out_dir.parent / "site"
-        dataset = "MovieLens with posters" if (parameters or {}).get("DATASET") == "movielens" else \
-            "the bundled toy shop"
+        dataset = (
+            "MovieLens with posters" if (parameters or {}).get("DATASET") == "movielens" else "the bundled toy shop"
+        )
         build_site(executed, site, dataset=dataset, seconds={n: r["seconds"] for n, r in runs.items()})
         for name in runs:
             runs[name]["html"] = str(site / Path(name).with_suffix(".html").name)
@@ -388,5 +410,8 @@ def notebook_parameters(src: str | Path) -> dict[str, Any]:
                 if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
                     out[node.targets[0].id] = ast.literal_eval(node.value)
             return out
-    raise DataError("the notebook has no cell tagged 'parameters'", path=src,
-                    fix="tag the parameters cell (View > Cell tags) as in notebooks/_template.ipynb")
+    raise DataError(
+        "the notebook has no cell tagged 'parameters'",
+        path=src,
+        fix="tag the parameters cell (View > Cell tags) as in notebooks/_template.ipynb",
+    )

@@ -33,9 +33,10 @@ import re
 import shutil
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from .errors import AlignRecError, DataError
 from .files import atomic_dir, atomic_write
@@ -90,7 +91,7 @@ def _widget_outputs(state: dict[str, Any], model_id: str, seen: set[str] | None 
     outs = list(st.get("outputs") or [])
     for child in st.get("children") or []:
         if isinstance(child, str) and child.startswith("IPY_MODEL_"):
-            outs += _widget_outputs(state, child[len("IPY_MODEL_"):], seen)
+            outs += _widget_outputs(state, child[len("IPY_MODEL_") :], seen)
     return outs
 
 
@@ -174,8 +175,7 @@ def check_executed(nb: Any, expected_figures: int | None = None) -> ReaderView:
                     if "image/png" not in (o.get("data") or {}) and FIGURE_REPR.search(text):
                         view.problems.append(f"{name}: the explorer shows a figure as text ({text[:40]!r})")
     if expected_figures is not None and view.figures != expected_figures:
-        view.problems.append(f"{view.figures} figures in the cells, the notebook is written to draw "
-                             f"{expected_figures}")
+        view.problems.append(f"{view.figures} figures in the cells, the notebook is written to draw {expected_figures}")
     return view
 
 
@@ -214,12 +214,13 @@ def _widget_text(state: dict[str, Any], model_id: str, seen: set[str] | None = N
         parts.append(html.unescape(re.sub(r"<[^>]+>", "", st["value"])))
     for child in st.get("children") or []:
         if isinstance(child, str) and child.startswith("IPY_MODEL_"):
-            parts.append(_widget_text(state, child[len("IPY_MODEL_"):], seen))
+            parts.append(_widget_text(state, child[len("IPY_MODEL_") :], seen))
     return " ".join(p.strip() for p in parts if p and p.strip())
 
 
-def prepare_for_html(nb: Any, *, live_hint: str = "Interactive in JupyterLab: run this notebook with "
-                     "make lab to move its controls.") -> Any:
+def prepare_for_html(
+    nb: Any, *, live_hint: str = "Interactive in JupyterLab: run this notebook with make lab to move its controls."
+) -> Any:
     """A copy of ``nb`` whose widgets are replaced by what a page without a kernel can show.
 
     * an explorer with a static version (``text/html`` beside the widget view): that version;
@@ -246,10 +247,20 @@ def prepare_for_html(nb: Any, *, live_hint: str = "Interactive in JupyterLab: ru
             model_id = data[WIDGET_VIEW].get("model_id", "")
             pics = [w for w in _widget_outputs(state, model_id) if "image/png" in (w.get("data") or {})]
             if pics:
-                new_outputs.append({"output_type": "display_data", "metadata": {},
-                                    "data": {"image/png": pics[-1]["data"]["image/png"]}})
-                new_outputs.append({"output_type": "display_data", "metadata": {},
-                                    "data": {"text/html": f"<p><em>{html.escape(live_hint)}</em></p>"}})
+                new_outputs.append(
+                    {
+                        "output_type": "display_data",
+                        "metadata": {},
+                        "data": {"image/png": pics[-1]["data"]["image/png"]},
+                    }
+                )
+                new_outputs.append(
+                    {
+                        "output_type": "display_data",
+                        "metadata": {},
+                        "data": {"text/html": f"<p><em>{html.escape(live_hint)}</em></p>"},
+                    }
+                )
                 continue
             text = _widget_text(state, model_id) or str(data.get("text/plain", ""))
             if text:
@@ -267,8 +278,11 @@ def mathjax_source() -> Path:
     spec = importlib.util.find_spec("mathjax")
     folder = Path(list(spec.submodule_search_locations)[0]) / "static" / "mathjax" / "es5" if spec else None
     if folder is None or not (folder / "tex-svg.js").is_file():
-        raise AlignRecError("the site needs MathJax from the django-static-mathjax package", row="notebooks extra",
-                            fix="pip install -e '.[notebooks]'")
+        raise AlignRecError(
+            "the site needs MathJax from the django-static-mathjax package",
+            row="notebooks extra",
+            fix="pip install -e '.[notebooks]'",
+        )
     return folder
 
 
@@ -300,8 +314,12 @@ def to_html(executed: str | Path | Any, out: str | Path, *, mathjax_url: str = f
     from nbconvert import HTMLExporter
 
     nb = prepare_for_html(executed)
-    exporter = HTMLExporter(template_name="lab", extra_loaders=[DictLoader({"arl_page.html.j2": _TEMPLATE})],
-                            template_file="arl_page.html.j2", mathjax_url=mathjax_url)
+    exporter = HTMLExporter(
+        template_name="lab",
+        extra_loaders=[DictLoader({"arl_page.html.j2": _TEMPLATE})],
+        template_file="arl_page.html.j2",
+        mathjax_url=mathjax_url,
+    )
     body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": nb.metadata["title"]}})
     out = Path(out)
     with atomic_write(out) as fh:
@@ -344,8 +362,14 @@ the notebooks' own outputs. To run them yourself: <code>make lab</code>.</p>
 """
 
 
-def build_site(executed: Sequence[str | Path], out: str | Path, *, dataset: str = "the bundled toy shop",
-               seconds: dict[str, float] | None = None, settings: str = "full settings") -> Path:
+def build_site(
+    executed: Sequence[str | Path],
+    out: str | Path,
+    *,
+    dataset: str = "the bundled toy shop",
+    seconds: dict[str, float] | None = None,
+    settings: str = "full settings",
+) -> Path:
     """Write the course site: ``index.html``, one page per notebook, their first figures, MathJax.
 
     The folder is built beside ``out`` and swapped in when complete.
@@ -375,12 +399,20 @@ def build_site(executed: Sequence[str | Path], out: str | Path, *, dataset: str 
             img = ""
             if png is not None:
                 (tmp / "figures" / f"{path.stem}.png").write_bytes(png)
-                img = f'<a href="{page}"><img src="figures/{path.stem}.png" alt="a figure from {html.escape(title)}"></a>'
+                img = (
+                    f'<a href="{page}"><img src="figures/{path.stem}.png" alt="a figure from {html.escape(title)}"></a>'
+                )
             run = f"runs in {secs:.0f} s on this machine's CPU" if secs is not None else ""
-            cards.append(f'<div class="card">{img}<div><h2><a href="{page}">{html.escape(title)}</a></h2>'
-                         f"<p>{html.escape(question)}</p><p class=\"meta\">{run}</p></div></div>")
-        index = _INDEX.format(dataset=html.escape(dataset), settings=html.escape(settings), cards="\n".join(cards),
-                              built=time.strftime("%Y-%m-%d %H:%M"))
+            cards.append(
+                f'<div class="card">{img}<div><h2><a href="{page}">{html.escape(title)}</a></h2>'
+                f'<p>{html.escape(question)}</p><p class="meta">{run}</p></div></div>'
+            )
+        index = _INDEX.format(
+            dataset=html.escape(dataset),
+            settings=html.escape(settings),
+            cards="\n".join(cards),
+            built=time.strftime("%Y-%m-%d %H:%M"),
+        )
         (tmp / "index.html").write_text(index, encoding="utf-8")
     return out
 
@@ -398,8 +430,11 @@ def _stale(executed: Path, source: Path, parameters: dict[str, Any]) -> bool:
         return True
     own = notebook_parameters(source)
     wanted = {k: v for k, v in parameters.items() if k in own}
-    return bool(ran.get("SMOKE")) or any(ran.get(k, own.get(k)) != v for k, v in wanted.items()) or \
-        any(k not in wanted for k in ran if k != "SMOKE")
+    return (
+        bool(ran.get("SMOKE"))
+        or any(ran.get(k, own.get(k)) != v for k, v in wanted.items())
+        or any(k not in wanted for k in ran if k != "SMOKE")
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -407,8 +442,11 @@ def main(argv: list[str] | None = None) -> int:
     from .nbtools import list_notebooks, render_notebooks
 
     repo = Path(__file__).resolve().parents[1]
-    ap = argparse.ArgumentParser(prog="python -m alignrec_lite.publish", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="python -m alignrec_lite.publish",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     ap.add_argument("--build-dir", default=str(repo / "_build"), help="holds notebooks/ and site/")
     ap.add_argument("--dataset", default="toy", choices=["toy", "movielens"])
     ap.add_argument("--no-render", action="store_true", help="use the executed notebooks as they are")
@@ -424,10 +462,16 @@ def main(argv: list[str] | None = None) -> int:
             render_notebooks([s[:2] for s in stale], executed_dir, parameters=params, html=False)
         missing = [s.name for s in sources if not (executed_dir / s.name).exists()]
         if missing:
-            raise DataError(f"{len(missing)} notebook(s) not executed", path=executed_dir,
-                            fix="run make render (or drop --no-render)")
-        site = build_site([executed_dir / s.name for s in sources], build / "site",
-                          dataset="MovieLens with posters" if args.dataset == "movielens" else "the bundled toy shop")
+            raise DataError(
+                f"{len(missing)} notebook(s) not executed",
+                path=executed_dir,
+                fix="run make render (or drop --no-render)",
+            )
+        site = build_site(
+            [executed_dir / s.name for s in sources],
+            build / "site",
+            dataset="MovieLens with posters" if args.dataset == "movielens" else "the bundled toy shop",
+        )
     except AlignRecError as exc:
         print(f"alignrec-lite site: error: {exc}", file=sys.stderr)
         return 2

@@ -13,9 +13,10 @@ A run folder written by :func:`alignrec_lite.train.train` (``out=...``) holds
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -79,7 +80,7 @@ class RunRecord:
         return out
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> "RunRecord":
+    def from_json(cls, data: Mapping[str, Any]) -> RunRecord:
         """Read the JSON form back (missing keys take their defaults, as in records of older runs).
 
         Raises:
@@ -91,8 +92,9 @@ class RunRecord:
         if "model" not in data:
             raise KeyError("model")
         known = {f.name for f in fields(cls)} - {"extra"}
-        record = cls(**{k: v for k, v in data.items() if k in known},
-                     extra={k: v for k, v in data.items() if k not in known})
+        record = cls(
+            **{k: v for k, v in data.items() if k in known}, extra={k: v for k, v in data.items() if k not in known}
+        )
         if not isinstance(record.model, str) or not isinstance(record.config, dict):
             raise TypeError("model must be a string and config an object")
         return record
@@ -102,12 +104,18 @@ def dataset_identity(dataset: RecDataset) -> dict:
     """What identifies a run's dataset in its checkpoint (checked before resuming)."""
     from .checks import dataset_fingerprint
 
-    return {"name": dataset.name, "n_users": int(dataset.n_users), "n_items": int(dataset.n_items),
-            "n_train": int(len(dataset.train)), "fingerprint": dataset_fingerprint(dataset)}
+    return {
+        "name": dataset.name,
+        "n_users": int(dataset.n_users),
+        "n_items": int(dataset.n_items),
+        "n_train": int(len(dataset.train)),
+        "fingerprint": dataset_fingerprint(dataset),
+    }
 
 
-def save_checkpoint(out: Path, cfg, net, opt, sched, rng: np.random.Generator, state: TrainState,
-                    dataset_id: dict) -> None:
+def save_checkpoint(
+    out: Path, cfg, net, opt, sched, rng: np.random.Generator, state: TrainState, dataset_id: dict
+) -> None:
     """Write ``out/last.pt`` atomically: everything a resumed run needs to continue bit for bit.
 
     Args:
@@ -153,9 +161,11 @@ def resume_checkpoint(out: Path, cfg, net, opt, sched, rng, dataset_id: dict) ->
     ckpt = load_checkpoint_file(path)
     missing = [k for k in _CKPT_KEYS if k not in ckpt] if isinstance(ckpt, dict) else list(_CKPT_KEYS)
     if missing:
-        raise CheckpointError(f"not a training checkpoint (missing {', '.join(missing)})", path=path,
-                              fix="resume only from the last.pt that `alignrec-lite train --out` wrote, "
-                              "or start again with --overwrite")
+        raise CheckpointError(
+            f"not a training checkpoint (missing {', '.join(missing)})",
+            path=path,
+            fix="resume only from the last.pt that `alignrec-lite train --out` wrote, or start again with --overwrite",
+        )
     made_on = ckpt.get("dataset")
     sizes = ("name", "n_users", "n_items", "n_train")
     if isinstance(made_on, dict) and any(made_on.get(k) != dataset_id.get(k) for k in sizes):
@@ -163,22 +173,33 @@ def resume_checkpoint(out: Path, cfg, net, opt, sched, rng, dataset_id: dict) ->
             f"the checkpoint was made on another dataset ({made_on.get('name')}: {made_on.get('n_users')} users x "
             f"{made_on.get('n_items')} items; this one is {dataset_id['name']}: {dataset_id['n_users']} x "
             f"{dataset_id['n_items']})",
-            path=path, fix="resume with the dataset the run was started with, or start a new run folder")
+            path=path,
+            fix="resume with the dataset the run was started with, or start a new run folder",
+        )
     if isinstance(made_on, dict) and isinstance(made_on.get("fingerprint"), dict):
         from .checks import fingerprint_changes
 
         diff = fingerprint_changes(made_on["fingerprint"], dataset_id["fingerprint"])
         if diff:
-            raise CheckpointError(f"the data changed since the checkpoint was made (changed: {', '.join(diff)})", path=path,
-                                  fix="resume with the data the run was started on, or start a new run folder")
+            raise CheckpointError(
+                f"the data changed since the checkpoint was made (changed: {', '.join(diff)})",
+                path=path,
+                fix="resume with the data the run was started on, or start a new run folder",
+            )
     saved = ckpt["config"] if isinstance(ckpt["config"], dict) else {}
     # every setting that alters the result must match (epochs may grow; device, eval batch, time cap may change)
-    changed = [k for k in sorted(set(saved) | {k for k in cfg if isinstance(cfg[k], (int, float, str, bool))})
-               if k not in RESUME_MAY_CHANGE and saved.get(k) != cfg.get(k)]
+    changed = [
+        k
+        for k in sorted(set(saved) | {k for k in cfg if isinstance(cfg[k], (int, float, str, bool))})
+        if k not in RESUME_MAY_CHANGE and saved.get(k) != cfg.get(k)
+    ]
     if changed:
         shown = ", ".join(f"{k}: {saved.get(k, 'unset')!r} then, {cfg.get(k, 'unset')!r} now" for k in changed[:4])
-        raise CheckpointError(f"the checkpoint was made with different settings ({shown})",
-                              path=out / "last.pt", fix="resume with the same --set values, or start a new run folder")
+        raise CheckpointError(
+            f"the checkpoint was made with different settings ({shown})",
+            path=out / "last.pt",
+            fix="resume with the same --set values, or start a new run folder",
+        )
     try:
         net.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
@@ -189,15 +210,20 @@ def resume_checkpoint(out: Path, cfg, net, opt, sched, rng, dataset_id: dict) ->
         random.setstate((st[0], tuple(ckpt["python_rng"]), st[2]))
         state = TrainState(**ckpt["state"])
     except (RuntimeError, ValueError, TypeError, KeyError, AttributeError) as exc:
-        raise CheckpointError(f"the checkpoint does not fit this model and dataset ({_first_reason(exc)})",
-                              path=path, fix="resume with the dataset and settings the run was started with, "
-                              "or start a new run folder") from None
+        raise CheckpointError(
+            f"the checkpoint does not fit this model and dataset ({_first_reason(exc)})",
+            path=path,
+            fix="resume with the dataset and settings the run was started with, or start a new run folder",
+        ) from None
     best = None
     if (out / "best.pt").exists():
         best = load_checkpoint_file(out / "best.pt")
         if not isinstance(best, dict):
-            raise CheckpointError("best.pt does not hold model weights", path=out / "best.pt",
-                                  fix="delete it; it is rewritten at the next improvement")
+            raise CheckpointError(
+                "best.pt does not hold model weights",
+                path=out / "best.pt",
+                fix="delete it; it is rewritten at the next improvement",
+            )
     return best, state
 
 
@@ -221,35 +247,45 @@ def load_run(run: str | Path, dataset: RecDataset | None = None) -> tuple[Recomm
     """
     import json
 
-    from .data.mmrec import load_mmrec
-
     from .checks import check_regular_file, dataset_fingerprint, entry_exists, fingerprint_changes
+    from .data.mmrec import load_mmrec
 
     run = Path(run)
     rec_path = run / "metrics.json"
     if run.exists() and not run.is_dir():
-        raise CheckpointError("expected a run folder, found a file", path=run,
-                              fix="pass the --out folder of a completed `alignrec-lite train`")
+        raise CheckpointError(
+            "expected a run folder, found a file",
+            path=run,
+            fix="pass the --out folder of a completed `alignrec-lite train`",
+        )
     if entry_exists(rec_path):
         check_regular_file(rec_path, "run record", error=CheckpointError)
     if not rec_path.exists():
-        raise CheckpointError("not a finished run (no metrics.json)", path=run,
-                              fix="pass the --out folder of a completed `alignrec-lite train`")
+        raise CheckpointError(
+            "not a finished run (no metrics.json)",
+            path=run,
+            fix="pass the --out folder of a completed `alignrec-lite train`",
+        )
     try:
         record = json.loads(rec_path.read_text(encoding="utf-8"))
         typed = RunRecord.from_json(record)  # raises KeyError / TypeError on a damaged record
         name, cfg = typed.model, typed.config
     except (json.JSONDecodeError, KeyError, UnicodeDecodeError, TypeError) as exc:
-        raise CheckpointError(f"metrics.json is damaged ({type(exc).__name__})", path=rec_path,
-                              fix="retrain into a fresh folder") from None
+        raise CheckpointError(
+            f"metrics.json is damaged ({type(exc).__name__})", path=rec_path, fix="retrain into a fresh folder"
+        ) from None
     if dataset is None:
         if not record.get("dataset_path"):
-            raise CheckpointError("the run does not record its dataset folder", path=rec_path,
-                                  fix="pass the dataset explicitly")
+            raise CheckpointError(
+                "the run does not record its dataset folder", path=rec_path, fix="pass the dataset explicitly"
+            )
         if not Path(record["dataset_path"]).is_dir():
-            raise CheckpointError(f"the dataset folder the run was trained on is gone ({record['dataset_path']})",
-                                  path=rec_path, row="dataset_path",
-                                  fix="restore that folder, or set dataset_path in metrics.json to its new place")
+            raise CheckpointError(
+                f"the dataset folder the run was trained on is gone ({record['dataset_path']})",
+                path=rec_path,
+                row="dataset_path",
+                fix="restore that folder, or set dataset_path in metrics.json to its new place",
+            )
         dataset = load_mmrec(record["dataset_path"])
     made_on = record.get("data_fingerprint")
     if isinstance(made_on, dict):  # runs before issue 16 carry none and are served as before
@@ -257,33 +293,54 @@ def load_run(run: str | Path, dataset: RecDataset | None = None) -> tuple[Recomm
         if diff:
             raise CheckpointError(
                 f"the data changed since this run was trained (changed: {', '.join(diff)}); its weights would "
-                f"be served against other IDs and features", path=dataset.path or rec_path, row="data_fingerprint",
+                f"be served against other IDs and features",
+                path=dataset.path or rec_path,
+                row="data_fingerprint",
                 fix="retrain on the current data (alignrec-lite train … --out NEW_RUN), or restore the data "
-                "the run was trained on")
+                "the run was trained on",
+            )
     try:
         from .config import check_config_ranges
 
         check_config_ranges(cfg)  # an edited record must not allocate n_layers=10**6 layers
         net = get_model_class(name)(dataset, cfg)
     except ConfigError as exc:
-        raise CheckpointError(f"the run's settings do not fit ({exc.message})", path=rec_path,
-                              row=exc.row if isinstance(exc.row, str) else None,
-                              fix="retrain into a fresh folder") from None
+        raise CheckpointError(
+            f"the run's settings do not fit ({exc.message})",
+            path=rec_path,
+            row=exc.row if isinstance(exc.row, str) else None,
+            fix="retrain into a fresh folder",
+        ) from None
     weights = load_checkpoint_file(run / "best.pt")
     try:
         if not isinstance(weights, dict):
             raise TypeError(f"expected a dict of tensors, found a {type(weights).__name__}")
         net.load_state_dict(weights)
     except (RuntimeError, TypeError) as exc:
-        raise CheckpointError(f"the weights do not fit this dataset/model ({_first_reason(exc)})",
-                              path=run / "best.pt", fix="use the dataset the run was trained on") from None
-    bad = [k for k, v in weights.items() if torch.is_tensor(v) and v.is_floating_point() and not torch.isfinite(v).all()]
+        raise CheckpointError(
+            f"the weights do not fit this dataset/model ({_first_reason(exc)})",
+            path=run / "best.pt",
+            fix="use the dataset the run was trained on",
+        ) from None
+    bad = [
+        k for k, v in weights.items() if torch.is_tensor(v) and v.is_floating_point() and not torch.isfinite(v).all()
+    ]
     if bad:  # a diverged or damaged run: it would rank nothing (an empty export) or garbage
-        raise CheckpointError(f"the weights hold NaN or inf ({', '.join(bad[:3])})", path=run / "best.pt",
-                              fix="retrain (lower the learning rate if the loss diverged) or restore the file")
+        raise CheckpointError(
+            f"the weights hold NaN or inf ({', '.join(bad[:3])})",
+            path=run / "best.pt",
+            fix="retrain (lower the learning rate if the loss diverged) or restore the file",
+        )
     net.prepare_eval()
     return net, record, dataset
 
 
-__all__ = ["RunRecord", "TrainState", "load_run", "save_checkpoint", "resume_checkpoint", "dataset_identity",
-           "RESUME_MAY_CHANGE"]
+__all__ = [
+    "RunRecord",
+    "TrainState",
+    "load_run",
+    "save_checkpoint",
+    "resume_checkpoint",
+    "dataset_identity",
+    "RESUME_MAY_CHANGE",
+]

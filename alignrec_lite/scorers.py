@@ -104,9 +104,15 @@ def zero_shot_scores(dataset: RecDataset, features: np.ndarray) -> ScoreFn:
     return score
 
 
-def knn_similarity(features: np.ndarray, k: int = 10, *, shrink: float | None = None,
-                   rows: np.ndarray | None = None, candidates: np.ndarray | None = None,
-                   chunk: int = 2048) -> sp.csr_matrix:
+def knn_similarity(
+    features: np.ndarray,
+    k: int = 10,
+    *,
+    shrink: float | None = None,
+    rows: np.ndarray | None = None,
+    candidates: np.ndarray | None = None,
+    chunk: int = 2048,
+) -> sp.csr_matrix:
     """Sparse item-item kNN graph of content features: row ``i`` holds its ``k`` most similar candidates.
 
     The similarity is the cosine of the L2-normalised rows (``shrink=None``) or MMRec's
@@ -158,14 +164,23 @@ def knn_similarity(features: np.ndarray, k: int = 10, *, shrink: float | None = 
         out_c.append(cand_ids[j.numpy()][ok])
         out_v.append(v.numpy()[ok])
     empty_i, empty_f = np.zeros(0, np.int64), np.zeros(0, np.float32)
-    return sp.csr_matrix((np.concatenate(out_v + [empty_f]), (np.concatenate(out_r + [empty_i]),
-                                                              np.concatenate(out_c + [empty_i]))),
-                         shape=(n, n), dtype=np.float32)
+    return sp.csr_matrix(
+        (np.concatenate(out_v + [empty_f]), (np.concatenate(out_r + [empty_i]), np.concatenate(out_c + [empty_i]))),
+        shape=(n, n),
+        dtype=np.float32,
+    )
 
 
-def item_knn_scores(features: np.ndarray, history: sp.csr_matrix, *, k: int = 10, shrink: float | None = None,
-                    neighbours: str = "target", targets: np.ndarray | None = None,
-                    sources: np.ndarray | None = None) -> ScoreFn:
+def item_knn_scores(
+    features: np.ndarray,
+    history: sp.csr_matrix,
+    *,
+    k: int = 10,
+    shrink: float | None = None,
+    neighbours: str = "target",
+    targets: np.ndarray | None = None,
+    sources: np.ndarray | None = None,
+) -> ScoreFn:
     """Content item-kNN (ItemKNN-CBF): ``score(u, j) = sum_{i in H_u} S(i, j)`` on a kNN graph.
 
     Two neighbourhoods (:func:`knn_similarity` computes both):
@@ -191,8 +206,9 @@ def item_knn_scores(features: np.ndarray, history: sp.csr_matrix, *, k: int = 10
         A score function ``(b,) -> (b, n_items)``.
     """
     if neighbours not in KNN_NEIGHBOURS:
-        raise ConfigError(f"unknown kNN neighbourhood {neighbours!r}", row="neighbours",
-                          fix=f"use one of {', '.join(KNN_NEIGHBOURS)}")
+        raise ConfigError(
+            f"unknown kNN neighbourhood {neighbours!r}", row="neighbours", fix=f"use one of {', '.join(KNN_NEIGHBOURS)}"
+        )
     n_items = history.shape[1]
     is_target = np.ones(n_items, dtype=bool)
     if targets is not None:
@@ -215,8 +231,9 @@ def item_knn_scores(features: np.ndarray, history: sp.csr_matrix, *, k: int = 10
     return score
 
 
-def neighbour_popularity_scores(features: np.ndarray, popularity: np.ndarray, targets: np.ndarray,
-                                *, k: int = 10) -> ScoreFn:
+def neighbour_popularity_scores(
+    features: np.ndarray, popularity: np.ndarray, targets: np.ndarray, *, k: int = 10
+) -> ScoreFn:
     """Non-personal baseline: a target's score is the mean popularity of its ``k`` nearest warm items."""
     pop = np.asarray(popularity, dtype=np.float32)
     warm = np.flatnonzero(pop > 0)
@@ -235,6 +252,12 @@ def neighbour_popularity_scores(features: np.ndarray, popularity: np.ndarray, ta
 
 
 __all__ = [
-    "popularity_scores", "random_scores", "restrict_candidates", "zero_shot_scores", "knn_similarity",
-    "item_knn_scores", "neighbour_popularity_scores", "KNN_NEIGHBOURS",
+    "popularity_scores",
+    "random_scores",
+    "restrict_candidates",
+    "zero_shot_scores",
+    "knn_similarity",
+    "item_knn_scores",
+    "neighbour_popularity_scores",
+    "KNN_NEIGHBOURS",
 ]

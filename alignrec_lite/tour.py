@@ -23,8 +23,9 @@ from .errors import AlignRecError
 REPO = Path(__file__).resolve().parents[1]
 
 
-def run_tour(dataset: str = "toy", build_dir: Path = REPO / "_build", notebooks: bool = True,
-             epochs: int = 200) -> dict:
+def run_tour(
+    dataset: str = "toy", build_dir: Path = REPO / "_build", notebooks: bool = True, epochs: int = 200
+) -> dict:
     """Run the tour; returns the report as a dict (also written to ``_build/tour.json``)."""
     from .data.catalog import resolve_dataset
     from .data.mmrec import format_stats, load_mmrec
@@ -43,15 +44,27 @@ def run_tour(dataset: str = "toy", build_dir: Path = REPO / "_build", notebooks:
     for name in models:
         print(f"[2/4] training {name} (early stopping on valid) …", flush=True)
         try:
-            model, rec = train(ds, name, {"epochs": epochs, "stopping_step": 20}, out=build_dir / "runs" / name,
-                               progress=sys.stderr.isatty())
+            model, rec = train(
+                ds,
+                name,
+                {"epochs": epochs, "stopping_step": 20},
+                out=build_dir / "runs" / name,
+                progress=sys.stderr.isatty(),
+            )
         except AlignRecError as exc:  # e.g. a model that is not available in this version
             print(f"      skipped {name}: {exc}")
             continue
-        print(f"      {name}: best epoch {rec['best_epoch']}, {rec['seconds_per_epoch']:.3f} s/epoch; "
-              f"test {format_metrics(rec['test'], ('recall@20', 'ndcg@20'))}")
-        report[name] = {"test": rec["test"], "valid": rec["valid"], "best_epoch": rec["best_epoch"],
-                        "seconds_per_epoch": rec["seconds_per_epoch"], "feature_source": rec.get("feature_source")}
+        print(
+            f"      {name}: best epoch {rec['best_epoch']}, {rec['seconds_per_epoch']:.3f} s/epoch; "
+            f"test {format_metrics(rec['test'], ('recall@20', 'ndcg@20'))}"
+        )
+        report[name] = {
+            "test": rec["test"],
+            "valid": rec["valid"],
+            "best_epoch": rec["best_epoch"],
+            "seconds_per_epoch": rec["seconds_per_epoch"],
+            "feature_source": rec.get("feature_source"),
+        }
         print(f"[3/4] exporting every user's top-20 from {name} …", flush=True)
         export_topk(model, ds, build_dir / f"top20_{name}.csv", k=20, progress=True)
     if notebooks:
@@ -81,15 +94,21 @@ def _print_report(report: dict) -> None:
     print("\n=== alignrec-lite tour: headline numbers ===")
     st = report.get("stats")
     if st:
-        print(f"dataset {st['name']}: {st['users']:,} users, {st['items']:,} items, {st['interactions']:,} interactions")
+        print(
+            f"dataset {st['name']}: {st['users']:,} users, {st['items']:,} items, {st['interactions']:,} interactions"
+        )
     for name in ("lightgcn", "alignrec"):
         if name in report:
             t = report[name]["test"]
-            print(f"{name:9s} test recall@20 {t['recall@20']:.4f}  ndcg@20 {t['ndcg@20']:.4f}  "
-                  f"({report[name]['seconds_per_epoch']:.3f} s/epoch)")
+            print(
+                f"{name:9s} test recall@20 {t['recall@20']:.4f}  ndcg@20 {t['ndcg@20']:.4f}  "
+                f"({report[name]['seconds_per_epoch']:.3f} s/epoch)"
+            )
     for nb, rec in (report.get("notebooks") or {}).items():
-        values = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in
-                           list((rec.get("records") or {}).items())[:4])
+        values = ", ".join(
+            f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+            for k, v in list((rec.get("records") or {}).items())[:4]
+        )
         print(f"{nb}: {rec.get('seconds', float('nan')):.0f} s  {values}")
     print(f"total {report['seconds']:.0f} s; outputs in _build/ (the course site: _build/site/index.html)")
 

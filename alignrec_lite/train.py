@@ -28,8 +28,9 @@ import contextlib
 import math
 import statistics
 import time
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -66,8 +67,11 @@ class BPRSampler:
         full = np.bincount(self.pairs[:, 0]) >= len(self.candidates)
         if full.any():
             u = int(np.flatnonzero(full)[0])
-            raise ConfigError(f"user {u} interacted with every training item; no negative can be sampled",
-                              row=f"userID {u}", fix="remove that user or add items")
+            raise ConfigError(
+                f"user {u} interacted with every training item; no negative can be sampled",
+                row=f"userID {u}",
+                fix="remove that user or add items",
+            )
 
     def _is_positive(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         codes = users * self.n_items + items
@@ -147,8 +151,9 @@ def train(
     cfg = resolve_config(model, overrides, dataset.name, preset=chosen)
     check_train_inputs(dataset, model, overrides, out, cfg=cfg)  # memory estimate of these settings
     with deterministic_cpu(get_device(cfg["device"]).type == "cpu"):
-        return _train(dataset, model, cfg, chosen, Path(out) if out is not None else None, resume, progress,
-                      callbacks, verbose)
+        return _train(
+            dataset, model, cfg, chosen, Path(out) if out is not None else None, resume, progress, callbacks, verbose
+        )
 
 
 @contextlib.contextmanager
@@ -177,15 +182,28 @@ def deterministic_cpu(enabled: bool = True) -> Iterator[None]:
         tud.fill_uninitialized_memory = prev_fill
 
 
-def _train(dataset: RecDataset, model: str, cfg: dict, preset: str | None, out: Path | None, resume: bool,
-           progress: bool, callbacks: list[EpochCallback] | None, verbose: bool) -> tuple[Recommender, dict]:
+def _train(
+    dataset: RecDataset,
+    model: str,
+    cfg: dict,
+    preset: str | None,
+    out: Path | None,
+    resume: bool,
+    progress: bool,
+    callbacks: list[EpochCallback] | None,
+    verbose: bool,
+) -> tuple[Recommender, dict]:
     """The body of :func:`train` (which resolves ``cfg`` and wraps this in :func:`deterministic_cpu`)."""
     from tqdm.auto import tqdm
 
     device = get_device(cfg["device"])
     if out is not None and out.exists() and not out.is_dir():
-        raise ConfigError("the run folder is an existing file", path=out, row="--out",
-                          fix="pass a folder name for the run (it is created if missing)")
+        raise ConfigError(
+            "the run folder is an existing file",
+            path=out,
+            row="--out",
+            fix="pass a folder name for the run (it is created if missing)",
+        )
     # seed torch/NumPy/Python before the model exists: its initial weights are the first draws
     seed_everything(int(cfg["seed"]))
     net = get_model_class(model)(dataset, cfg).to(device)  # cfg is resolved and checked already
@@ -211,8 +229,14 @@ def _train(dataset: RecDataset, model: str, cfg: dict, preset: str | None, out: 
     mask_valid = bool(cfg["mask_valid_at_test"])
     metric = cfg["valid_metric"]
     t_start = time.perf_counter()
-    bar = tqdm(total=int(cfg["epochs"]), initial=state.epoch, desc=f"{model}", disable=not progress,
-               unit="epoch", dynamic_ncols=True)
+    bar = tqdm(
+        total=int(cfg["epochs"]),
+        initial=state.epoch,
+        desc=f"{model}",
+        disable=not progress,
+        unit="epoch",
+        dynamic_ncols=True,
+    )
     for epoch in range(state.epoch, int(cfg["epochs"])):
         if state.stopped_early:
             break
@@ -232,10 +256,16 @@ def _train(dataset: RecDataset, model: str, cfg: dict, preset: str | None, out: 
         sched.step()
         loss_means = {k: v / max(1, n_batches) for k, v in sums.items()}
         if not math.isfinite(loss_means.get("loss", 0.0)):
-            raise ConfigError(f"the loss became {loss_means['loss']} at epoch {epoch}", row="learning_rate",
-                              fix="lower the learning rate (--set learning_rate=...) or the loss weights")
+            raise ConfigError(
+                f"the loss became {loss_means['loss']} at epoch {epoch}",
+                row="learning_rate",
+                fix="lower the learning rate (--set learning_rate=...) or the loss weights",
+            )
         state.epoch_seconds.append(time.perf_counter() - t0)
-        record: dict[str, Any] = {"epoch": epoch, **{f"loss_{k}" if k != "loss" else "loss": v for k, v in loss_means.items()}}
+        record: dict[str, Any] = {
+            "epoch": epoch,
+            **{f"loss_{k}" if k != "loss" else "loss": v for k, v in loss_means.items()},
+        }
         # validate every eval_step epochs and always after the last one, so a run never ends unevaluated
         if (epoch + 1) % int(cfg["eval_step"]) == 0 or epoch + 1 == int(cfg["epochs"]):
             t1 = time.perf_counter()
@@ -247,8 +277,13 @@ def _train(dataset: RecDataset, model: str, cfg: dict, preset: str | None, out: 
             if score > state.best_score:  # strict: a tie keeps the earlier epoch
                 # test is evaluated only at a new best valid score: it is reported, never used to select
                 state.best_score, state.best_epoch, state.bad_steps = score, epoch, 0
-                test = evaluate(net.full_sort_scores, dataset, "test", mask_valid=mask_valid,
-                                batch_users=int(cfg["eval_batch_users"]))
+                test = evaluate(
+                    net.full_sort_scores,
+                    dataset,
+                    "test",
+                    mask_valid=mask_valid,
+                    batch_users=int(cfg["eval_batch_users"]),
+                )
                 state.best_valid = record["valid"]
                 state.best_test = {k: test[k] for k in test if "@" in k}
                 best_weights = {k: v.detach().clone() for k, v in net.state_dict().items()}  # a copy, not views
@@ -266,8 +301,10 @@ def _train(dataset: RecDataset, model: str, cfg: dict, preset: str | None, out: 
         if out is not None:  # after every epoch, so an interrupted run resumes from the last finished one
             save_checkpoint(out, cfg, net, opt, sched, rng, state, ds_id)
         bar.update(1)
-        bar.set_postfix(loss=f"{loss_means.get('loss', float('nan')):.4f}",
-                        **({metric: f"{record['valid'][metric]:.4f}"} if "valid" in record else {}))
+        bar.set_postfix(
+            loss=f"{loss_means.get('loss', float('nan')):.4f}",
+            **({metric: f"{record['valid'][metric]:.4f}"} if "valid" in record else {}),
+        )
         if verbose:
             line = f"epoch {epoch:4d}  loss {loss_means.get('loss', float('nan')):.4f}"
             if "valid" in record:
@@ -311,5 +348,3 @@ def _run_record(model, dataset, cfg, preset, net, state: TrainState, device) -> 
         versions=versions(),
         history=state.history,
     )
-
-

@@ -25,16 +25,17 @@ from __future__ import annotations
 import itertools
 import json
 import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
+from .checks import check_int, check_out_dir, dataset_fingerprint
 from .config import pick_preset, resolve_config
 from .data.mmrec import RecDataset
-from .checks import check_int, check_out_dir, dataset_fingerprint, out_lock
 from .errors import CheckpointError, ConfigError
-from .files import atomic_write, write_json
+from .files import atomic_write, out_lock, write_json
 
 MODES = ("grid", "random")
 
@@ -52,8 +53,9 @@ def expand_space(space: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
     return [dict(zip(keys, values)) for values in itertools.product(*(space[k] for k in keys))]
 
 
-def plan_trials(space: Mapping[str, Sequence[Any]], *, budget: int | None = None, mode: str = "grid",
-                seed: int = 0) -> list[dict[str, Any]]:
+def plan_trials(
+    space: Mapping[str, Sequence[Any]], *, budget: int | None = None, mode: str = "grid", seed: int = 0
+) -> list[dict[str, Any]]:
     """The settings to try, in order.
 
     * ``"grid"``: every grid point in order; ``budget`` keeps the first ``budget``.
@@ -79,8 +81,9 @@ def plan_trials(space: Mapping[str, Sequence[Any]], *, budget: int | None = None
     return points[:budget] if budget is not None else points
 
 
-def _typed(model: str, dataset_name: str, point: Mapping[str, Any], base: Mapping[str, Any],
-           preset: str | None = "auto") -> dict[str, Any]:
+def _typed(
+    model: str, dataset_name: str, point: Mapping[str, Any], base: Mapping[str, Any], preset: str | None = "auto"
+) -> dict[str, Any]:
     """Coerce a trial's values (CLI strings) to the types of the defaults, validating keys."""
     # resolving the whole config checks the keys and values (with the preset the trials train with)
     cfg = resolve_config(model, {**base, **point}, dataset_name, preset=preset)
@@ -144,24 +147,69 @@ def search(
     fingerprint = dataset_fingerprint(dataset)
     out = Path(out) if out is not None else None
     if out is None:
-        return _search(dataset, model, space, typed, base, base_typed, fingerprint, None, budget=budget, mode=mode,
-                       seed=seed, progress=progress, keep_runs=keep_runs, metric=metric, on_trial=on_trial,
-                       preset=chosen)
+        return _search(
+            dataset,
+            model,
+            space,
+            typed,
+            base,
+            base_typed,
+            fingerprint,
+            None,
+            budget=budget,
+            mode=mode,
+            seed=seed,
+            progress=progress,
+            keep_runs=keep_runs,
+            metric=metric,
+            on_trial=on_trial,
+            preset=chosen,
+        )
     check_out_dir(out, "--out")
     # the lock keeps two searches from writing one folder; trials made on other data are refused
     # before any work, while trials with the same settings on the same data are reused (resume)
     with out_lock(out):
         _check_trials(out, model, name, fingerprint)  # a reused --out of another dataset is refused
         (out / "trials").mkdir(parents=True, exist_ok=True)
-        return _search(dataset, model, space, typed, base, base_typed, fingerprint, out, budget=budget, mode=mode,
-                       seed=seed, progress=progress, keep_runs=keep_runs, metric=metric, on_trial=on_trial,
-                       preset=chosen)
+        return _search(
+            dataset,
+            model,
+            space,
+            typed,
+            base,
+            base_typed,
+            fingerprint,
+            out,
+            budget=budget,
+            mode=mode,
+            seed=seed,
+            progress=progress,
+            keep_runs=keep_runs,
+            metric=metric,
+            on_trial=on_trial,
+            preset=chosen,
+        )
 
 
-def _search(dataset: RecDataset, model: str, space: Mapping[str, Sequence[Any]], typed: list[dict], base: dict,
-            base_typed: dict, fingerprint: dict, out: Path | None, *, budget: int | None, mode: str, seed: int,
-            progress: bool, keep_runs: bool, metric: str, on_trial: Callable[[dict], None] | None,
-            preset: str | None = None) -> dict:
+def _search(
+    dataset: RecDataset,
+    model: str,
+    space: Mapping[str, Sequence[Any]],
+    typed: list[dict],
+    base: dict,
+    base_typed: dict,
+    fingerprint: dict,
+    out: Path | None,
+    *,
+    budget: int | None,
+    mode: str,
+    seed: int,
+    progress: bool,
+    keep_runs: bool,
+    metric: str,
+    on_trial: Callable[[dict], None] | None,
+    preset: str | None = None,
+) -> dict:
     """The body of :func:`search` (settings validated, ``out`` locked and checked)."""
     from tqdm.auto import tqdm
 
@@ -227,8 +275,7 @@ def _search(dataset: RecDataset, model: str, space: Mapping[str, Sequence[Any]],
         "seed": seed,
         "n_trials": len(records),
         "data_fingerprint": fingerprint,
-        "trials": [{k: r[k] for k in ("trial", "params", "valid", "test", "best_epoch", "seconds")}
-                   for r in records],
+        "trials": [{k: r[k] for k in ("trial", "params", "valid", "test", "best_epoch", "seconds")} for r in records],
     }
     if out is not None:
         write_json(out / "best.json", result)
@@ -246,8 +293,9 @@ def select_best(records: Sequence[Mapping[str, Any]], metric: str = "recall@20")
     best = None
     for r in records:
         if metric not in r["valid"]:
-            raise ConfigError(f"valid metric {metric!r} is not recorded", row="metric",
-                              fix="use recall@20, ndcg@20, ...")
+            raise ConfigError(
+                f"valid metric {metric!r} is not recorded", row="metric", fix="use recall@20, ndcg@20, ..."
+            )
         if best is None or r["valid"][metric] > best["valid"][metric]:
             best = r
     return best
@@ -273,8 +321,9 @@ def _read_trial(path: Path) -> dict:
             raise CheckpointError(f"the trial record has no valid {key!r}", path=path, row=key, fix=fix)
     bad = [k for k, v in rec["valid"].items() if isinstance(v, bool) or not isinstance(v, (int, float))]
     if bad:
-        raise CheckpointError(f"the trial record's valid metric {bad[0]!r} is not a number", path=path,
-                              row="valid", fix=fix)
+        raise CheckpointError(
+            f"the trial record's valid metric {bad[0]!r} is not a number", path=path, row="valid", fix=fix
+        )
     return rec
 
 
@@ -291,13 +340,22 @@ def _check_trials(out: Path, model: str, dataset_name: str | None, fingerprint: 
         diff = fingerprint_changes(made_on, fingerprint) if isinstance(made_on, dict) else []
         if other or diff:
             what = f"dataset {rec.get('dataset')!r}" if other else f"other data ({', '.join(diff)} differ)"
-            raise CheckpointError(f"this search folder holds trials made on {what}", path=path,
-                                  row="--out", fix="use another --out for this dataset (or delete the old "
-                                  "search folder)")
+            raise CheckpointError(
+                f"this search folder holds trials made on {what}",
+                path=path,
+                row="--out",
+                fix="use another --out for this dataset (or delete the old search folder)",
+            )
 
 
-def _load_trial(out: Path | None, i: int, model: str, params: Mapping[str, Any],
-                base: Mapping[str, Any], fingerprint: Mapping[str, str] | None = None) -> dict | None:
+def _load_trial(
+    out: Path | None,
+    i: int,
+    model: str,
+    params: Mapping[str, Any],
+    base: Mapping[str, Any],
+    fingerprint: Mapping[str, str] | None = None,
+) -> dict | None:
     """A finished trial from an earlier, interrupted search with the same settings and data (else ``None``)."""
     if out is None:
         return None
@@ -306,9 +364,12 @@ def _load_trial(out: Path | None, i: int, model: str, params: Mapping[str, Any],
         return None
     rec = _read_trial(path)
     # compare in JSON form: the record on disk went through JSON (tuples became lists, ints stayed ints)
-    same = (rec.get("model") == model and rec.get("params") == json.loads(json.dumps(params))
-            and rec.get("base_overrides") == json.loads(json.dumps(base))
-            and (fingerprint is None or rec.get("data_fingerprint") == dict(fingerprint)))
+    same = (
+        rec.get("model") == model
+        and rec.get("params") == json.loads(json.dumps(params))
+        and rec.get("base_overrides") == json.loads(json.dumps(base))
+        and (fingerprint is None or rec.get("data_fingerprint") == dict(fingerprint))
+    )
     return rec if same else None
 
 
@@ -324,8 +385,11 @@ def parse_grid_args(items: Sequence[str] | None) -> dict[str, list[str]]:
         key = key.strip()
         vals = [v.strip() for v in values.split(",") if v.strip()]
         if not sep or not key or not vals:
-            raise ConfigError(f"--grid expects key=v1,v2,..., got {item!r}", row="--grid",
-                              fix="e.g. --grid learning_rate=0.001,0.0005")
+            raise ConfigError(
+                f"--grid expects key=v1,v2,..., got {item!r}",
+                row="--grid",
+                fix="e.g. --grid learning_rate=0.001,0.0005",
+            )
         if key in space:
             raise ConfigError(f"--grid {key} given twice", row="--grid", fix="list all values in one --grid")
         space[key] = vals

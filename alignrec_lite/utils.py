@@ -12,8 +12,9 @@ import random
 import re
 import resource
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -44,8 +45,11 @@ def get_device(device: str = "auto"):
         return torch.device("cpu")
     if device.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise ConfigError(f"device {device!r} was requested but no CUDA GPU is available",
-                              row="device", fix="use device=auto or device=cpu")
+            raise ConfigError(
+                f"device {device!r} was requested but no CUDA GPU is available",
+                row="device",
+                fix="use device=auto or device=cpu",
+            )
         return torch.device(device)
     raise ConfigError(f"unknown device {device!r}", row="device", fix="use auto, cpu or cuda")
 

@@ -33,27 +33,52 @@ def main() -> None:
     ds = open_dataset(args.data)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    grid = list(itertools.product([int(x) for x in args.layers.split(",")],
-                                  [float(x) for x in args.reg.split(",")],
-                                  [float(x) for x in args.lr.split(",")]))
+    grid = list(
+        itertools.product(
+            [int(x) for x in args.layers.split(",")],
+            [float(x) for x in args.reg.split(",")],
+            [float(x) for x in args.lr.split(",")],
+        )
+    )
     best = None
     for n_layers, reg, lr in grid:
         t0 = time.time()
-        _, rec = train(ds, "lightgcn", {"n_layers": n_layers, "reg_weight": reg, "learning_rate": lr,
-                                        "stopping_step": args.stopping_step, "epochs": args.epochs},
-                       out=out / f"run_l{n_layers}_r{reg}_lr{lr}", progress=False, verbose=args.verbose)
+        _, rec = train(
+            ds,
+            "lightgcn",
+            {
+                "n_layers": n_layers,
+                "reg_weight": reg,
+                "learning_rate": lr,
+                "stopping_step": args.stopping_step,
+                "epochs": args.epochs,
+            },
+            out=out / f"run_l{n_layers}_r{reg}_lr{lr}",
+            progress=False,
+            verbose=args.verbose,
+        )
         rec.pop("history", None)
         rec["wall_seconds"] = time.time() - t0
         with open(out / "trials.jsonl", "a") as fh:
             fh.write(json.dumps(rec) + "\n")
-        print(f"layers={n_layers} reg={reg} lr={lr}: valid R@20 {rec['valid']['recall@20']:.4f} "
-              f"test R@20 {rec['test']['recall@20']:.4f} N@20 {rec['test']['ndcg@20']:.4f} "
-              f"best epoch {rec['best_epoch']} ({rec['wall_seconds']:.0f} s)", flush=True)
+        print(
+            f"layers={n_layers} reg={reg} lr={lr}: valid R@20 {rec['valid']['recall@20']:.4f} "
+            f"test R@20 {rec['test']['recall@20']:.4f} N@20 {rec['test']['ndcg@20']:.4f} "
+            f"best epoch {rec['best_epoch']} ({rec['wall_seconds']:.0f} s)",
+            flush=True,
+        )
         if best is None or rec["valid"]["recall@20"] > best["valid"]["recall@20"]:
             best = rec
     (out / "best.json").write_text(json.dumps(best, indent=2))
-    print("chosen on valid:", best["config"]["n_layers"], best["config"]["reg_weight"],
-          best["config"]["learning_rate"], "test", best["test"]["recall@20"], best["test"]["ndcg@20"])
+    print(
+        "chosen on valid:",
+        best["config"]["n_layers"],
+        best["config"]["reg_weight"],
+        best["config"]["learning_rate"],
+        "test",
+        best["test"]["recall@20"],
+        best["test"]["ndcg@20"],
+    )
 
 
 if __name__ == "__main__":

@@ -60,8 +60,8 @@ def run(args: argparse.Namespace) -> None:
     import torch
 
     from alignrec_lite import experiments, longtail, serve
-    from alignrec_lite.scorers import popularity_scores
     from alignrec_lite.data import open_dataset
+    from alignrec_lite.scorers import popularity_scores
     from alignrec_lite.train import train
 
     torch.set_num_threads(args.threads)
@@ -82,13 +82,27 @@ def run(args: argparse.Namespace) -> None:
             pop = ds.item_popularity("train")
             coarse, overall = longtail.long_tail_report(scorers, ds, buckets=longtail.popularity_buckets(pop))
             fine, _ = longtail.long_tail_report(scorers, ds, buckets=longtail.popularity_buckets(pop, n_buckets=5))
-            _append(res, {"step": "longtail", "seed": seed, "coarse": coarse.to_dict("records"),
-                          "fine": fine.to_dict("records"), "overall": overall.to_dict("records"),
-                          "buckets": longtail.popularity_buckets(pop).table().to_dict("records"),
-                          "runs": {k: {"best_epoch": r["best_epoch"], "epochs_run": r["epochs_run"],
-                                       "seconds_per_epoch": r["seconds_per_epoch"], "test": r["test"]}
-                                   for k, r in runs.items()},
-                          "seconds": time.perf_counter() - t0})
+            _append(
+                res,
+                {
+                    "step": "longtail",
+                    "seed": seed,
+                    "coarse": coarse.to_dict("records"),
+                    "fine": fine.to_dict("records"),
+                    "overall": overall.to_dict("records"),
+                    "buckets": longtail.popularity_buckets(pop).table().to_dict("records"),
+                    "runs": {
+                        k: {
+                            "best_epoch": r["best_epoch"],
+                            "epochs_run": r["epochs_run"],
+                            "seconds_per_epoch": r["seconds_per_epoch"],
+                            "test": r["test"],
+                        }
+                        for k, r in runs.items()
+                    },
+                    "seconds": time.perf_counter() - t0,
+                },
+            )
             if ("export", seed) not in done:
                 for label in ("LightGCN", "AlignRec"):
                     with tempfile.TemporaryDirectory() as tmp:
@@ -97,23 +111,42 @@ def run(args: argparse.Namespace) -> None:
                         export_s = time.perf_counter() - t1
                         size = path.stat().st_size
                     timing = serve.measure_serving(nets[label], ds, k=20, n_single=100, repeats=5)
-                    _append(res, {"step": "export", "seed": seed, "model": label, "export_seconds": export_s,
-                                  "export_bytes": size, **timing})
-        for step, experiment in (("coldItems", experiments.item_coldstart_experiment),
-                                 ("coldUsers", experiments.user_coldstart_experiment)):
+                    _append(
+                        res,
+                        {
+                            "step": "export",
+                            "seed": seed,
+                            "model": label,
+                            "export_seconds": export_s,
+                            "export_bytes": size,
+                            **timing,
+                        },
+                    )
+        for step, experiment in (
+            ("coldItems", experiments.item_coldstart_experiment),
+            ("coldUsers", experiments.user_coldstart_experiment),
+        ):
             if (step, seed) not in done:
                 t0 = time.perf_counter()
                 table, _ = experiment(ds, ("lightgcn", "alignrec"), share=0.2, seed=seed, overrides=base)
-                _append(res, {"step": step, "seed": seed, "table": table.to_dict("records"),
-                              "seconds": time.perf_counter() - t0})
+                _append(
+                    res,
+                    {
+                        "step": step,
+                        "seed": seed,
+                        "table": table.to_dict("records"),
+                        "seconds": time.perf_counter() - t0,
+                    },
+                )
 
 
 def _md(df, index: bool = True) -> str:
     """A DataFrame as a GitHub markdown table (no tabulate dependency)."""
     if index:
         df = df.reset_index()
-    cells = [[str(c) for c in df.columns]] + [[f"{v:.4f}" if isinstance(v, float) else str(v) for v in row]
-                                              for row in df.itertuples(index=False)]
+    cells = [[str(c) for c in df.columns]] + [
+        [f"{v:.4f}" if isinstance(v, float) else str(v) for v in row] for row in df.itertuples(index=False)
+    ]
     lines = ["| " + " | ".join(r) + " |" for r in cells]
     lines.insert(1, "|" + "|".join("---" for _ in cells[0]) + "|")
     return "\n".join(lines)
@@ -167,9 +200,24 @@ def report(args: argparse.Namespace) -> None:
         print(_md(mean_std(ex, ["model"], cols, fmt="{:.4f}"), index=False) + "\n")
     runs = [(r["seed"], k, v) for r in recs if r["step"] == "longtail" for k, v in r["runs"].items()]
     print("### Runs\n")
-    print(_md(pd.DataFrame([{"seed": s, "model": k, "best_epoch": v["best_epoch"], "epochs_run": v["epochs_run"],
-                             "seconds_per_epoch": v["seconds_per_epoch"], "test recall@20": v["test"]["recall@20"]}
-                            for s, k, v in runs]), index=False))
+    print(
+        _md(
+            pd.DataFrame(
+                [
+                    {
+                        "seed": s,
+                        "model": k,
+                        "best_epoch": v["best_epoch"],
+                        "epochs_run": v["epochs_run"],
+                        "seconds_per_epoch": v["seconds_per_epoch"],
+                        "test recall@20": v["test"]["recall@20"],
+                    }
+                    for s, k, v in runs
+                ]
+            ),
+            index=False,
+        )
+    )
     loads = [r["loadavg"][0] for r in recs]
     secs = {s: sum(r.get("seconds", 0) for r in recs if r["step"] == s) for s in ("longtail", "coldItems", "coldUsers")}
     print(f"\nload average (1 min) at the records: min {min(loads)}, max {max(loads)}; step seconds {secs}")

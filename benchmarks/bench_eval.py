@@ -69,8 +69,9 @@ def breakdown(net, ds, split: str, batch_users: int) -> dict[str, float]:
             t2 = time.perf_counter()
             top = topk_stable(scores, 50).numpy()
             t3 = time.perf_counter()
-            metrics_from_hits(torch.from_numpy(hits_matrix(top, chunk, gt)), torch.from_numpy(n_relevant[chunk]),
-                              (5, 10, 20, 50))
+            metrics_from_hits(
+                torch.from_numpy(hits_matrix(top, chunk, gt)), torch.from_numpy(n_relevant[chunk]), (5, 10, 20, 50)
+            )
             t4 = time.perf_counter()
             t["scores"] += t1 - t0
             t["mask"] += t2 - t1
@@ -94,8 +95,8 @@ def main(argv=None) -> int:
 
     from alignrec_lite.data import open_dataset
     from alignrec_lite.evaluate import evaluate
-    from alignrec_lite.models import build_model
     from alignrec_lite.files import load_checkpoint_file
+    from alignrec_lite.models import build_model
     from alignrec_lite.utils import versions
 
     ds = open_dataset(args.data, features=None)
@@ -118,20 +119,38 @@ def main(argv=None) -> int:
 
         run()  # warm-up (first-touch allocations)
         times = _time(run, args.repeats)
-        row = {"threads": threads, "users": res["n_users"], "evaluate_median_s": round(statistics.median(times), 4),
-               "evaluate_min_s": round(min(times), 4), "evaluate_all_s": [round(x, 4) for x in times],
-               "prepare_eval_median_s": round(statistics.median(prep), 4),
-               "breakdown_s": breakdown(net, ds, args.split, args.batch_users),
-               "recall@20": res["recall@20"]}
+        row = {
+            "threads": threads,
+            "users": res["n_users"],
+            "evaluate_median_s": round(statistics.median(times), 4),
+            "evaluate_min_s": round(min(times), 4),
+            "evaluate_all_s": [round(x, 4) for x in times],
+            "prepare_eval_median_s": round(statistics.median(prep), 4),
+            "breakdown_s": breakdown(net, ds, args.split, args.batch_users),
+            "recall@20": res["recall@20"],
+        }
         rows.append(row)
-        print(f"threads {threads}: evaluate {row['evaluate_median_s']:.3f} s median (min {row['evaluate_min_s']:.3f}) "
-              f"for {res['n_users']:,} users x {ds.n_items:,} items; prepare_eval {row['prepare_eval_median_s']:.3f} s; "
-              f"steps {row['breakdown_s']}", flush=True)
-    out = {"command": "python benchmarks/bench_eval.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-           "dataset": ds.name, "n_users": ds.n_users, "n_items": ds.n_items, "users_evaluated": n_eval,
-           "split": args.split, "batch_users": args.batch_users, "cpu_count": os.cpu_count(),
-           "processor": platform.processor(), "load_avg_start": load0, "load_avg_end": os.getloadavg(),
-           "versions": versions(), "results": rows}
+        print(
+            f"threads {threads}: evaluate {row['evaluate_median_s']:.3f} s median (min {row['evaluate_min_s']:.3f}) "
+            f"for {res['n_users']:,} users x {ds.n_items:,} items; prepare_eval {row['prepare_eval_median_s']:.3f} s; "
+            f"steps {row['breakdown_s']}",
+            flush=True,
+        )
+    out = {
+        "command": "python benchmarks/bench_eval.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "dataset": ds.name,
+        "n_users": ds.n_users,
+        "n_items": ds.n_items,
+        "users_evaluated": n_eval,
+        "split": args.split,
+        "batch_users": args.batch_users,
+        "cpu_count": os.cpu_count(),
+        "processor": platform.processor(),
+        "load_avg_start": load0,
+        "load_avg_end": os.getloadavg(),
+        "versions": versions(),
+        "results": rows,
+    }
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(out, indent=1))

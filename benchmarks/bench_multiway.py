@@ -37,8 +37,16 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 FEATURES = ("concat", "ica", "multiway", "multiway-random")
-KEYS = ("zeroshot/recall@20", "itemcf/recall@20", "mask_image/zeroshot/recall@20", "mask_image/itemcf/recall@20",
-        "mask_text/zeroshot/recall@20", "mask_text/itemcf/recall@20", "align_user_item", "uniform_items")
+KEYS = (
+    "zeroshot/recall@20",
+    "itemcf/recall@20",
+    "mask_image/zeroshot/recall@20",
+    "mask_image/itemcf/recall@20",
+    "mask_text/zeroshot/recall@20",
+    "mask_text/itemcf/recall@20",
+    "align_user_item",
+    "uniform_items",
+)
 
 
 def _load_avg() -> list[float]:
@@ -70,10 +78,9 @@ def base_folder(data: Path, work: Path) -> Path:
 
 def pretrain(feature: str, base: Path, work: Path, seed: int, mw_epochs: int) -> dict:
     """Write one feature's mm_feat.npy into its own folder; return the timing."""
+    from alignrec_lite.encoders import read_manifest
     from alignrec_lite.ica import ICAConfig, pretrain_ica
     from alignrec_lite.multiway import MultiwayConfig, pretrain_multiway
-
-    from alignrec_lite.encoders import read_manifest
 
     folder = work / f"{feature}_s{seed}"
     entry = read_manifest(folder).get("mm", {}) if (folder / "mm_feat.npy").exists() else {}
@@ -85,9 +92,14 @@ def pretrain(feature: str, base: Path, work: Path, seed: int, mw_epochs: int) ->
     else:
         cfg = MultiwayConfig(seed=seed, epochs=mw_epochs, pretrain=feature == "multiway")
         res = pretrain_multiway(folder, cfg, progress=False)
-    return {"folder": str(folder), "wall_s": round(time.perf_counter() - t0, 2),
-            "train_s": round(res["train_seconds"], 2), "epochs": res["epochs_run"],
-            "final_loss": res["final_loss"], "load_avg": _load_avg()}
+    return {
+        "folder": str(folder),
+        "wall_s": round(time.perf_counter() - t0, 2),
+        "train_s": round(res["train_seconds"], 2),
+        "epochs": res["epochs_run"],
+        "final_loss": res["final_loss"],
+        "load_avg": _load_avg(),
+    }
 
 
 def metrics(folder: Path, source: str) -> dict:
@@ -127,9 +139,14 @@ def alignrec(folder: Path, source: str, seed: int, caps: dict) -> dict:
 
     t0 = time.perf_counter()
     _, rec = train(load_mmrec(folder), "alignrec", {**caps, "feature_source": source, "seed": seed}, progress=False)
-    return {"test_recall@20": rec["test"]["recall@20"], "test_ndcg@20": rec["test"]["ndcg@20"],
-            "valid_recall@20": rec["valid"]["recall@20"], "best_epoch": rec["best_epoch"],
-            "epochs_run": rec["epochs_run"], "seconds": round(time.perf_counter() - t0, 1)}
+    return {
+        "test_recall@20": rec["test"]["recall@20"],
+        "test_ndcg@20": rec["test"]["ndcg@20"],
+        "valid_recall@20": rec["valid"]["recall@20"],
+        "best_epoch": rec["best_epoch"],
+        "epochs_run": rec["epochs_run"],
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
 
 
 def _ms(vals: list[float], nd: int = 4) -> str:
@@ -142,33 +159,46 @@ def _ms(vals: list[float], nd: int = 4) -> str:
 
 def table(done: list[dict]) -> str:
     """Markdown tables: intermediate metrics (mean ± std over seeds) and AlignRec test metrics."""
-    names = {"concat": "(a) concat tiny-cnn + MiniLM", "ica": "(b) two-tower ICA stand-in",
-             "multiway": "(c) Multiway, masked modelling", "multiway-random": "(d) Multiway, random init"}
-    lines = ["| feature | pre-train s | zero-shot R@20 | item-CF R@20 | zs −img | cf −img | zs −txt | cf −txt "
-             "| align u-i | unif |", "|---|---|---|---|---|---|---|---|---|---|"]
+    names = {
+        "concat": "(a) concat tiny-cnn + MiniLM",
+        "ica": "(b) two-tower ICA stand-in",
+        "multiway": "(c) Multiway, masked modelling",
+        "multiway-random": "(d) Multiway, random init",
+    }
+    lines = [
+        "| feature | pre-train s | zero-shot R@20 | item-CF R@20 | zs −img | cf −img | zs −txt | cf −txt "
+        "| align u-i | unif |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for f in FEATURES:
         rows = [d for d in done if d["feature"] == f and "metrics" in d]
         if not rows:
             continue
         t = [d["pretrain"]["train_s"] for d in rows if d.get("pretrain")]
-        cells = [_ms([d["metrics"][k] for d in rows if k in d["metrics"]], 2 if k in KEYS[-2:] else 4)
-                 for k in KEYS]
+        cells = [_ms([d["metrics"][k] for d in rows if k in d["metrics"]], 2 if k in KEYS[-2:] else 4) for k in KEYS]
         lines.append(f"| {names[f]} | {_ms(t, 1) if t else '–'} | " + " | ".join(cells) + " |")
     for f in ("multiway", "multiway-random"):
         rows = [d for d in done if d["feature"] == f and "diag_mean_pool" in d]
         if rows:
-            cells = [_ms([d["diag_mean_pool"][k] for d in rows if k in d["diag_mean_pool"]],
-                         2 if k in KEYS[-2:] else 4) for k in KEYS]
+            cells = [
+                _ms([d["diag_mean_pool"][k] for d in rows if k in d["diag_mean_pool"]], 2 if k in KEYS[-2:] else 4)
+                for k in KEYS
+            ]
             label = f"{names[f][:3]}' same model, mean of token outputs (diagnostic)"
             lines.append(f"| {label} | – | " + " | ".join(cells) + " |")
-    lines += ["", "| feature | AlignRec test Recall@20 | test NDCG@20 | valid Recall@20 | best epoch | n |",
-              "|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        "| feature | AlignRec test Recall@20 | test NDCG@20 | valid Recall@20 | best epoch | n |",
+        "|---|---|---|---|---|---|",
+    ]
     for f in FEATURES:
         rows = [d["alignrec"] for d in done if d["feature"] == f and "alignrec" in d]
         if rows:
-            lines.append(f"| {names[f]} | {_ms([r['test_recall@20'] for r in rows])} | "
-                         f"{_ms([r['test_ndcg@20'] for r in rows])} | {_ms([r['valid_recall@20'] for r in rows])} | "
-                         f"{statistics.mean(r['best_epoch'] for r in rows):.0f} | {len(rows)} |")
+            lines.append(
+                f"| {names[f]} | {_ms([r['test_recall@20'] for r in rows])} | "
+                f"{_ms([r['test_ndcg@20'] for r in rows])} | {_ms([r['valid_recall@20'] for r in rows])} | "
+                f"{statistics.mean(r['best_epoch'] for r in rows):.0f} | {len(rows)} |"
+            )
     return "\n".join(lines)
 
 
@@ -188,9 +218,13 @@ def main(argv: list[str] | None = None) -> int:
     args.work.mkdir(parents=True, exist_ok=True)
     log = args.work / "results.jsonl"
     done = [json.loads(x) for x in log.read_text().splitlines() if x.strip()] if log.exists() else []
-    info = {"command": " ".join([Path(sys.executable).name, *sys.argv]), "cpu_count": os.cpu_count(),
-            "processor": platform.processor() or platform.machine(), "load_avg_start": _load_avg(),
-            "omp_num_threads": os.environ.get("OMP_NUM_THREADS")}
+    info = {
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "cpu_count": os.cpu_count(),
+        "processor": platform.processor() or platform.machine(),
+        "load_avg_start": _load_avg(),
+        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+    }
     print(json.dumps(info), flush=True)
     base = base_folder(args.data, args.work)
     caps = {"epochs": args.epochs, "stopping_step": args.stopping_step}
@@ -205,25 +239,38 @@ def main(argv: list[str] | None = None) -> int:
 
     for seed in args.seeds:
         for f in args.features:
-            if any(d["feature"] == f and d["seed"] == seed and ("alignrec" in d or args.skip_alignrec)
-                   and d.get("caps", caps) == caps for d in done):
+            if any(
+                d["feature"] == f
+                and d["seed"] == seed
+                and ("alignrec" in d or args.skip_alignrec)
+                and d.get("caps", caps) == caps
+                for d in done
+            ):
                 continue
             if f == "concat":
                 folder, source, pre = base, "image+text", None
             else:
                 pre = pretrain(f, base, args.work, seed, args.mw_epochs)
                 folder, source = Path(pre["folder"]), "mm"
-                print(f"[{f} seed {seed}] pre-training {pre['train_s']:.1f} s ({pre['epochs']} epochs), "
-                      f"load {pre['load_avg']}", flush=True)
+                print(
+                    f"[{f} seed {seed}] pre-training {pre['train_s']:.1f} s ({pre['epochs']} epochs), "
+                    f"load {pre['load_avg']}",
+                    flush=True,
+                )
             entry = {"feature": f, "seed": seed, "pretrain": pre, "metrics": metrics(folder, source), "caps": caps}
             m = entry["metrics"]
-            print(f"[{f} seed {seed}] zero-shot R@20 {m['zeroshot/recall@20']:.4f}, item-CF "
-                  f"{m['itemcf/recall@20']:.4f}", flush=True)
+            print(
+                f"[{f} seed {seed}] zero-shot R@20 {m['zeroshot/recall@20']:.4f}, item-CF {m['itemcf/recall@20']:.4f}",
+                flush=True,
+            )
             if not args.skip_alignrec:
                 entry["alignrec"] = alignrec(folder, source, seed + 1, caps)
                 a = entry["alignrec"]
-                print(f"[{f} seed {seed}] AlignRec test R@20 {a['test_recall@20']:.4f} N@20 "
-                      f"{a['test_ndcg@20']:.4f} (best epoch {a['best_epoch']}, {a['seconds']:.0f} s)", flush=True)
+                print(
+                    f"[{f} seed {seed}] AlignRec test R@20 {a['test_recall@20']:.4f} N@20 "
+                    f"{a['test_ndcg@20']:.4f} (best epoch {a['best_epoch']}, {a['seconds']:.0f} s)",
+                    flush=True,
+                )
             entry["load_avg"] = _load_avg()
             record(entry)
     changed = False

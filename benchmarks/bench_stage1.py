@@ -35,11 +35,11 @@ import numpy as np
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from alignrec_lite.data import open_dataset  # noqa: E402
-from alignrec_lite.encoders import extract_features  # noqa: E402
-from alignrec_lite.feature_eval import evaluate_features, format_table  # noqa: E402
-from alignrec_lite.ica import ICAConfig, pretrain_ica  # noqa: E402
-from alignrec_lite.utils import versions  # noqa: E402
+from alignrec_lite.data import open_dataset
+from alignrec_lite.encoders import extract_features
+from alignrec_lite.feature_eval import evaluate_features, format_table
+from alignrec_lite.ica import ICAConfig, pretrain_ica
+from alignrec_lite.utils import versions
 
 VARIANTS = {
     "ica-mean-128": dict(),
@@ -73,12 +73,28 @@ def bench_extraction(data: Path, work: Path, repeats: int) -> dict:
             man = extract_features(folder, img, txt, progress=False)
             wall, cpu = time.perf_counter() - t0, time.process_time() - c0
             n = man[modality]["shape"][0]
-            out[modality].append({"items": n, "wall_s": wall, "cpu_s": cpu, "items_per_s": n / wall,
-                                  "encode_s": man[modality]["seconds"], "load_avg": _load_avg()})
-            print(f"[extract {r + 1}/{repeats}] {modality}: {n} items in {wall:.1f} s ({n / wall:.1f} items/s)",
-                  flush=True)
-    return {m: {"runs": v, "median_items_per_s": statistics.median(x["items_per_s"] for x in v),
-                "median_wall_s": statistics.median(x["wall_s"] for x in v)} for m, v in out.items()}
+            out[modality].append(
+                {
+                    "items": n,
+                    "wall_s": wall,
+                    "cpu_s": cpu,
+                    "items_per_s": n / wall,
+                    "encode_s": man[modality]["seconds"],
+                    "load_avg": _load_avg(),
+                }
+            )
+            print(
+                f"[extract {r + 1}/{repeats}] {modality}: {n} items in {wall:.1f} s ({n / wall:.1f} items/s)",
+                flush=True,
+            )
+    return {
+        m: {
+            "runs": v,
+            "median_items_per_s": statistics.median(x["items_per_s"] for x in v),
+            "median_wall_s": statistics.median(x["wall_s"] for x in v),
+        }
+        for m, v in out.items()
+    }
 
 
 def bench_ica(data: Path, work: Path, seeds: list[int], epochs: int, variants: list[str]) -> dict:
@@ -87,21 +103,40 @@ def bench_ica(data: Path, work: Path, seeds: list[int], epochs: int, variants: l
     for name in variants:
         runs = []
         for seed in seeds:
-            folder = _fresh_copy(data, work / f"ica_{name}_s{seed}", keep=("image_feat.npy", "text_feat.npy",
-                                                                          "features.json"))
+            folder = _fresh_copy(
+                data, work / f"ica_{name}_s{seed}", keep=("image_feat.npy", "text_feat.npy", "features.json")
+            )
             cfg = ICAConfig(epochs=epochs, seed=seed, **VARIANTS[name])
             t0, c0 = time.perf_counter(), time.process_time()
             result = pretrain_ica(folder, cfg, progress=False)
             wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-            runs.append({"seed": seed, "wall_s": wall, "cpu_s": cpu, "train_s": result["train_seconds"],
-                         "final_loss": result["final_loss"], "load_avg": _load_avg(), "folder": str(folder),
-                         "run_dir": str(result["run_dir"]), "geometry_before": result["geometry_before"],
-                         "geometry_after": result["geometry_after"], "history": result["history"]})
-            print(f"[ica {name} seed {seed}] {wall:.1f} s total, {result['train_seconds']:.1f} s training, "
-                  f"loss {result['final_loss']:.4f}", flush=True)
-        res[name] = {"config": VARIANTS[name], "epochs": epochs, "runs": runs,
-                     "median_wall_s": statistics.median(x["wall_s"] for x in runs),
-                     "median_train_s": statistics.median(x["train_s"] for x in runs)}
+            runs.append(
+                {
+                    "seed": seed,
+                    "wall_s": wall,
+                    "cpu_s": cpu,
+                    "train_s": result["train_seconds"],
+                    "final_loss": result["final_loss"],
+                    "load_avg": _load_avg(),
+                    "folder": str(folder),
+                    "run_dir": str(result["run_dir"]),
+                    "geometry_before": result["geometry_before"],
+                    "geometry_after": result["geometry_after"],
+                    "history": result["history"],
+                }
+            )
+            print(
+                f"[ica {name} seed {seed}] {wall:.1f} s total, {result['train_seconds']:.1f} s training, "
+                f"loss {result['final_loss']:.4f}",
+                flush=True,
+            )
+        res[name] = {
+            "config": VARIANTS[name],
+            "epochs": epochs,
+            "runs": runs,
+            "median_wall_s": statistics.median(x["wall_s"] for x in runs),
+            "median_train_s": statistics.median(x["train_s"] for x in runs),
+        }
     return res
 
 
@@ -128,8 +163,9 @@ def bench_metrics(data: Path, ica: dict) -> dict:
             row["source"] = f"{name} (seed {run['seed']})"
             fused.append(row)
             img = np.load(Path(run["run_dir"]) / "ica_image.npy")
-            side = evaluate_features(data, sources=["tower"], ks=(10, 20, 50), reference=False,
-                                     extra={"tower": img})["rows"][0]
+            side = evaluate_features(data, sources=["tower"], ks=(10, 20, 50), reference=False, extra={"tower": img})[
+                "rows"
+            ][0]
             tower.append(side)
         per_seed += fused
         table["rows"].append(_median_row(fused, name))
@@ -151,9 +187,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", type=Path, help="write all results here")
     args = p.parse_args(argv)
     args.data = open_dataset(args.data, progress=False).path  # a name: built and features extracted on first use
-    info = {"command": " ".join([Path(sys.executable).name, *sys.argv]), "cpu_count": os.cpu_count(),
-            "processor": platform.processor() or platform.machine(), "versions": versions(),
-            "load_avg_start": _load_avg()}
+    info = {
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "cpu_count": os.cpu_count(),
+        "processor": platform.processor() or platform.machine(),
+        "versions": versions(),
+        "load_avg_start": _load_avg(),
+    }
     args.work.mkdir(parents=True, exist_ok=True)
     results: dict = {"info": info}
     if not args.skip_extraction:

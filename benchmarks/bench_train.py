@@ -67,8 +67,14 @@ def worker(args: argparse.Namespace) -> dict:
 
     overrides = json.loads(args.overrides)
     ds = _load(args.dataset, args.path, args.feat_dim)
-    cfg = {"epochs": args.epochs, "eval_step": args.epochs, "stopping_step": 10**6, "seed": 0,
-           "device": "cpu", **overrides}
+    cfg = {
+        "epochs": args.epochs,
+        "eval_step": args.epochs,
+        "stopping_step": 10**6,
+        "seed": 0,
+        "device": "cpu",
+        **overrides,
+    }
     t0 = time.perf_counter()
     build_model(args.model, ds, resolve_config(args.model, cfg, ds.name))
     build_s = time.perf_counter() - t0
@@ -141,7 +147,8 @@ def _markdown(rows: list[dict]) -> str:
             f"| {r['dataset']} | {r['name']} | {r['feature_source'] or '-'} | {r['seconds_per_epoch_median']:.2f} | "
             f"{r['cpu_seconds_per_epoch_median']:.2f} | "
             f"{r['eval_seconds']:.2f} | {r['build_seconds']:.1f} | {r['peak_rss_mb']:.0f} | {r['n_parameters']:,} | "
-            f"{r['threads']} | {r['loadavg_before']} → {r['loadavg_after']} |")
+            f"{r['threads']} | {r['loadavg_before']} → {r['loadavg_after']} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -184,9 +191,27 @@ def main(argv: list[str] | None = None) -> int:
         p.error("give --baby and/or --movielens")
     rows = []
     for dataset, path, name, model, kv in jobs:
-        cmd = [sys.executable, __file__, "--worker", "--dataset", dataset, "--path", path, "--model", model,
-               "--name", name, "--overrides", json.dumps(kv), "--epochs", str(args.epochs),
-               "--threads", str(args.threads), "--feat-dim", str(args.feat_dim)]
+        cmd = [
+            sys.executable,
+            __file__,
+            "--worker",
+            "--dataset",
+            dataset,
+            "--path",
+            path,
+            "--model",
+            model,
+            "--name",
+            name,
+            "--overrides",
+            json.dumps(kv),
+            "--epochs",
+            str(args.epochs),
+            "--threads",
+            str(args.threads),
+            "--feat-dim",
+            str(args.feat_dim),
+        ]
         env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
         res = subprocess.run(cmd, capture_output=True, text=True, env=env)
         if res.returncode != 0:
@@ -194,13 +219,19 @@ def main(argv: list[str] | None = None) -> int:
             return res.returncode
         row = json.loads(res.stdout.strip().splitlines()[-1])
         rows.append(row)
-        print(f"{dataset:9s} {name:24s} {row['seconds_per_epoch_median']:7.2f} s/epoch (CPU "
-              f"{row['cpu_seconds_per_epoch_median']:.2f})  eval {row['eval_seconds']:.2f} s"
-              f"  peak {row['peak_rss_mb']:.0f} MB  load {row['loadavg_before']}", flush=True)
+        print(
+            f"{dataset:9s} {name:24s} {row['seconds_per_epoch_median']:7.2f} s/epoch (CPU "
+            f"{row['cpu_seconds_per_epoch_median']:.2f})  eval {row['eval_seconds']:.2f} s"
+            f"  peak {row['peak_rss_mb']:.0f} MB  load {row['loadavg_before']}",
+            flush=True,
+        )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"hardware": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
-            "python": platform.python_version(), "argv": sys.argv[1:]}
+    meta = {
+        "hardware": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+        "python": platform.python_version(),
+        "argv": sys.argv[1:],
+    }
     with atomic_write(out) as fh:
         for r in rows:
             fh.write(json.dumps({**meta, **r}) + "\n")

@@ -68,11 +68,15 @@ def tune(ds, args) -> dict[str, dict]:
         grid = dict(GRIDS[model])
         if args.learning_rates:
             grid["learning_rate"] = [float(x) for x in args.learning_rates.split(",")]
-        best = search(ds, model, grid, out=Path(args.out) / f"search-{model}", progress=False,
-                      base_overrides=caps(args))
+        best = search(
+            ds, model, grid, out=Path(args.out) / f"search-{model}", progress=False, base_overrides=caps(args)
+        )
         chosen[model] = best["params"]
-        print(f"{model:9s} valid-chosen {best['params']}  valid R@20 {best['valid']['recall@20']:.4f} "
-              f"({time.perf_counter() - t0:.0f} s)", flush=True)
+        print(
+            f"{model:9s} valid-chosen {best['params']}  valid R@20 {best['valid']['recall@20']:.4f} "
+            f"({time.perf_counter() - t0:.0f} s)",
+            flush=True,
+        )
     return chosen
 
 
@@ -98,34 +102,57 @@ def seed_runs(ds, args, chosen: dict[str, dict]) -> None:
     if "main" in args.rows:
         rows += [(NAMES[m], m, chosen[m]) for m in args.models if m in chosen]
     if "alignrec" in chosen and not args.no_ablations:
-        rows += [(name, "alignrec", {**chosen["alignrec"], **extra}) for i, (name, extra)
-                 in enumerate(ABLATIONS.items()) if "ablations" in args.rows or f"abl{i}" in args.rows]
+        rows += [
+            (name, "alignrec", {**chosen["alignrec"], **extra})
+            for i, (name, extra) in enumerate(ABLATIONS.items())
+            if "ablations" in args.rows or f"abl{i}" in args.rows
+        ]
     for name, model, params in rows:
         if params.get("feature_source") == "mm" and "mm" not in ds.features:
-            print(f"{name}: skipped, {ds.name} has no mm_feat.npy (run `alignrec-lite pretrain-ica` on the folder)", flush=True)
+            print(
+                f"{name}: skipped, {ds.name} has no mm_feat.npy (run `alignrec-lite pretrain-ica` on the folder)",
+                flush=True,
+            )
             continue
         for seed in SEEDS:
             if any(d["row"] == name and d["seed"] == seed and d["params"] == params for d in done):
                 continue
             t0 = time.perf_counter()
             _, rec = train(ds, model, {**caps(args), **params, "seed": seed}, progress=False)
-            line = {"row": name, "model": model, "params": params, "seed": seed, "valid": rec["valid"],
-                    "test": rec["test"], "best_epoch": rec["best_epoch"], "epochs_run": rec["epochs_run"],
-                    "seconds": round(time.perf_counter() - t0, 1), "seconds_per_epoch": rec["seconds_per_epoch"],
-                    "feature_source": rec["feature_source"]}
+            line = {
+                "row": name,
+                "model": model,
+                "params": params,
+                "seed": seed,
+                "valid": rec["valid"],
+                "test": rec["test"],
+                "best_epoch": rec["best_epoch"],
+                "epochs_run": rec["epochs_run"],
+                "seconds": round(time.perf_counter() - t0, 1),
+                "seconds_per_epoch": rec["seconds_per_epoch"],
+                "feature_source": rec["feature_source"],
+            }
             done.append(line)
             with atomic_write(path) as fh:
                 for d in done:
                     fh.write(json.dumps(d) + "\n")
-            print(f"{name:32s} seed {seed}  test R@20 {rec['test']['recall@20']:.4f}  N@20 "
-                  f"{rec['test']['ndcg@20']:.4f}  (best epoch {rec['best_epoch']}/{rec['epochs_run']}, "
-                  f"{line['seconds']:.0f} s)", flush=True)
+            print(
+                f"{name:32s} seed {seed}  test R@20 {rec['test']['recall@20']:.4f}  N@20 "
+                f"{rec['test']['ndcg@20']:.4f}  (best epoch {rec['best_epoch']}/{rec['epochs_run']}, "
+                f"{line['seconds']:.0f} s)",
+                flush=True,
+            )
 
 
 def table(args) -> str:
     out = Path(args.out)
-    lines = [json.loads(x) for f in [out / "seeds.jsonl", *map(Path, args.merge)] if f.exists()
-             for x in f.read_text().splitlines() if x.strip()]
+    lines = [
+        json.loads(x)
+        for f in [out / "seeds.jsonl", *map(Path, args.merge)]
+        if f.exists()
+        for x in f.read_text().splitlines()
+        if x.strip()
+    ]
     order: list[str] = []
     for d in lines:
         if d["row"] not in order:
@@ -134,16 +161,21 @@ def table(args) -> str:
     def ms(vals):
         return f"{statistics.mean(vals):.4f} ± {statistics.stdev(vals):.4f}" if len(vals) > 1 else f"{vals[0]:.4f}"
 
-    md = ["| model | settings (chosen on valid) | feature | test Recall@20 | test NDCG@20 | valid Recall@20 "
-          "| best epoch (mean) | s/epoch | n |", "|---|---|---|---|---|---|---|---|---|"]
+    md = [
+        "| model | settings (chosen on valid) | feature | test Recall@20 | test NDCG@20 | valid Recall@20 "
+        "| best epoch (mean) | s/epoch | n |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for row in order:
         runs = [d for d in lines if d["row"] == row]
         params = ", ".join(f"{k}={v}" for k, v in runs[0]["params"].items())
-        md.append(f"| {row} | {params} | {runs[0]['feature_source'] or '-'} | "
-                  f"{ms([r['test']['recall@20'] for r in runs])} | {ms([r['test']['ndcg@20'] for r in runs])} | "
-                  f"{ms([r['valid']['recall@20'] for r in runs])} | "
-                  f"{statistics.mean(r['best_epoch'] for r in runs):.0f} | "
-                  f"{statistics.median(r['seconds_per_epoch'] for r in runs):.2f} | {len(runs)} |")
+        md.append(
+            f"| {row} | {params} | {runs[0]['feature_source'] or '-'} | "
+            f"{ms([r['test']['recall@20'] for r in runs])} | {ms([r['test']['ndcg@20'] for r in runs])} | "
+            f"{ms([r['valid']['recall@20'] for r in runs])} | "
+            f"{statistics.mean(r['best_epoch'] for r in runs):.0f} | "
+            f"{statistics.median(r['seconds_per_epoch'] for r in runs):.2f} | {len(runs)} |"
+        )
     return "\n".join(md) + "\n"
 
 
@@ -157,13 +189,23 @@ def main(argv=None) -> int:
     p.add_argument("--stopping-step", type=int, default=20)
     p.add_argument("--max-minutes", type=float, default=0.0, help="wall-clock cap per run (0 = none)")
     p.add_argument("--no-ablations", action="store_true")
-    p.add_argument("--merge", action="append", default=[],
-                   help="more seeds.jsonl files (from parallel runs) to include in the table")
-    p.add_argument("--learning-rates", default=None,
-                   help="comma-separated learning rates replacing the grids' (e.g. 0.005,0.01 for the toy set)")
+    p.add_argument(
+        "--merge",
+        action="append",
+        default=[],
+        help="more seeds.jsonl files (from parallel runs) to include in the table",
+    )
+    p.add_argument(
+        "--learning-rates",
+        default=None,
+        help="comma-separated learning rates replacing the grids' (e.g. 0.005,0.01 for the toy set)",
+    )
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--rows", default="main,ablations",
-                   help="which seed runs: main, ablations, or single ablations abl0..abl8 (comma-separated)")
+    p.add_argument(
+        "--rows",
+        default="main,ablations",
+        help="which seed runs: main, ablations, or single ablations abl0..abl8 (comma-separated)",
+    )
     args = p.parse_args(argv)
     args.models = args.models.split(",")
     args.rows = args.rows.split(",")
@@ -177,8 +219,11 @@ def main(argv=None) -> int:
     ds = open_dataset(args.data)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    print(f"{ds.name}: {ds.n_users} users, {ds.n_items} items, {len(ds.train)} train; features "
-          f"{ {k: v.shape for k, v in ds.features.items()} }; {platform.processor()} x{os.cpu_count()}", flush=True)
+    print(
+        f"{ds.name}: {ds.n_users} users, {ds.n_items} items, {len(ds.train)} train; features "
+        f"{ {k: v.shape for k, v in ds.features.items()} }; {platform.processor()} x{os.cpu_count()}",
+        flush=True,
+    )
     if args.stage in ("tune", "all"):
         tune(ds, args)
     if args.stage in ("seeds", "all"):

@@ -57,12 +57,18 @@ ROOT = HERE.parent
 
 #: The only edits the originals need to run on a CPU: ``(repo folder, file, old text, new text)``.
 DEVICE_EDITS: list[tuple[str, str, str, str]] = [
-    ("AlignRec_CIKM24", "src/models/alignrec.py",
-     "self.mm_original_adj = mm_adj.cuda()",
-     "self.mm_original_adj = mm_adj.to(self.device)"),
-    ("AlignRec_CIKM24", "src/utils/utils.py",
-     "torch.zeros(num_nodes,dtype=edge_weight.dtype).cuda()",
-     "torch.zeros(num_nodes,dtype=edge_weight.dtype,device=edge_weight.device)"),
+    (
+        "AlignRec_CIKM24",
+        "src/models/alignrec.py",
+        "self.mm_original_adj = mm_adj.cuda()",
+        "self.mm_original_adj = mm_adj.to(self.device)",
+    ),
+    (
+        "AlignRec_CIKM24",
+        "src/utils/utils.py",
+        "torch.zeros(num_nodes,dtype=edge_weight.dtype).cuda()",
+        "torch.zeros(num_nodes,dtype=edge_weight.dtype,device=edge_weight.device)",
+    ),
     ("AlignRec_CIKM24", "src/configs/overall.yaml", "use_gpu: True", "use_gpu: False"),
     ("MMRec", "src/configs/overall.yaml", "use_gpu: True", "use_gpu: False"),
 ]
@@ -72,17 +78,29 @@ DEVICE_EDITS: list[tuple[str, str, str, str]] = [
 #: quick_start does for one grid point); the kit's model and settings.
 RACES: dict[str, dict] = {
     "alignrec": {
-        "repo": "AlignRec_CIKM24", "their_model": "ALIGNREC", "argv": ["--ui_cosine_loss"],
-        "their_config": {"learning_rate": 0.001, "cl_loss": 0.01, "sim_weight": 0.1, "n_layers": 1, "knn_k": 10,
-                         "seed": 999},
+        "repo": "AlignRec_CIKM24",
+        "their_model": "ALIGNREC",
+        "argv": ["--ui_cosine_loss"],
+        "their_config": {
+            "learning_rate": 0.001,
+            "cl_loss": 0.01,
+            "sim_weight": 0.1,
+            "n_layers": 1,
+            "knn_k": 10,
+            "seed": 999,
+        },
         "features": {"image": 768},
         "kit_model": "alignrec",
-        "kit_variants": {"kit, official maths (finetune_features=true)": {"finetune_features": True},
-                         "kit, frozen features (default)": {}},
+        "kit_variants": {
+            "kit, official maths (finetune_features=true)": {"finetune_features": True},
+            "kit, frozen features (default)": {},
+        },
         "kit_features": {"mm": "image"},
     },
     "lightgcn": {
-        "repo": "MMRec", "their_model": "LightGCN", "argv": [],
+        "repo": "MMRec",
+        "their_model": "LightGCN",
+        "argv": [],
         "their_config": {"learning_rate": 0.001, "n_layers": 2, "reg_weight": 1e-4, "seed": 999},
         "features": {},
         "kit_model": "lightgcn",
@@ -90,7 +108,9 @@ RACES: dict[str, dict] = {
         "kit_features": {},
     },
     "freedom": {
-        "repo": "MMRec", "their_model": "FREEDOM", "argv": [],
+        "repo": "MMRec",
+        "their_model": "FREEDOM",
+        "argv": [],
         "their_config": {"learning_rate": 0.001, "dropout": 0.8, "reg_weight": 1e-4, "seed": 999},
         "features": {"image": 4096, "text": 384},
         "kit_model": "freedom",
@@ -171,18 +191,31 @@ def worker_kit(args: argparse.Namespace) -> dict:
 
     cls.pre_epoch = pre_epoch
     n = args.epochs + 2  # warm-up + timed + one whose end also evaluates (its own time is not used)
-    cfg = {"epochs": n, "eval_step": n, "stopping_step": 10**6, "seed": 999, "device": "cpu",
-           "learning_rate": 0.001, **json.loads(args.variant)}
+    cfg = {
+        "epochs": n,
+        "eval_step": n,
+        "stopping_step": 10**6,
+        "seed": 999,
+        "device": "cpu",
+        "learning_rate": 0.001,
+        **json.loads(args.variant),
+    }
     load0 = os.getloadavg()[0]
     t0 = time.perf_counter()
     _, rec = train(ds, spec["kit_model"], cfg, progress=False)
     wall = time.perf_counter() - t0
     epochs = [b - a for a, b in zip(starts[:-1], starts[1:])]  # epoch k = start k -> start k + 1
-    return {"epoch_seconds": [round(x, 3) for x in epochs], "timed": [round(x, 3) for x in epochs[1:]],
-            "n_batches": int(np.ceil(len(ds.train) / 2048)), "wall_seconds": round(wall, 1),
-            "loadavg_before": round(load0, 2), "loadavg_after": round(os.getloadavg()[0], 2),
-            "feature_source": rec["feature_source"], "finetune_features": rec["finetune_features"],
-            "torch": torch.__version__}
+    return {
+        "epoch_seconds": [round(x, 3) for x in epochs],
+        "timed": [round(x, 3) for x in epochs[1:]],
+        "n_batches": int(np.ceil(len(ds.train) / 2048)),
+        "wall_seconds": round(wall, 1),
+        "loadavg_before": round(load0, 2),
+        "loadavg_after": round(os.getloadavg()[0], 2),
+        "feature_source": rec["feature_source"],
+        "finetune_features": rec["finetune_features"],
+        "torch": torch.__version__,
+    }
 
 
 def worker_official(args: argparse.Namespace) -> dict:
@@ -238,10 +271,17 @@ def worker_official(args: argparse.Namespace) -> dict:
             trainer._train_epoch(train_data, epoch)
             trainer.lr_scheduler.step()
             epochs.append(time.perf_counter() - t0)
-        out.update({"epoch_seconds": [round(x, 3) for x in epochs], "timed": [round(x, 3) for x in epochs[1:]],
-                    "n_batches": len(train_data) if hasattr(train_data, "__len__") else None,
-                    "loadavg_before": round(load0, 2), "loadavg_after": round(os.getloadavg()[0], 2),
-                    "device": str(config["device"]), "torch": torch.__version__})
+        out.update(
+            {
+                "epoch_seconds": [round(x, 3) for x in epochs],
+                "timed": [round(x, 3) for x in epochs[1:]],
+                "n_batches": len(train_data) if hasattr(train_data, "__len__") else None,
+                "loadavg_before": round(load0, 2),
+                "loadavg_after": round(os.getloadavg()[0], 2),
+                "device": str(config["device"]),
+                "torch": torch.__version__,
+            }
+        )
 
     quick_start_module.quick_start = timed_start
     sys.argv = ["main.py", "--model", spec["their_model"], "--dataset", "baby", *spec["argv"]]
@@ -250,25 +290,55 @@ def worker_official(args: argparse.Namespace) -> dict:
 
 
 # ------------------------------------------------------------------ driver
-def run_one(args: argparse.Namespace, race: str, side: str, label: str, variant: dict, threads: int,
-            data: Path) -> dict:
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
-           "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    cmd = [sys.executable, str(Path(__file__).resolve()), str(args.scratch), "--worker", side, "--race", race,
-           "--threads", str(threads), "--epochs", str(args.epochs), "--data", str(data),
-           "--variant", json.dumps(variant)]
+def run_one(
+    args: argparse.Namespace, race: str, side: str, label: str, variant: dict, threads: int, data: Path
+) -> dict:
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": str(threads),
+        "MKL_NUM_THREADS": str(threads),
+        "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+    }
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        str(args.scratch),
+        "--worker",
+        side,
+        "--race",
+        race,
+        "--threads",
+        str(threads),
+        "--epochs",
+        str(args.epochs),
+        "--data",
+        str(data),
+        "--variant",
+        json.dumps(variant),
+    ]
     load0 = os.getloadavg()[0]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=args.timeout)
     if proc.returncode != 0:
         raise SystemExit(f"{side} {race} failed:\n{proc.stderr[-4000:]}")
     rec = json.loads(proc.stdout.strip().splitlines()[-1])
-    rec.update({"race": race, "side": side, "contender": label, "threads": threads,
-                "process_seconds": round(time.perf_counter() - t0, 1),
-                "loadavg_start": round(load0, 2), "loadavg_end": round(os.getloadavg()[0], 2),
-                "median": round(statistics.median(rec["timed"]), 3)})
-    print(f"  {race:8s} {threads} thr  {label:48s} timed {rec['timed']}  load {rec['loadavg_start']}"
-          f" -> {rec['loadavg_end']}", flush=True)
+    rec.update(
+        {
+            "race": race,
+            "side": side,
+            "contender": label,
+            "threads": threads,
+            "process_seconds": round(time.perf_counter() - t0, 1),
+            "loadavg_start": round(load0, 2),
+            "loadavg_end": round(os.getloadavg()[0], 2),
+            "median": round(statistics.median(rec["timed"]), 3),
+        }
+    )
+    print(
+        f"  {race:8s} {threads} thr  {label:48s} timed {rec['timed']}  load {rec['loadavg_start']}"
+        f" -> {rec['loadavg_end']}",
+        flush=True,
+    )
     return rec
 
 
@@ -284,30 +354,50 @@ def summarise(records: list[dict]) -> list[dict]:
         for label in dict.fromkeys(r["contender"] for r in recs if r["side"] == "kit"):
             ours = [x for r in recs if r["contender"] == label for x in r["timed"]]
             o_med = statistics.median(ours)
-            rows.append({"race": race, "threads": threads, "contender": label, "ours_median": round(o_med, 2),
-                         "ours_epochs": ours, "theirs_median": round(t_med, 2), "theirs_epochs": theirs,
-                         "ratio": round(t_med / o_med, 2), "loadavg_min": min(loads), "loadavg_max": max(loads)})
+            rows.append(
+                {
+                    "race": race,
+                    "threads": threads,
+                    "contender": label,
+                    "ours_median": round(o_med, 2),
+                    "ours_epochs": ours,
+                    "theirs_median": round(t_med, 2),
+                    "theirs_epochs": theirs,
+                    "ratio": round(t_med / o_med, 2),
+                    "loadavg_min": min(loads),
+                    "loadavg_max": max(loads),
+                }
+            )
     return rows
 
 
 def markdown(rows: list[dict], command: str) -> str:
-    lines = [f"Command: `{command}`", "",
-             f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs, "
-             f"Python {platform.python_version()}", "",
-             "| race | threads | kit contender | kit s/epoch (median) | original s/epoch (median) | "
-             "original / kit | load average (1 min) during the race |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        f"Command: `{command}`",
+        "",
+        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs, "
+        f"Python {platform.python_version()}",
+        "",
+        "| race | threads | kit contender | kit s/epoch (median) | original s/epoch (median) | "
+        "original / kit | load average (1 min) during the race |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
-        lines.append(f"| {r['race']} | {r['threads']} | {r['contender']} | {r['ours_median']:.2f} | "
-                     f"{r['theirs_median']:.2f} | **{r['ratio']:.1f}×** | {r['loadavg_min']:.2f}–{r['loadavg_max']:.2f} |")
+        lines.append(
+            f"| {r['race']} | {r['threads']} | {r['contender']} | {r['ours_median']:.2f} | "
+            f"{r['theirs_median']:.2f} | **{r['ratio']:.1f}×** | {r['loadavg_min']:.2f}–{r['loadavg_max']:.2f} |"
+        )
     return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("scratch", help="folder holding the clones AlignRec_CIKM24/ and MMRec/ (outside the repo)")
-    p.add_argument("--baby", default=os.path.join(os.environ.get("ALIGNREC_DATA", "../shared/data"),
-                                                   "amazon-baby-mmrec"), help="MMRec's Baby folder (baby.inter)")
+    p.add_argument(
+        "--baby",
+        default=os.path.join(os.environ.get("ALIGNREC_DATA", "../shared/data"), "amazon-baby-mmrec"),
+        help="MMRec's Baby folder (baby.inter)",
+    )
     p.add_argument("--races", default="alignrec", help="comma list of alignrec, lightgcn, freedom")
     p.add_argument("--threads", default="1,2", help="comma list of thread counts")
     p.add_argument("--rounds", type=int, default=2, help="interleaved rounds (ours, theirs) per thread count")
@@ -346,12 +436,13 @@ def main(argv: list[str] | None = None) -> int:
                 for label, variant in spec["kit_variants"].items():
                     records.append(run_one(args, race, "kit", label, variant, t, data))
                     if label == next(iter(spec["kit_variants"])):  # ours, theirs, (ours, second variant)
-                        records.append(run_one(args, race, "official", f"{spec['repo']} {spec['their_model']}",
-                                               {}, t, data))
+                        records.append(
+                            run_one(args, race, "official", f"{spec['repo']} {spec['their_model']}", {}, t, data)
+                        )
                 if args.out:
                     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
                     with open(args.out, "a", encoding="utf-8") as f:
-                        for r in records[-(len(spec["kit_variants"]) + 1):]:
+                        for r in records[-(len(spec["kit_variants"]) + 1) :]:
                             f.write(json.dumps(r) + "\n")
     rows = summarise(records)
     command = "python benchmarks/race.py " + " ".join(sys.argv[1:] if argv is None else argv)

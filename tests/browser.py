@@ -20,10 +20,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
-HOW_TO_GET = ("no chromium found: install Debian's package (apt-get install chromium) or set CHROMIUM to a "
-              "Chromium/Chrome executable; pip install -e '.[test]' brings Playwright")
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+HOW_TO_GET = (
+    "no chromium found: install Debian's package (apt-get install chromium) or set CHROMIUM to a "
+    "Chromium/Chrome executable; pip install -e '.[test]' brings Playwright"
+)
 
 
 def find_chromium() -> str | None:
@@ -47,9 +57,11 @@ class PageLog:
     page_errors: list[str] = field(default_factory=list)
 
     def problems(self) -> list[str]:
-        return ([f"console error: {m}" for m in self.console_errors]
-                + [f"failed request: {u}" for u in self.failed_requests]
-                + [f"page error: {e}" for e in self.page_errors])
+        return (
+            [f"console error: {m}" for m in self.console_errors]
+            + [f"failed request: {u}" for u in self.failed_requests]
+            + [f"page error: {e}" for e in self.page_errors]
+        )
 
 
 def watch(page: Any, *, local_only: bool = True) -> PageLog:
@@ -86,20 +98,30 @@ class LabServer:
     cannot change what is tested.
     """
 
-    def __init__(self, root: Path, state: Path, extra_env: dict[str, str] | None = None,
-                 token: str = "browser-test") -> None:
+    def __init__(
+        self, root: Path, state: Path, extra_env: dict[str, str] | None = None, token: str = "browser-test"
+    ) -> None:
         from alignrec_lite.lab import lab_command, lab_env
 
         self.root, self.token, self.port = root, token, free_port()
         env = lab_env()
-        env.update({"JUPYTER_CONFIG_DIR": str(state / "config"), "JUPYTER_RUNTIME_DIR": str(state / "runtime"),
-                    "JUPYTERLAB_WORKSPACES_DIR": str(state / "workspaces")}, **(extra_env or {}))
+        env.update(
+            {
+                "JUPYTER_CONFIG_DIR": str(state / "config"),
+                "JUPYTER_RUNTIME_DIR": str(state / "runtime"),
+                "JUPYTERLAB_WORKSPACES_DIR": str(state / "workspaces"),
+            },
+            **(extra_env or {}),
+        )
         self.log_path = state / "lab.log"
         state.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "w")
         self.proc = subprocess.Popen(
             lab_command(root, port=self.port, token=token, extra=["--ServerApp.port_retries=0"]),
-            env=env, stdout=self._log, stderr=subprocess.STDOUT)
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
 
     def api(self, path: str) -> Any:
         url = f"http://127.0.0.1:{self.port}/api/{path}?token={self.token}"
@@ -121,8 +143,9 @@ class LabServer:
     def shutdown_kernels(self) -> None:
         """Stop every session's kernel (each test leaves the machine as it found it)."""
         for s in self.api("sessions"):
-            req = urllib.request.Request(f"http://127.0.0.1:{self.port}/api/sessions/{s['id']}?token={self.token}",
-                                         method="DELETE")
+            req = urllib.request.Request(
+                f"http://127.0.0.1:{self.port}/api/sessions/{s['id']}?token={self.token}", method="DELETE"
+            )
             urllib.request.urlopen(req, timeout=30).close()
 
     def url(self, notebook: str) -> str:

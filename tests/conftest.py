@@ -30,8 +30,10 @@ def real_data() -> Path:
     """
     root = os.environ.get("ALIGNREC_DATA")
     if not root or not Path(root).is_dir():
-        msg = ("real data not found: set ALIGNREC_DATA to the folder holding ml-latest-small/, "
-               "ml-posters/ and amazon-baby-mmrec/ (e.g. ALIGNREC_DATA=../shared/data)")
+        msg = (
+            "real data not found: set ALIGNREC_DATA to the folder holding ml-latest-small/, "
+            "ml-posters/ and amazon-baby-mmrec/ (e.g. ALIGNREC_DATA=../shared/data)"
+        )
         if _in_ci():
             pytest.fail(msg)
         pytest.skip(msg)

@@ -31,7 +31,8 @@ MOVIELENS_SETTINGS = {"epochs": 2, "batch_size": 2048, "device": "cpu", "stoppin
 RUN_KEYS = ("model", "config", "best_epoch", "epochs_run", "valid", "test", "n_parameters", "finetune_features")
 # records that measure the machine (times, memory) rather than what the kit computes
 VOLATILE_RECORDS = re.compile(
-    r"(second|_ms|ms_|time|rss|memory_mb|speed|throughput|per_sec|verdict|load|power_law)", re.I)
+    r"(second|_ms|ms_|time|rss|memory_mb|speed|throughput|per_sec|verdict|load|power_law)", re.I
+)
 
 
 def _canon(value: Any) -> Any:

@@ -9,8 +9,9 @@ from alignrec_lite.data.mmrec import RecDataset
 from alignrec_lite.models.base import Recommender
 
 
-def tiny_dataset(n_users: int = 30, n_items: int = 20, d_feat: int = 8, seed: int = 0,
-                 features: tuple[str, ...] = ("image", "text")) -> RecDataset:
+def tiny_dataset(
+    n_users: int = 30, n_items: int = 20, d_feat: int = 8, seed: int = 0, features: tuple[str, ...] = ("image", "text")
+) -> RecDataset:
     """A random dataset where every user has 4 train, 1 valid and 1 test item.
 
     Feature ``j`` of ``features`` has ``d_feat + j`` columns, so image and text differ in size.
@@ -65,8 +66,7 @@ def exercise_tests(cases: dict):
 
     from alignrec_lite import exercises as ex
 
-    def ellipsis(*args):
-        ...
+    def ellipsis(*args): ...
 
     def none(*args):
         return None
@@ -134,5 +134,8 @@ def prediction_tests(predictions: dict):
             with pytest.raises(ex.WrongAnswer):
                 check(wrong)
 
-    return test_prediction_right_passes, test_prediction_stub_is_not_attempted, \
-        test_prediction_wrong_raises_with_the_numbers
+    return (
+        test_prediction_right_passes,
+        test_prediction_stub_is_not_attempted,
+        test_prediction_wrong_raises_with_the_numbers,
+    )

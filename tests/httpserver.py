@@ -46,12 +46,12 @@ class Route:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    server: "_Server"
+    server: _Server
 
-    def log_message(self, format, *args):  # noqa: A002 - silence the default stderr log
+    def log_message(self, format, *args):
         pass
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         parts = urlsplit(self.path)
         owner = self.server.owner
         with owner.lock:
@@ -105,7 +105,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
             if owner.stop.wait(route.stall):
                 return
-            chunk = chunk[route.stall_after:]
+            chunk = chunk[route.stall_after :]
         try:
             self.wfile.write(chunk)
         except (BrokenPipeError, ConnectionResetError):
@@ -124,7 +124,7 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
-    owner: "LocalServer"
+    owner: LocalServer
 
 
 class LocalServer:
@@ -138,10 +138,9 @@ class LocalServer:
         self._httpd = _Server(("127.0.0.1", 0), _Handler)
         self._httpd.owner = self
         self.port = self._httpd.server_address[1]
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
-    def start(self) -> "LocalServer":
+    def start(self) -> LocalServer:
         self._thread.start()
         return self
 
@@ -151,7 +150,7 @@ class LocalServer:
         self._httpd.server_close()
         self._thread.join(timeout=5)
 
-    def __enter__(self) -> "LocalServer":
+    def __enter__(self) -> LocalServer:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -52,6 +52,5 @@ class SmokeRuns:
         if key not in self.runs:
             src = notebook_path(key)
             with kernel_env(ALIGNREC_CACHE=str(self.cache)):
-                self.runs[key] = run_notebook(src, self.folder, {"SMOKE": True}, timeout=600,
-                                              cwd=src.parent)
+                self.runs[key] = run_notebook(src, self.folder, {"SMOKE": True}, timeout=600, cwd=src.parent)
         return self.runs[key]

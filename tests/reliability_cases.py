@@ -13,9 +13,9 @@ import contextlib
 import io
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from alignrec_lite.cli import main
 from alignrec_lite.data.toy import toy_path
@@ -38,7 +38,7 @@ class Case:
     what: str  # the bad input, in words
     error: type[AlignRecError] | None  # None: argparse's own usage error (exit 2)
     where: tuple[str, ...]  # substrings the message must contain: file, "line N", key
-    build: Callable[["Ctx"], Callable[[], object] | Cli]
+    build: Callable[[Ctx], Callable[[], object] | Cli]
 
 
 class Cases(list):
@@ -48,6 +48,7 @@ class Cases(list):
         def deco(build):
             self.append(Case(id, entry, what, error, where, build))
             return build
+
         return deco
 
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import batch, tiny_dataset
 
 from alignrec_lite.errors import ConfigError
 from alignrec_lite.losses import (
@@ -22,7 +23,6 @@ from alignrec_lite.losses import (
 )
 from alignrec_lite.models.alignrec import AlignRec
 from alignrec_lite.models.lightgcn import LightGCN
-from helpers import batch, tiny_dataset
 
 
 # ------------------------------------------------------------------ losses by hand
@@ -277,9 +277,12 @@ def test_encode_content_for_new_items():
     raw_deg = torch.stack([torch.topk(fu[i] @ fu.T, k).values.sum() for i in range(ds.n_items)])
     with torch.no_grad():
         x = model._content_input()
-    ref = torch.stack([
-        sum(w[r, j] / torch.sqrt((1 + w[r].sum()) * raw_deg[nbr[r, j]]) * x[nbr[r, j]] for j in range(k - 1))
-        for r in range(3)])
+    ref = torch.stack(
+        [
+            sum(w[r, j] / torch.sqrt((1 + w[r].sum()) * raw_deg[nbr[r, j]]) * x[nbr[r, j]] for j in range(k - 1))
+            for r in range(3)
+        ]
+    )
     assert torch.allclose(got, ref, atol=1e-5)
     with pytest.raises(ConfigError):
         model.encode_content(new[:, :3])
@@ -291,8 +294,7 @@ def test_few_epochs_on_toy_beat_random():
     from alignrec_lite.train import train
 
     ds = load_toy("smoke")
-    _, rec = train(ds, "alignrec", {"epochs": 8, "learning_rate": 0.01, "batch_size": 256},
-                   progress=False)
+    _, rec = train(ds, "alignrec", {"epochs": 8, "learning_rate": 0.01, "batch_size": 256}, progress=False)
     random_recall = 20 / ds.n_items  # expected recall@20 of a random ranking (~0.17)
     assert rec["valid"]["recall@20"] > 1.5 * random_recall
     assert rec["feature_source"] == "image+text"

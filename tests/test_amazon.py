@@ -18,7 +18,7 @@ from alignrec_lite.data.mmrec import check_images, load_mmrec
 from alignrec_lite.errors import DataError
 
 try:
-    from httpserver import http_server  # noqa: F401 (fixture)
+    from httpserver import http_server
 except ImportError:  # tests/ is a package
     from tests.httpserver import http_server  # noqa: F401
 
@@ -83,12 +83,29 @@ def make_dumps(release: str, server, folder: Path) -> tuple[Path, Path]:
     rows = interactions()
     asins = sorted({i for _, i, _, _ in rows})
     if release == "2014":
-        reviews = [json.dumps({"reviewerID": u, "asin": i, "reviewerName": "x", "overall": r,
-                               "reviewText": "ok", "unixReviewTime": t}) for u, i, r, t in rows]
+        reviews = [
+            json.dumps(
+                {"reviewerID": u, "asin": i, "reviewerName": "x", "overall": r, "reviewText": "ok", "unixReviewTime": t}
+            )
+            for u, i, r, t in rows
+        ]
     else:
-        reviews = [json.dumps({"rating": r, "title": "t", "text": "ok", "images": [], "asin": f"C{i[1:]}",
-                               "parent_asin": i, "user_id": u, "timestamp": t * 1000, "verified_purchase": True})
-                   for u, i, r, t in rows]
+        reviews = [
+            json.dumps(
+                {
+                    "rating": r,
+                    "title": "t",
+                    "text": "ok",
+                    "images": [],
+                    "asin": f"C{i[1:]}",
+                    "parent_asin": i,
+                    "user_id": u,
+                    "timestamp": t * 1000,
+                    "verified_purchase": True,
+                }
+            )
+            for u, i, r, t in rows
+        ]
     meta = []
     for n, asin in enumerate(asins):
         kind = SPECIAL.get(n)
@@ -107,24 +124,44 @@ def make_dumps(release: str, server, folder: Path) -> tuple[Path, Path]:
             server.add(f"/img/{asin}.jpg", image_bytes(n))
         title = f"Item {n} 'quoted' \"name\""
         if release == "2014":
-            rec = {"asin": asin, "title": title, "price": 9.99, "salesRank": {"Baby": n},
-                   "categories": [["Baby", f"Sub{n % 3}"], ["Other"]], "description": f"Line one.\nLine {n}."}
+            rec = {
+                "asin": asin,
+                "title": title,
+                "price": 9.99,
+                "salesRank": {"Baby": n},
+                "categories": [["Baby", f"Sub{n % 3}"], ["Other"]],
+                "description": f"Line one.\nLine {n}.",
+            }
             if n % 4 != 1:
                 rec["brand"] = f"Brand{n % 2}"
             if kind != "no_image_url":
                 rec["imUrl"] = img
             meta.append(repr(rec))  # Python literal, as in the 2014 release
         else:
-            rec = {"main_category": "Baby", "title": title, "average_rating": 4.5, "features": ["soft"],
-                   "description": ["Line one.", f"Line {n}."], "price": None, "store": f"Store{n % 2}",
-                   "categories": ["Baby Products", f"Sub{n % 3}"], "details": {"Brand": f"Brand{n % 2}"},
-                   "parent_asin": asin, "images": []}
+            rec = {
+                "main_category": "Baby",
+                "title": title,
+                "average_rating": 4.5,
+                "features": ["soft"],
+                "description": ["Line one.", f"Line {n}."],
+                "price": None,
+                "store": f"Store{n % 2}",
+                "categories": ["Baby Products", f"Sub{n % 3}"],
+                "details": {"Brand": f"Brand{n % 2}"},
+                "parent_asin": asin,
+                "images": [],
+            }
             if kind != "no_image_url":
-                rec["images"] = [{"thumb": img + "?thumb", "large": None, "variant": "PT01"},
-                                 {"thumb": img + "?t", "large": img, "variant": "MAIN", "hi_res": None}]
+                rec["images"] = [
+                    {"thumb": img + "?thumb", "large": None, "variant": "PT01"},
+                    {"thumb": img + "?t", "large": img, "variant": "MAIN", "hi_res": None},
+                ]
             meta.append(json.dumps(rec))
-    meta.append(repr({"asin": "BNOTINCORE", "title": "skipped"}) if release == "2014"
-                else json.dumps({"parent_asin": "BNOTINCORE", "title": "skipped"}))
+    meta.append(
+        repr({"asin": "BNOTINCORE", "title": "skipped"})
+        if release == "2014"
+        else json.dumps({"parent_asin": "BNOTINCORE", "title": "skipped"})
+    )
     ext = "json.gz" if release == "2014" else "jsonl.gz"
     return (gz_lines(folder / f"reviews_Baby_5.{ext}", reviews), gz_lines(folder / f"meta_Baby.{ext}", meta))
 
@@ -132,8 +169,16 @@ def make_dumps(release: str, server, folder: Path) -> tuple[Path, Path]:
 @pytest.mark.parametrize("release", ["2014", "2023"])
 def test_build_amazon_from_fixture_dumps(release, http_server, tmp_path, capsys):
     reviews, meta = make_dumps(release, http_server, tmp_path)
-    out = build_amazon(tmp_path / "out", release=release, category="Baby", reviews=reviews, meta=meta,
-                       seed=7, cache_dir=tmp_path / "cache", **FAST)
+    out = build_amazon(
+        tmp_path / "out",
+        release=release,
+        category="Baby",
+        reviews=reviews,
+        meta=meta,
+        seed=7,
+        cache_dir=tmp_path / "cache",
+        **FAST,
+    )
     ds = load_mmrec(out)  # the folder `data check` accepts
     assert check_images(ds) > 0
     core = ref_kcore(interactions())
@@ -210,8 +255,15 @@ def test_dumps_from_urls_and_env_override(http_server, tmp_path, monkeypatch):
     r_url = http_server.add("/dumps/reviews_Baby_5.json.gz", reviews.read_bytes())
     http_server.add("/dumps/meta_Baby.json.gz", meta.read_bytes())
     monkeypatch.setenv("ALIGNREC_URL_AMAZON2014_META", http_server.url("/dumps/meta_{category}.json.gz"))
-    out = build_amazon(tmp_path / "o", release="2014", category="Baby", reviews=r_url, images=False,
-                       cache_dir=tmp_path / "cache", **FAST)
+    out = build_amazon(
+        tmp_path / "o",
+        release="2014",
+        category="Baby",
+        reviews=r_url,
+        images=False,
+        cache_dir=tmp_path / "cache",
+        **FAST,
+    )
     load_mmrec(out)
     assert http_server.requests_for("/dumps/meta_Baby.json.gz")
     assert (tmp_path / "cache" / "amazon-2014" / "downloads" / "meta_Baby.json.gz").exists()
@@ -219,26 +271,43 @@ def test_dumps_from_urls_and_env_override(http_server, tmp_path, monkeypatch):
 
 def test_dump_download_404_leaves_no_output(http_server, tmp_path):
     with pytest.raises(Exception, match="HTTP 404"):
-        build_amazon(tmp_path / "o", release="2023", category="Baby", reviews=http_server.url("/nope.jsonl.gz"),
-                     meta=http_server.url("/nope2.jsonl.gz"), cache_dir=tmp_path / "cache", **FAST)
+        build_amazon(
+            tmp_path / "o",
+            release="2023",
+            category="Baby",
+            reviews=http_server.url("/nope.jsonl.gz"),
+            meta=http_server.url("/nope2.jsonl.gz"),
+            cache_dir=tmp_path / "cache",
+            **FAST,
+        )
     assert not (tmp_path / "o").exists()
 
 
 def test_meta_lines_are_never_evaluated(http_server, tmp_path):
     reviews, _ = make_dumps("2014", http_server, tmp_path)
     marker = tmp_path / "pwned"
-    evil = "{'asin': 'B000000007', 'title': __import__('pathlib').Path(%r).touch()}" % str(marker)
+    evil = "{'asin': 'B000000007', 'title': __import__('pathlib').Path(" + repr(str(marker)) + ").touch()}"
     meta = gz_lines(tmp_path / "evil_meta.json.gz", [repr({"asin": "B000000006", "title": "fine"}), evil])
     with pytest.raises(DataError, match="neither JSON nor a Python literal") as err:
-        build_amazon(tmp_path / "o", release="2014", category="Baby", reviews=reviews, meta=meta, images=False,
-                     cache_dir=tmp_path / "cache", **FAST)
+        build_amazon(
+            tmp_path / "o",
+            release="2014",
+            category="Baby",
+            reviews=reviews,
+            meta=meta,
+            images=False,
+            cache_dir=tmp_path / "cache",
+            **FAST,
+        )
     assert err.value.row == 2
     assert not marker.exists() and not (tmp_path / "o").exists()
 
 
 def test_review_errors_name_the_line(tmp_path):
-    bad = gz_lines(tmp_path / "r.json.gz", [json.dumps({"reviewerID": "a", "asin": "b", "overall": 5,
-                                                        "unixReviewTime": 1}), json.dumps({"asin": "b"})])
+    bad = gz_lines(
+        tmp_path / "r.json.gz",
+        [json.dumps({"reviewerID": "a", "asin": "b", "overall": 5, "unixReviewTime": 1}), json.dumps({"asin": "b"})],
+    )
     with pytest.raises(DataError, match="no 'reviewerID' field") as err:
         amazon_read.read_reviews(bad, "2014", progress=False)
     assert err.value.row == 2
@@ -252,8 +321,12 @@ def test_rating_only_csv_inputs(tmp_path):
     p = tmp_path / "ratings_Baby.csv"
     p.write_text("A1,B1,5.0,1300000000\nA2,B1,4.0,1300000001\n")
     df = amazon_read.read_reviews(p, "2014", progress=False)
-    assert df.to_dict("list") == {"user": ["A1", "A2"], "item": ["B1", "B1"], "rating": [5.0, 4.0],
-                                  "timestamp": [1300000000, 1300000001]}
+    assert df.to_dict("list") == {
+        "user": ["A1", "A2"],
+        "item": ["B1", "B1"],
+        "rating": [5.0, 4.0],
+        "timestamp": [1300000000, 1300000001],
+    }
     q = tmp_path / "Baby_Products.csv"
     q.write_text("user_id,parent_asin,rating,timestamp\nA1,P1,5.0,1588687728923\n")
     df = amazon_read.read_reviews(q, "2023", progress=False)
@@ -262,8 +335,9 @@ def test_rating_only_csv_inputs(tmp_path):
 
 def test_item_text_rules():
     assert item_text({"title": "T", "brand": None, "categories": [], "description": None}) == "T    "
-    assert item_text({"title": "T", "brand": "B", "categories": ["C1", "C2"], "description": "D\r\nE"}) == \
-        "T B C1 C2 D E"
+    assert (
+        item_text({"title": "T", "brand": "B", "categories": ["C1", "C2"], "description": "D\r\nE"}) == "T B C1 C2 D E"
+    )
 
 
 def test_compare_stats():
@@ -278,8 +352,16 @@ def test_compare_stats():
 
 def test_import_mmrec_registers_and_resolves(http_server, tmp_path):
     reviews, meta = make_dumps("2014", http_server, tmp_path)
-    folder = build_amazon(tmp_path / "baby", release="2014", category="Baby", reviews=reviews, meta=meta,
-                          images=False, cache_dir=tmp_path / "cache", **FAST)
+    folder = build_amazon(
+        tmp_path / "baby",
+        release="2014",
+        category="Baby",
+        reviews=reviews,
+        meta=meta,
+        images=False,
+        cache_dir=tmp_path / "cache",
+        **FAST,
+    )
     reg = tmp_path / "registry.json"
     entry = import_mmrec(folder, registry=reg)
     assert entry["name"] == "baby" and entry["stats"]["users"] == load_mmrec(folder).n_users
@@ -316,9 +398,35 @@ def test_cli_build_amazon_and_import(http_server, tmp_path, capsys):
     r_url = http_server.add("/d/r.jsonl.gz", reviews.read_bytes())
     m_url = http_server.add("/d/m.jsonl.gz", meta.read_bytes())
     out = tmp_path / "baby23"
-    assert _cli(["data", "build", "amazon", "--release", "2023", "--category", "Baby", "--reviews", r_url,
-                 "--meta", m_url, "--out", str(out), "--cache", str(tmp_path / "c"), "--seed", "3", "--quiet",
-                 "--timeout", "1", "--retries", "1"]) == 0
+    assert (
+        _cli(
+            [
+                "data",
+                "build",
+                "amazon",
+                "--release",
+                "2023",
+                "--category",
+                "Baby",
+                "--reviews",
+                r_url,
+                "--meta",
+                m_url,
+                "--out",
+                str(out),
+                "--cache",
+                str(tmp_path / "c"),
+                "--seed",
+                "3",
+                "--quiet",
+                "--timeout",
+                "1",
+                "--retries",
+                "1",
+            ]
+        )
+        == 0
+    )
     ds = load_mmrec(out)
     assert ds.name == "baby_2023" and check_images(ds) == N_ITEMS - 4
     assert _cli(["data", "import", str(out), "--name", "b23", "--registry", str(tmp_path / "reg.json")]) == 0
@@ -331,4 +439,3 @@ def test_offline_build_without_cache_says_what_to_place(tmp_path, monkeypatch):
     with pytest.raises(Exception, match="offline mode") as err:
         build_amazon(tmp_path / "o", release="2014", category="Baby", cache_dir=tmp_path / "cache", **FAST)
     assert "reviews_Baby_5.json.gz" in str(err.value) and "snap.stanford.edu" in str(err.value)
-

@@ -78,9 +78,14 @@ def private_reaches(path: Path, rel: str | None = None) -> list[str]:
         elif isinstance(node, ast.Attribute):
             if _is_private(node.attr) and not _own(node.value) and not _allowed(rel, node.attr):
                 found.append(f"{rel}:{node.lineno}: {ast.unparse(node.value)}.{node.attr}")
-        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
-              and node.func.id in ("getattr", "setattr", "hasattr", "delattr") and len(node.args) >= 2
-              and isinstance(node.args[1], ast.Constant) and isinstance(node.args[1].value, str)):
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id in ("getattr", "setattr", "hasattr", "delattr")
+            and len(node.args) >= 2
+            and isinstance(node.args[1], ast.Constant)
+            and isinstance(node.args[1].value, str)
+        ):
             attr = node.args[1].value
             if _is_private(attr) and not _own(node.args[0]) and not _allowed(rel, attr):
                 found.append(f"{rel}:{node.lineno}: {node.func.id}({ast.unparse(node.args[0])}, {attr!r})")
@@ -94,7 +99,7 @@ def library_files() -> list[Path]:
 def test_the_scanner_finds_what_it_should(tmp_path):
     """The rules themselves, on a made-up module (so a green run means something)."""
     probe = tmp_path / "probe.py"
-    source = '''
+    source = """
 from .models.base import _hidden
 from alignrec_lite.train import _train as run
 import alignrec_lite._secret
@@ -106,20 +111,26 @@ class A:
         getattr(model, "_cache", None)          # reach
         super()._g()                            # reach
         return self.__class__, model.__dict__   # dunders are public
-'''
+"""
     probe.write_text(source)
     found = private_reaches(probe, "probe.py")
     text = "\n".join(found)
-    for needle in ("import _hidden", "import _train", "import alignrec_lite._secret", "model._cache",
-                   "model.device_", "getattr(model, '_cache')", "super()._g"):
+    for needle in (
+        "import _hidden",
+        "import _train",
+        "import alignrec_lite._secret",
+        "model._cache",
+        "model.device_",
+        "getattr(model, '_cache')",
+        "super()._g",
+    ):
         assert needle in text, (needle, text)
     assert len(found) == 7, text
 
 
 def test_no_module_reaches_another_modules_private_names():
     found = [place for path in library_files() for place in private_reaches(path)]
-    assert not found, "private names used across modules (make them public or use the interface):\n" + \
-        "\n".join(found)
+    assert not found, "private names used across modules (make them public or use the interface):\n" + "\n".join(found)
 
 
 @pytest.mark.parametrize("path", library_files(), ids=lambda p: p.relative_to(PACKAGE).as_posix())
@@ -132,15 +143,38 @@ def test_no_library_file_is_over_the_line_limit(path):
 #: the layers of docs/ARCHITECTURE.md: a module-level import may only go to a room of a lower layer
 #: (or stay in its own room); imports inside functions are the documented upward calls
 LAYERS = {
-    "errors": 0, "utils": 0,
-    "checks": 1, "losses": 1, "graphs": 1, "config": 1,
+    "errors": 0,
+    "utils": 0,
+    "checks": 1,
+    "losses": 1,
+    "graphs": 1,
+    "config": 1,
     "files": 2,
     "data": 3,
-    "evaluate": 4, "models": 4, "encoders": 4, "geometry": 4, "teach": 4,
-    "ica": 5, "multiway": 5, "scorers": 5, "runs": 5, "serve": 5, "longtail": 5,
-    "train": 6, "coldstart": 6, "feature_eval": 6,
-    "tuning": 7, "experiments": 7, "plots": 7, "widgets": 7,
-    "exercises": 8, "nbtools": 8, "publish": 8, "lab": 8, "tour": 8, "cli": 8,
+    "evaluate": 4,
+    "models": 4,
+    "encoders": 4,
+    "geometry": 4,
+    "teach": 4,
+    "ica": 5,
+    "multiway": 5,
+    "scorers": 5,
+    "runs": 5,
+    "serve": 5,
+    "longtail": 5,
+    "train": 6,
+    "coldstart": 6,
+    "feature_eval": 6,
+    "tuning": 7,
+    "experiments": 7,
+    "plots": 7,
+    "widgets": 7,
+    "exercises": 8,
+    "nbtools": 8,
+    "publish": 8,
+    "lab": 8,
+    "tour": 8,
+    "cli": 8,
 }
 
 
@@ -177,12 +211,16 @@ def test_module_level_imports_point_down():
             continue
         for line, target in module_level_imports(path):
             if target != room and target in LAYERS and LAYERS[target] >= LAYERS[room]:
-                wrong.append(f"{path.relative_to(PACKAGE)}:{line}: {room} (layer {LAYERS[room]}) imports "
-                             f"{target} (layer {LAYERS[target]})")
+                wrong.append(
+                    f"{path.relative_to(PACKAGE)}:{line}: {room} (layer {LAYERS[room]}) imports "
+                    f"{target} (layer {LAYERS[target]})"
+                )
     assert not wrong, "imports against the arrows of docs/ARCHITECTURE.md:\n" + "\n".join(wrong)
 
 
 def test_the_layer_check_sees_an_upward_import():
-    source = ("from ..models import MODELS\nfrom .mmrec import RecDataset\nfrom alignrec_lite.cli import main\n\n"
-              "def f():\n    from ..train import train\n")
+    source = (
+        "from ..models import MODELS\nfrom .mmrec import RecDataset\nfrom alignrec_lite.cli import main\n\n"
+        "def f():\n    from ..train import train\n"
+    )
     assert module_level_imports(PACKAGE / "data" / "probe.py", source) == [(1, "models"), (2, "data"), (3, "cli")]

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from helpers import batch, tiny_dataset
 
 from alignrec_lite.errors import ConfigError, DataError
 from alignrec_lite.models.freedom import FREEDOM, degree_sensitive_keep
 from alignrec_lite.models.vbpr import VBPR
-from helpers import batch, tiny_dataset
 
 
 # ------------------------------------------------------------------ VBPR
@@ -49,8 +49,9 @@ def _binary_knn_sym(feat: np.ndarray, k: int) -> np.ndarray:
 def test_freedom_item_graph_is_weighted_sum_of_modality_graphs():
     ds = tiny_dataset(n_items=12)
     model = FREEDOM(ds, {"knn_k": 3})
-    ref = 0.1 * _binary_knn_sym(ds.features["image"].astype(np.float64), 3) \
-        + 0.9 * _binary_knn_sym(ds.features["text"].astype(np.float64), 3)
+    ref = 0.1 * _binary_knn_sym(ds.features["image"].astype(np.float64), 3) + 0.9 * _binary_knn_sym(
+        ds.features["text"].astype(np.float64), 3
+    )
     np.testing.assert_allclose(model.item_graph.to_dense().numpy(), ref, rtol=1e-5, atol=1e-6)
     assert model.modalities == ["image", "text"]
 

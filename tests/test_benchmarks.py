@@ -18,8 +18,14 @@ SMOKE = ROOT / "datasets" / "smoke-shop"
 
 def run(script: str, *args: str) -> str:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), *args], capture_output=True,
-                          text=True, env=env, cwd=ROOT, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / script), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     return proc.stdout
 
@@ -37,8 +43,21 @@ def test_bench_eval_times_every_user(tmp_path):
 
 def test_bench_train_writes_a_row_per_model(tmp_path):
     out, md = tmp_path / "b.jsonl", tmp_path / "b.md"
-    run("bench_train.py", "--movielens", str(SMOKE), "--models", "lightgcn,alignrec", "--epochs", "2",
-        "--threads", "1", "--out", str(out), "--markdown", str(md))
+    run(
+        "bench_train.py",
+        "--movielens",
+        str(SMOKE),
+        "--models",
+        "lightgcn,alignrec",
+        "--epochs",
+        "2",
+        "--threads",
+        "1",
+        "--out",
+        str(out),
+        "--markdown",
+        str(md),
+    )
     rows = [json.loads(x) for x in out.read_text().splitlines()]
     assert [r["model"] for r in rows] == ["lightgcn", "alignrec"]
     assert all(r["seconds_per_epoch_median"] > 0 and r["epochs"] == 2 for r in rows)
@@ -48,13 +67,27 @@ def test_bench_train_writes_a_row_per_model(tmp_path):
 
 def test_movielens_models_tunes_on_valid_then_runs_seeds(tmp_path):
     out = tmp_path / "ml"
-    stdout = run("movielens_models.py", "--data", str(SMOKE), "--out", str(out), "--models", "bpr,alignrec",
-                 "--epochs", "2", "--rows", "main,abl0", "--stage", "all")
+    stdout = run(
+        "movielens_models.py",
+        "--data",
+        str(SMOKE),
+        "--out",
+        str(out),
+        "--models",
+        "bpr,alignrec",
+        "--epochs",
+        "2",
+        "--rows",
+        "main,abl0",
+        "--stage",
+        "all",
+    )
     for model in ("bpr", "alignrec"):
         best = json.loads((out / f"search-{model}" / "best.json").read_text())
         assert best["selected_on"] == "valid" and best["n_trials"] == 4
     runs = [json.loads(x) for x in (out / "seeds.jsonl").read_text().splitlines()]
     assert sorted({(r["row"], r["seed"]) for r in runs}) == sorted(
-        (row, s) for row in ("BPR", "AlignRec", "AlignRec w/o CCA (α = 0)") for s in (1, 2, 3))
+        (row, s) for row in ("BPR", "AlignRec", "AlignRec w/o CCA (α = 0)") for s in (1, 2, 3)
+    )
     table = (out / "table.md").read_text()
     assert table.count("| 3 |") == 3 and "AlignRec w/o CCA" in stdout

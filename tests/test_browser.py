@@ -25,10 +25,10 @@ import time
 from pathlib import Path
 
 import pytest
-
-from alignrec_lite.publish import build_site, notebook_title
 from browser import CHROMIUM_FLAGS, HOW_TO_GET, LabServer, find_chromium, run_all_in_lab, watch
 from notebook_runs import EXPLORERS, FIGURES, notebook_path
+
+from alignrec_lite.publish import build_site, notebook_title
 
 pytestmark = pytest.mark.browser
 SHOTS = os.environ.get("ALIGNREC_SCREENSHOTS")
@@ -81,8 +81,12 @@ def lab(tmp_path_factory):
         nb = parameterize_notebook(load_notebook_node(str(src)), {"SMOKE": True}, kernel_name="python3")
         nbformat.write(nb, root / src.name)
     state = tmp_path_factory.mktemp("lab-state")
-    env = {"TQDM_DISABLE": "1", "OMP_NUM_THREADS": os.environ.get("NOTEBOOK_THREADS", "1"),
-           "ALIGNREC_CACHE": str(state / "cache"), "HF_HUB_OFFLINE": "1"}
+    env = {
+        "TQDM_DISABLE": "1",
+        "OMP_NUM_THREADS": os.environ.get("NOTEBOOK_THREADS", "1"),
+        "ALIGNREC_CACHE": str(state / "cache"),
+        "HF_HUB_OFFLINE": "1",
+    }
     server = LabServer(root, state, env)
     try:
         server.wait_ready()
@@ -165,8 +169,9 @@ def test_notebook_runs_in_jupyterlab(key, browser, lab, tmp_path):
         if SHOTS and key == "03":
             for button in page.get_by_role("button", name="No", exact=True).all():
                 button.click()  # the "Jupyter news?" toast, not part of the picture
-            page.locator(".jp-CodeCell").filter(has=page.locator(".jp-RenderedImage img")).first \
-                .scroll_into_view_if_needed()
+            page.locator(".jp-CodeCell").filter(
+                has=page.locator(".jp-RenderedImage img")
+            ).first.scroll_into_view_if_needed()
             page.wait_for_timeout(1500)  # JupyterLab draws the cells that scrolled into view
             page.screenshot(path=str(Path(SHOTS) / "jupyterlab.png"))
         assert not log.problems(), log.problems()
@@ -204,8 +209,9 @@ def test_site_works_offline(browser, smoke_runs, tmp_path):
             assert counts["cells"] == FIGURES[key], (url, counts)
             assert counts["widgets"] == EXPLORERS.get(key, 0), (url, counts)
             math = page.locator("mjx-container").count()
-            source_has_math = "$" in "".join(c.source for c in __import__("nbformat").read(nb_path, 4).cells
-                                              if c.cell_type == "markdown")
+            source_has_math = "$" in "".join(
+                c.source for c in __import__("nbformat").read(nb_path, 4).cells if c.cell_type == "markdown"
+            )
             assert (math > 0) == source_has_math, (url, math)
             assert page.locator("mjx-merror").count() == 0, url
             for n in range(page.locator(".arl-explorer").count()):

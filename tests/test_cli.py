@@ -63,10 +63,29 @@ def parsers() -> dict[str, argparse.ArgumentParser]:
 # ------------------------------------------------------------------ the parser's shape
 def test_every_command_module_registers_its_commands(parsers):
     top = {name for name in parsers if " " not in name}
-    assert top == {"data", "train", "search", "evaluate", "features", "pretrain-ica", "evaluate-features",
-                   "longtail", "coldstart", "recommend", "new-user", "timing", "tour"}
+    assert top == {
+        "data",
+        "train",
+        "search",
+        "evaluate",
+        "features",
+        "pretrain-ica",
+        "evaluate-features",
+        "longtail",
+        "coldstart",
+        "recommend",
+        "new-user",
+        "timing",
+        "tour",
+    }
     assert [m.__name__.rsplit(".", 1)[1] for m in cli.COMMAND_MODULES] == [
-        "data", "train", "features", "analyse", "serve", "tour"]
+        "data",
+        "train",
+        "features",
+        "analyse",
+        "serve",
+        "tour",
+    ]
     for name, parser in parsers.items():
         if parser.get_default("func") is not None and name != "data download":
             assert "example:" in (parser.epilog or "") or "examples:" in (parser.epilog or ""), name
@@ -127,8 +146,26 @@ def test_training_overrides_merge_flags_and_refuse_duplicates():
 
 def test_train_seed_device_preset_reach_the_run_record(capsys, tmp_path):
     run = tmp_path / "run"
-    rc, out, err = _run(["train", "toy-smoke", "--model", "bpr", "--set", "epochs=1", "--seed", "5", "--device",
-                         "cpu", "--preset", "none", "--out", str(run), "--quiet"], capsys)
+    rc, out, err = _run(
+        [
+            "train",
+            "toy-smoke",
+            "--model",
+            "bpr",
+            "--set",
+            "epochs=1",
+            "--seed",
+            "5",
+            "--device",
+            "cpu",
+            "--preset",
+            "none",
+            "--out",
+            str(run),
+            "--quiet",
+        ],
+        capsys,
+    )
     assert rc == 0, err
     record = json.loads((run / "metrics.json").read_text())
     assert record["config"]["seed"] == 5 and record["config"]["device"] == "cpu"
@@ -150,8 +187,10 @@ def test_tour_is_a_subcommand_and_the_module_entry_delegates(monkeypatch, capsys
 
     calls = []
     monkeypatch.setattr(tour, "run_tour", lambda *a, **kw: calls.append((a, kw)) or {})
-    assert cli.main(["tour", "--dataset", "toy-smoke", "--no-notebooks", "--epochs", "3",
-                     "--build-dir", str(tmp_path)]) == 0
+    assert (
+        cli.main(["tour", "--dataset", "toy-smoke", "--no-notebooks", "--epochs", "3", "--build-dir", str(tmp_path)])
+        == 0
+    )
     assert tour.main(["--no-notebooks", "--epochs", "4", "--build-dir", str(tmp_path)]) == 0
     assert [c[0][0] for c in calls] == ["toy-smoke", "toy"]
     assert [c[1] for c in calls] == [{"notebooks": False, "epochs": 3}, {"notebooks": False, "epochs": 4}]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from helpers import FixedModel
 
 from alignrec_lite import coldstart
 from alignrec_lite.data.split import item_disjoint_split, user_coldstart_split
@@ -16,7 +17,6 @@ from alignrec_lite.data.toy import load_toy
 from alignrec_lite.errors import ConfigError
 from alignrec_lite.graphs import normalized_adjacency
 from alignrec_lite.train import BPRSampler
-from helpers import FixedModel
 
 
 @pytest.fixture(scope="module")
@@ -104,8 +104,9 @@ def test_evaluate_cold_items_oracle_and_content_path(smoke):
     torch.testing.assert_close(s[:, torch.from_numpy(cs.cold_items)], expected)
     assert torch.isinf(s[:, torch.from_numpy(cs.warm_items)]).all()
     with pytest.raises(ConfigError):
-        coldstart.content_path_scores(FixedModel(cs.dataset, np.zeros((smoke.n_users, 2)),
-                                                 np.zeros((smoke.n_items, 2))), feat, cs.cold_items)
+        coldstart.content_path_scores(
+            FixedModel(cs.dataset, np.zeros((smoke.n_users, 2)), np.zeros((smoke.n_items, 2))), feat, cs.cold_items
+        )
 
 
 # ------------------------------------------------------------------ user cold start
@@ -144,8 +145,9 @@ def test_cold_user_curve_by_hand(smoke):
         return s
 
     pop = coldstart.popularity_fold_in(us.dataset)
-    df = coldstart.cold_user_curve({"oracle": oracle, "pop": pop}, us, given_counts=(0, 1, 2), ks=(20,),
-                                   batch_users=10_000)
+    df = coldstart.cold_user_curve(
+        {"oracle": oracle, "pop": pop}, us, given_counts=(0, 1, 2), ks=(20,), batch_users=10_000
+    )
     o = df[df.method == "oracle"].set_index("given")
     n_t = np.diff(us.targets().indptr)
     assert o.loc[1, "recall@20"] == pytest.approx(np.mean(np.minimum(n_t, 20) / n_t))  # K caps the hits

@@ -148,7 +148,9 @@ def test_presets_are_chosen_explicitly():
     auto = resolve_config("lightgcn", {}, "toy")
     assert all(auto[k] == v for k, v in tuned.items())
     none = resolve_config("lightgcn", {}, "toy", preset="none")
-    assert none["learning_rate"] == TRAIN_DEFAULTS["learning_rate"] and none["n_layers"] == LightGCN.defaults["n_layers"]
+    assert (
+        none["learning_rate"] == TRAIN_DEFAULTS["learning_rate"] and none["n_layers"] == LightGCN.defaults["n_layers"]
+    )
     named = resolve_config("lightgcn", {"n_layers": "1"}, "elsewhere", preset="toy")
     assert named["learning_rate"] == tuned["learning_rate"] and named["n_layers"] == 1  # overrides win
     assert "preset" not in auto and "preset" not in named
@@ -168,7 +170,9 @@ def test_run_record_says_which_preset_was_applied(tmp_path):
     _, none = train(ds, "lightgcn", settings, preset="none", progress=False)
     assert none["preset"] is None
     assert {k: none["config"][k] for k in ("learning_rate", "n_layers")} == {
-        "learning_rate": TRAIN_DEFAULTS["learning_rate"], "n_layers": LightGCN.defaults["n_layers"]}
+        "learning_rate": TRAIN_DEFAULTS["learning_rate"],
+        "n_layers": LightGCN.defaults["n_layers"],
+    }
     with pytest.raises(ConfigError, match="unknown preset"):
         train(ds, "lightgcn", settings, preset="nope", progress=False)
 
@@ -183,8 +187,19 @@ def test_lightgcn_learns_on_the_toy_shop_and_beats_popularity():
     pop_metrics = evaluate(lambda u: pop.expand(len(u), -1), ds, "test")
     assert rec["test"]["recall@20"] > pop_metrics["recall@20"] + 0.02
     assert rec["best_epoch"] >= 1 and rec["history"][0]["loss"] > rec["history"][-1]["loss"]
-    assert set(rec) >= {"model", "dataset", "config", "best_epoch", "valid", "test", "seconds_per_epoch",
-                        "eval_seconds", "peak_rss_mb", "device", "versions"}
+    assert set(rec) >= {
+        "model",
+        "dataset",
+        "config",
+        "best_epoch",
+        "valid",
+        "test",
+        "seconds_per_epoch",
+        "eval_seconds",
+        "peak_rss_mb",
+        "device",
+        "versions",
+    }
 
 
 def test_early_stopping_and_best_on_valid():

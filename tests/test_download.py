@@ -18,7 +18,7 @@ from alignrec_lite.data.sources import MOVIELENS_SMALL_FILES, SOURCES, amazon_ca
 from alignrec_lite.errors import ConfigError, DownloadError
 
 try:
-    from httpserver import http_server  # noqa: F401 (fixture)
+    from httpserver import http_server
 except ImportError:  # tests/ is a package
     from tests.httpserver import http_server  # noqa: F401
 
@@ -197,7 +197,7 @@ def make_zip(entries: dict[str, bytes], *, symlink: str | None = None) -> bytes:
             zf.writestr(name, data)
         if symlink:
             info = zipfile.ZipInfo(symlink)
-            info.external_attr = (0o120777 << 16)
+            info.external_attr = 0o120777 << 16
             zf.writestr(info, "/etc/passwd")
     return buf.getvalue()
 
@@ -264,11 +264,16 @@ def tiny_jpeg(color=(200, 30, 30), size=(8, 12)) -> bytes:
 
 def test_movielens_download_verify_extract_and_build(http_server, tmp_path):
     files = fake_movielens()
-    url = http_server.add("/ml-latest-small.zip", make_zip({f"ml-latest-small/{k}": v for k, v in files.items()}),
-                          cut_after=700, cut_times=1)
+    url = http_server.add(
+        "/ml-latest-small.zip",
+        make_zip({f"ml-latest-small/{k}": v for k, v in files.items()}),
+        cut_after=700,
+        cut_times=1,
+    )
     sums = {k: sha(v) for k, v in files.items()}
-    folder = download_movielens_small(tmp_path / "cache", url=url, progress=False, checksums=sums,
-                                      timeout=1, retries=2, backoff=0.01)
+    folder = download_movielens_small(
+        tmp_path / "cache", url=url, progress=False, checksums=sums, timeout=1, retries=2, backoff=0.01
+    )
     assert folder == tmp_path / "cache" / "ml-latest-small"
     assert {p.name for p in folder.iterdir()} == set(files)
     assert (folder / "ratings.csv").read_bytes() == files["ratings.csv"]
@@ -311,8 +316,9 @@ def test_movielens_env_var_overrides_the_url(http_server, tmp_path, monkeypatch)
     files = fake_movielens()
     url = http_server.add("/mirror.zip", make_zip(files))  # no top folder: nothing to strip
     monkeypatch.setenv("ALIGNREC_URL_MOVIELENS_SMALL", url)
-    folder = download_movielens_small(tmp_path, progress=False, checksums={k: sha(v) for k, v in files.items()},
-                                      timeout=1, retries=0)
+    folder = download_movielens_small(
+        tmp_path, progress=False, checksums={k: sha(v) for k, v in files.items()}, timeout=1, retries=0
+    )
     assert (folder / "movies.csv").read_bytes() == files["movies.csv"]
     assert http_server.requests_for("/mirror.zip")
 

@@ -262,9 +262,21 @@ def test_reuse_mm_features(tmp_path: Path) -> None:
     assert enc.reuse_mm_features(tmp_path, "x", "k", 2, resume=False, overwrite=True) is None
     with pytest.raises(DataError, match="made by an unknown encoder"):
         enc.reuse_mm_features(tmp_path, "x", "k", 2, resume=False, overwrite=False)
-    enc.update_manifest(tmp_path, "mm", {
-        "encoder": "x", "config_key": "k", "epochs": 2, "sha256": sha256_file(tmp_path / enc.MM_FILE),
-        "shape": [3, 2], "train_seconds": 1.0, "final_loss": 0.5, "run_dir": str(tmp_path / "run"), "extra": 7})
+    enc.update_manifest(
+        tmp_path,
+        "mm",
+        {
+            "encoder": "x",
+            "config_key": "k",
+            "epochs": 2,
+            "sha256": sha256_file(tmp_path / enc.MM_FILE),
+            "shape": [3, 2],
+            "train_seconds": 1.0,
+            "final_loss": 0.5,
+            "run_dir": str(tmp_path / "run"),
+            "extra": 7,
+        },
+    )
     done = enc.reuse_mm_features(tmp_path, "x", "k", 2, resume=False, overwrite=False, extra=("extra",))
     assert done["up_to_date"] and done["extra"] == 7 and done["epochs_run"] == 2 and done["history"] == []
     assert done["run_dir"] == tmp_path / "run" and done["manifest"]["mm"]["encoder"] == "x"
@@ -280,8 +292,14 @@ def test_restore_training_state() -> None:
     w.sum().backward()
     opt.step()
     gen = torch.Generator().manual_seed(3)
-    state = {"optimizer": opt.state_dict(), "generator": gen.get_state(), "torch_rng": torch.get_rng_state(),
-             "history": [{"loss": 1.0}], "epoch": 4, "seconds": 2.5}
+    state = {
+        "optimizer": opt.state_dict(),
+        "generator": gen.get_state(),
+        "torch_rng": torch.get_rng_state(),
+        "history": [{"loss": 1.0}],
+        "epoch": 4,
+        "seconds": 2.5,
+    }
     want_gen, want_rng = torch.rand(3, generator=gen), torch.rand(3)
     opt2 = torch.optim.AdamW([torch.nn.Parameter(torch.ones(2))], lr=0.1)
     gen2 = torch.Generator()

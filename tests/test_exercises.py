@@ -7,11 +7,11 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import exercise_tests, prediction_tests
 
 from alignrec_lite import exercises as ex
-from alignrec_lite.teach.contrastive import retrieval_recall
 from alignrec_lite.losses import align_loss, clip_loss, info_nce, uniform_loss
-from helpers import exercise_tests, prediction_tests
+from alignrec_lite.teach.contrastive import retrieval_recall
 
 
 # ----------------------------------------------------------------- reference solutions
@@ -36,31 +36,63 @@ def recall(img, txt, k):
 
 CASES = {
     # name: (checker, right answer, wrong answers)
-    "cosine": (ex.check_cosine_similarity, cosine,
-               [lambda a, b: a @ b.T, lambda a, b: cosine(a, b).T, lambda a, b: cosine(a, b) + 0.01]),
-    "nearest": (ex.check_nearest_items, nearest,
-                [lambda e, i, k: (e @ e[i]).index_fill(0, torch.tensor([i]), -1e9).topk(k).indices,
-                 lambda e, i, k: cosine(e, e[i : i + 1])[:, 0].topk(k).indices,
-                 lambda e, i, k: nearest(e, i, k).flip(0) if k > 1 else torch.tensor([i])]),
-    "positive_probability": (ex.check_positive_probability, lambda a, b, t: (cosine(a, b) / t).softmax(1).diagonal(),
-                             [lambda a, b, t: (a @ b.T / t).softmax(1).diagonal(),
-                              lambda a, b, t: (cosine(a, b) / t).softmax(0).diagonal(),
-                              lambda a, b, t: cosine(a, b).softmax(1).diagonal(),
-                              lambda a, b, t: (cosine(a, b) / t).softmax(1)]),
-    "clip": (ex.check_clip_loss, lambda a, b, t: clip_loss(a, b, 1 / t),
-             [lambda a, b, t: info_nce(a, b, t), lambda a, b, t: clip_loss(a, b, t)]),
-    "align": (ex.check_align, lambda x, y: align_loss(x, y),
-              [lambda x, y: (x - y).norm(dim=1).mean(), lambda x, y: (x - y).pow(2).sum()]),
-    "uniform": (ex.check_uniform, uniform_manual,
-                [lambda x, t: (-t * torch.cdist(x, x).pow(2)).exp().mean().log(),
-                 lambda x, t: (-t * torch.pdist(x).pow(2)).exp().mean(),
-                 lambda x, t: uniform_loss(x, 2.0)]),
-    "recall": (ex.check_cross_modal_recall, recall,
-               [lambda i, t, k: retrieval_recall(i, t, ks=(k,))[f"recall@{k}"] * 0 + 1.0,
-                lambda i, t, k: recall(i, t, k + 1),
-                lambda i, t, k: recall(t, i, k) if k == 1 else 2.0]),
-    "fusion": (ex.check_mean_fusion, lambda a, b: F.normalize(a + b, dim=1),
-               [lambda a, b: (a + b) / 2, lambda a, b: torch.cat([a, b], dim=1)]),
+    "cosine": (
+        ex.check_cosine_similarity,
+        cosine,
+        [lambda a, b: a @ b.T, lambda a, b: cosine(a, b).T, lambda a, b: cosine(a, b) + 0.01],
+    ),
+    "nearest": (
+        ex.check_nearest_items,
+        nearest,
+        [
+            lambda e, i, k: (e @ e[i]).index_fill(0, torch.tensor([i]), -1e9).topk(k).indices,
+            lambda e, i, k: cosine(e, e[i : i + 1])[:, 0].topk(k).indices,
+            lambda e, i, k: nearest(e, i, k).flip(0) if k > 1 else torch.tensor([i]),
+        ],
+    ),
+    "positive_probability": (
+        ex.check_positive_probability,
+        lambda a, b, t: (cosine(a, b) / t).softmax(1).diagonal(),
+        [
+            lambda a, b, t: (a @ b.T / t).softmax(1).diagonal(),
+            lambda a, b, t: (cosine(a, b) / t).softmax(0).diagonal(),
+            lambda a, b, t: cosine(a, b).softmax(1).diagonal(),
+            lambda a, b, t: (cosine(a, b) / t).softmax(1),
+        ],
+    ),
+    "clip": (
+        ex.check_clip_loss,
+        lambda a, b, t: clip_loss(a, b, 1 / t),
+        [lambda a, b, t: info_nce(a, b, t), lambda a, b, t: clip_loss(a, b, t)],
+    ),
+    "align": (
+        ex.check_align,
+        lambda x, y: align_loss(x, y),
+        [lambda x, y: (x - y).norm(dim=1).mean(), lambda x, y: (x - y).pow(2).sum()],
+    ),
+    "uniform": (
+        ex.check_uniform,
+        uniform_manual,
+        [
+            lambda x, t: (-t * torch.cdist(x, x).pow(2)).exp().mean().log(),
+            lambda x, t: (-t * torch.pdist(x).pow(2)).exp().mean(),
+            lambda x, t: uniform_loss(x, 2.0),
+        ],
+    ),
+    "recall": (
+        ex.check_cross_modal_recall,
+        recall,
+        [
+            lambda i, t, k: retrieval_recall(i, t, ks=(k,))[f"recall@{k}"] * 0 + 1.0,
+            lambda i, t, k: recall(i, t, k + 1),
+            lambda i, t, k: recall(t, i, k) if k == 1 else 2.0,
+        ],
+    ),
+    "fusion": (
+        ex.check_mean_fusion,
+        lambda a, b: F.normalize(a + b, dim=1),
+        [lambda a, b: (a + b) / 2, lambda a, b: torch.cat([a, b], dim=1)],
+    ),
 }
 
 
@@ -98,8 +130,9 @@ PREDICTIONS = {
 }
 
 
-(test_prediction_right_passes, test_prediction_stub_is_not_attempted,
- test_prediction_wrong_raises_with_the_numbers) = prediction_tests(PREDICTIONS)
+(test_prediction_right_passes, test_prediction_stub_is_not_attempted, test_prediction_wrong_raises_with_the_numbers) = (
+    prediction_tests(PREDICTIONS)
+)
 
 
 def test_collapsed_clip_loss_is_log_n():

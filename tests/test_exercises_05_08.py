@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import exercise_tests, prediction_tests
 
 from alignrec_lite import exercises as ex
 from alignrec_lite.longtail import gini
 from alignrec_lite.losses import info_nce
-from helpers import exercise_tests, prediction_tests
 
 
 # ----------------------------------------------------------------- reference solutions (as in the notebooks)
@@ -49,44 +49,96 @@ def power_law(sizes, seconds):
 
 CASES = {
     # name: (checker, right answer, wrong answers)
-    "uia": (ex.check_uia_loss, uia,
-            [lambda u, p: F.cosine_similarity(u, p, dim=1).mean(), lambda u, p: 1 - (u * p).sum(1).mean(),
-             lambda u, p: 1 - F.cosine_similarity(u, p, dim=1)]),
-    "cca": (ex.check_cca_loss, cca,
-            [lambda c, i, t: F.cross_entropy(c @ i.T / t, torch.arange(len(c))), lambda c, i, t: info_nce(i, c, t),
-             lambda c, i, t: info_nce(c, i, 1.0), lambda c, i, t: info_nce(c, i, t) + info_nce(i, c, t)]),
-    "recall": (ex.check_recall_at_k, recall_at_k,
-               [lambda r, t, k: len(set(r[:k]) & set(t)) / min(k, len(t)), lambda r, t, k: len(set(r[:k]) & set(t)) / k,
-                lambda r, t, k: len(set(r) & set(t)) / len(t)]),
-    "gain": (ex.check_relative_gain, lambda new, old: new.mean() / old.mean() - 1,
-             [lambda new, old: new.mean() - old.mean(), lambda new, old: new.mean() / old.mean(),
-              lambda new, old: 100 * (new.mean() / old.mean() - 1), lambda new, old: (new / old - 1)]),
-    "gini": (ex.check_gini, gini_manual,
-             [lambda x: gini(x) + 0.01, lambda x: float(np.std(x) / max(np.mean(x), 1e-9)),
-              lambda x: float(((2 * np.arange(1, len(x) + 1) - len(x) - 1) * x).sum() / (len(x) * x.sum()))]),
-    "aplt": (ex.check_aplt, aplt,
-             [lambda lists, tail: 1 - aplt(lists, tail), lambda lists, tail: float(tail.mean()),
-              lambda lists, tail: float(tail[np.unique(lists)].mean())]),
-    "fold_in": (ex.check_fold_in_topk, fold_in_topk,
-                [lambda e, g, k: (e @ e[g].mean(0)).topk(k).indices,
-                 lambda e, g, k: fold_in_topk(e, g, k).flip(0),
-                 lambda e, g, k: fold_in_topk(e, g, k + 1)]),
-    "power_law": (ex.check_power_law, power_law,
-                  [lambda s, t: np.polyfit(s, t, 1)[0], lambda s, t: power_law(s, t) + 0.1,
-                   lambda s, t: np.array([power_law(s, t), 1.0])]),
+    "uia": (
+        ex.check_uia_loss,
+        uia,
+        [
+            lambda u, p: F.cosine_similarity(u, p, dim=1).mean(),
+            lambda u, p: 1 - (u * p).sum(1).mean(),
+            lambda u, p: 1 - F.cosine_similarity(u, p, dim=1),
+        ],
+    ),
+    "cca": (
+        ex.check_cca_loss,
+        cca,
+        [
+            lambda c, i, t: F.cross_entropy(c @ i.T / t, torch.arange(len(c))),
+            lambda c, i, t: info_nce(i, c, t),
+            lambda c, i, t: info_nce(c, i, 1.0),
+            lambda c, i, t: info_nce(c, i, t) + info_nce(i, c, t),
+        ],
+    ),
+    "recall": (
+        ex.check_recall_at_k,
+        recall_at_k,
+        [
+            lambda r, t, k: len(set(r[:k]) & set(t)) / min(k, len(t)),
+            lambda r, t, k: len(set(r[:k]) & set(t)) / k,
+            lambda r, t, k: len(set(r) & set(t)) / len(t),
+        ],
+    ),
+    "gain": (
+        ex.check_relative_gain,
+        lambda new, old: new.mean() / old.mean() - 1,
+        [
+            lambda new, old: new.mean() - old.mean(),
+            lambda new, old: new.mean() / old.mean(),
+            lambda new, old: 100 * (new.mean() / old.mean() - 1),
+            lambda new, old: new / old - 1,
+        ],
+    ),
+    "gini": (
+        ex.check_gini,
+        gini_manual,
+        [
+            lambda x: gini(x) + 0.01,
+            lambda x: float(np.std(x) / max(np.mean(x), 1e-9)),
+            lambda x: float(((2 * np.arange(1, len(x) + 1) - len(x) - 1) * x).sum() / (len(x) * x.sum())),
+        ],
+    ),
+    "aplt": (
+        ex.check_aplt,
+        aplt,
+        [
+            lambda lists, tail: 1 - aplt(lists, tail),
+            lambda lists, tail: float(tail.mean()),
+            lambda lists, tail: float(tail[np.unique(lists)].mean()),
+        ],
+    ),
+    "fold_in": (
+        ex.check_fold_in_topk,
+        fold_in_topk,
+        [
+            lambda e, g, k: (e @ e[g].mean(0)).topk(k).indices,
+            lambda e, g, k: fold_in_topk(e, g, k).flip(0),
+            lambda e, g, k: fold_in_topk(e, g, k + 1),
+        ],
+    ),
+    "power_law": (
+        ex.check_power_law,
+        power_law,
+        [
+            lambda s, t: np.polyfit(s, t, 1)[0],
+            lambda s, t: power_law(s, t) + 0.1,
+            lambda s, t: np.array([power_law(s, t), 1.0]),
+        ],
+    ),
 }
 
 
 test_solution_passes, test_stub_is_not_attempted, test_wrong_answers_raise = exercise_tests(CASES)
 
 
-@pytest.mark.parametrize("checker, wrong, hint", [
-    (ex.check_uia_loss, lambda u, p: F.cosine_similarity(u, p, dim=1).mean(), "1 minus"),
-    (ex.check_cca_loss, lambda c, i, t: info_nce(i, c, t), "direction"),
-    (ex.check_recall_at_k, lambda r, t, k: len(set(r[:k]) & set(t)) / min(k, len(t)), "min"),
-    (ex.check_aplt, lambda lists, tail: 1 - aplt(lists, tail), "head"),
-    (ex.check_fold_in_topk, lambda e, g, k: (e @ e[g].mean(0)).topk(k).indices, "mask"),
-])
+@pytest.mark.parametrize(
+    "checker, wrong, hint",
+    [
+        (ex.check_uia_loss, lambda u, p: F.cosine_similarity(u, p, dim=1).mean(), "1 minus"),
+        (ex.check_cca_loss, lambda c, i, t: info_nce(i, c, t), "direction"),
+        (ex.check_recall_at_k, lambda r, t, k: len(set(r[:k]) & set(t)) / min(k, len(t)), "min"),
+        (ex.check_aplt, lambda lists, tail: 1 - aplt(lists, tail), "head"),
+        (ex.check_fold_in_topk, lambda e, g, k: (e @ e[g].mean(0)).topk(k).indices, "mask"),
+    ],
+)
 def test_common_mistakes_get_a_hint(checker, wrong, hint):
     with pytest.raises(ex.WrongAnswer, match=hint):
         checker(wrong)
@@ -109,15 +161,19 @@ PREDICTIONS = {
 }
 
 
-(test_prediction_right_passes, test_prediction_stub_is_not_attempted,
- test_prediction_wrong_raises_with_the_numbers) = prediction_tests(PREDICTIONS)
+(test_prediction_right_passes, test_prediction_stub_is_not_attempted, test_prediction_wrong_raises_with_the_numbers) = (
+    prediction_tests(PREDICTIONS)
+)
 
 
-@pytest.mark.parametrize("check, args, numbers", [
-    (ex.check_one_seed, ("no", 0.021, NAN), ["+0.0210", "nan"]),
-    (ex.check_tail_test_share, ("same", 0.263, 0.296), ["26.3%", "29.6%"]),
-    (ex.check_nightly_job_cost, ("same", 0.0066, 0.336), ["0.0066", "0.3360"]),
-])
+@pytest.mark.parametrize(
+    "check, args, numbers",
+    [
+        (ex.check_one_seed, ("no", 0.021, NAN), ["+0.0210", "nan"]),
+        (ex.check_tail_test_share, ("same", 0.263, 0.296), ["26.3%", "29.6%"]),
+        (ex.check_nightly_job_cost, ("same", 0.0066, 0.336), ["0.0066", "0.3360"]),
+    ],
+)
 def test_wrong_prediction_shows_the_measured_numbers(check, args, numbers):
     with pytest.raises(ex.WrongAnswer) as info:
         check(*args)

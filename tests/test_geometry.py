@@ -87,9 +87,14 @@ def test_tracker_uses_representations() -> None:
     ds = load_toy("smoke")
     g = torch.Generator().manual_seed(0)
     item_id = torch.randn(ds.n_items, 8, generator=g)
-    reps = {"item_id": item_id, "item_content": item_id.clone(), "user": torch.randn(ds.n_users, 8, generator=g),
-            "item": torch.randn(ds.n_items, 8, generator=g), "user_id": torch.randn(ds.n_users, 4, generator=g),
-            "user_content": torch.randn(ds.n_users, 6, generator=g)}
+    reps = {
+        "item_id": item_id,
+        "item_content": item_id.clone(),
+        "user": torch.randn(ds.n_users, 8, generator=g),
+        "item": torch.randn(ds.n_items, 8, generator=g),
+        "user_id": torch.randn(ds.n_users, 4, generator=g),
+        "user_content": torch.randn(ds.n_users, 6, generator=g),
+    }
     tracker = geo.AlignUniformTracker(ds)
     record: dict = {}
     values = tracker(0, _Model(reps), record)

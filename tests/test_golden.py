@@ -8,9 +8,8 @@ every notebook's recorded values in SMOKE (the notebooks run once per session, s
 
 from __future__ import annotations
 
-import pytest
-
 import golden
+import pytest
 
 
 def test_golden_file_has_every_part() -> None:

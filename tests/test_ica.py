@@ -128,11 +128,18 @@ def test_guards(trained: tuple[Path, dict], tmp_path: Path) -> None:
     with pytest.raises(DataError, match="other settings"):
         ica.pretrain_ica(folder, ica.ICAConfig(**{**FAST, "fusion": "concat"}), progress=False)
     with pytest.raises(CheckpointError, match="nothing to resume|no ICA checkpoint"):
-        ica.pretrain_ica(folder, ica.ICAConfig(**FAST), out=tmp_path / "empty", resume=True, progress=False,
-                         overwrite=True)
+        ica.pretrain_ica(
+            folder, ica.ICAConfig(**FAST), out=tmp_path / "empty", resume=True, progress=False, overwrite=True
+        )
     with pytest.raises(CheckpointError, match="other settings"):
-        ica.pretrain_ica(folder, ica.ICAConfig(**{**FAST, "lr": 0.5}), out=result["run_dir"], resume=True,
-                         overwrite=True, progress=False)
+        ica.pretrain_ica(
+            folder,
+            ica.ICAConfig(**{**FAST, "lr": 0.5}),
+            out=result["run_dir"],
+            resume=True,
+            overwrite=True,
+            progress=False,
+        )
     (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match="cannot load the checkpoint"):
         ica.load_checkpoint(tmp_path / "bad.pt")
@@ -142,8 +149,7 @@ def test_resume_matches_uninterrupted_run(trained: tuple[Path, dict], tmp_path: 
     folder, _ = trained  # FAST = 3 epochs without interruption
     b = _copy(tmp_path / "b")
     ica.pretrain_ica(b, ica.ICAConfig(**{**FAST, "epochs": 1}), out=tmp_path / "run", progress=False)
-    res = ica.pretrain_ica(b, ica.ICAConfig(**FAST), out=tmp_path / "run", resume=True,
-                           progress=False)
+    res = ica.pretrain_ica(b, ica.ICAConfig(**FAST), out=tmp_path / "run", resume=True, progress=False)
     assert res["epochs_run"] == 3
     np.testing.assert_allclose(np.load(folder / "mm_feat.npy"), np.load(b / "mm_feat.npy"), atol=1e-6)
 
@@ -152,8 +158,24 @@ def test_cli_pretrain_ica(tmp_path: Path, capsys: pytest.CaptureFixture) -> None
     from alignrec_lite.cli import main
 
     folder = _copy(tmp_path / "shop")
-    assert main(["pretrain-ica", str(folder), "--epochs", "1", "--batch-size", "32", "--embed-dim", "16",
-                 "--precision", "amp", "--quiet"]) == 0  # bfloat16 autocast on a CPU
+    assert (
+        main(
+            [
+                "pretrain-ica",
+                str(folder),
+                "--epochs",
+                "1",
+                "--batch-size",
+                "32",
+                "--embed-dim",
+                "16",
+                "--precision",
+                "amp",
+                "--quiet",
+            ]
+        )
+        == 0
+    )  # bfloat16 autocast on a CPU
     assert "mm_feat.npy" in capsys.readouterr().out
     assert main(["pretrain-ica", str(folder), "--pretrained", "openai", "--quiet"]) == 2
     assert "--pretrained needs --arch" in capsys.readouterr().err
@@ -164,8 +186,13 @@ def test_open_clip_towers_train_under_amp() -> None:
     """The scaled-up path (open_clip towers, mixed precision) on a CPU with a handful of items."""
     from alignrec_lite.encoders import precision_context
 
-    cfg = ica.ICAConfig(image_encoder="openclip:ViT-S-32", text_encoder="openclip:ViT-S-32", embed_dim=384,
-                        freeze_text=True, precision="amp")
+    cfg = ica.ICAConfig(
+        image_encoder="openclip:ViT-S-32",
+        text_encoder="openclip:ViT-S-32",
+        embed_dim=384,
+        freeze_text=True,
+        precision="amp",
+    )
     model = ica.build_mmenc(cfg)
     assert torch.equal(model.image_proj.weight, torch.eye(384))  # identity start keeps the CLIP space
     assert not model.text_proj.weight.requires_grad  # frozen tower of width embed_dim: LiT
@@ -176,8 +203,9 @@ def test_open_clip_towers_train_under_amp() -> None:
         f_img = model.image_tower(torch.randn(4, 3, 224, 224))
         f_txt = model.text_tower(model.text_tower.tokenize(["a", "b c", "d e f", "g"]))
     assert f_img.dtype == torch.bfloat16
-    terms = model.ica_loss(model.project_image(f_img), model.project_text(f_txt), mask_prob=1.0,
-                           generator=torch.Generator().manual_seed(0))
+    terms = model.ica_loss(
+        model.project_image(f_img), model.project_text(f_txt), mask_prob=1.0, generator=torch.Generator().manual_seed(0)
+    )
     terms["loss"].backward()
     assert torch.isfinite(terms["loss"].detach())
     assert model.image_tower.visual.conv1.weight.grad is not None

@@ -45,8 +45,16 @@ def test_popularity_buckets_finer_and_ties_stay_together():
     assert (b.item_bucket[:4] == 0).all()
 
 
-@pytest.mark.parametrize("kw", [dict(quantiles=(0.8, 0.5)), dict(quantiles=(0.0, 0.5)), dict(quantiles=(0.5,), labels=("a",)),
-                                dict(quantiles=(0.5,), n_buckets=3), dict(n_buckets=0)])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(quantiles=(0.8, 0.5)),
+        dict(quantiles=(0.0, 0.5)),
+        dict(quantiles=(0.5,), labels=("a",)),
+        dict(quantiles=(0.5,), n_buckets=3),
+        dict(n_buckets=0),
+    ],
+)
 def test_popularity_buckets_rejects_bad_settings(kw):
     with pytest.raises(ConfigError):
         longtail.popularity_buckets(np.arange(10), **kw)
@@ -95,8 +103,12 @@ def test_exposure_ignores_empty_slots():
 # ------------------------------------------------------------------ per-bucket metrics
 def test_bucket_metrics_by_hand():
     # items 0,1 tail; 2,3 head
-    b = longtail.PopularityBuckets(labels=["tail", "head"], item_bucket=np.array([0, 0, 1, 1]),
-                                 thresholds=np.array([1.0]), popularity=np.array([1, 1, 5, 5]))
+    b = longtail.PopularityBuckets(
+        labels=["tail", "head"],
+        item_bucket=np.array([0, 0, 1, 1]),
+        thresholds=np.array([1.0]),
+        popularity=np.array([1, 1, 5, 5]),
+    )
     truth = _csr([0, 0, 0, 1], [0, 1, 2, 3], (2, 4))  # user0: {0,1,2}; user1: {3}
     lists = np.array([[2, 1, 3], [0, 1, 2]])
     df = longtail.bucket_metrics(lists, np.array([0, 1]), truth, b, ks=(2, 3)).set_index("bucket")
@@ -114,8 +126,9 @@ def test_bucket_metrics_by_hand():
 
 
 def test_bucket_metrics_empty_bucket_is_nan():
-    b = longtail.PopularityBuckets(labels=["tail", "head"], item_bucket=np.array([0, 1]),
-                                 thresholds=np.array([1.0]), popularity=np.array([0, 3]))
+    b = longtail.PopularityBuckets(
+        labels=["tail", "head"], item_bucket=np.array([0, 1]), thresholds=np.array([1.0]), popularity=np.array([0, 3])
+    )
     truth = _csr([0], [1], (1, 2))
     df = longtail.bucket_metrics(np.array([[1, 0]]), np.array([0]), truth, b, ks=(1,))
     assert df.loc[0, "users"] == 0 and np.isnan(df.loc[0, "recall@1"])
@@ -143,8 +156,9 @@ def test_long_tail_report_matches_the_evaluator():
     g = torch.Generator().manual_seed(0)
     table = torch.rand(3, 5, generator=g)
     fns = {"rand": lambda u: table[u], "pop": scorers.popularity_scores(ds)}
-    per_bucket, overall = longtail.long_tail_report(fns, ds, k=2,
-                                                  buckets=longtail.popularity_buckets(ds.item_popularity(), (0.5,)))
+    per_bucket, overall = longtail.long_tail_report(
+        fns, ds, k=2, buckets=longtail.popularity_buckets(ds.item_popularity(), (0.5,))
+    )
     ref = evaluate(lambda u: table[u], ds, "test", ks=(2,), round_to=None)
     row = overall.set_index("model").loc["rand"]
     assert row["recall@2"] == pytest.approx(ref["recall@2"]) and row["ndcg@2"] == pytest.approx(ref["ndcg@2"])
@@ -179,13 +193,31 @@ def test_evaluation_plots_draw_into_the_given_axes():
 
     pop = np.array([50, 20, 9, 5, 3, 3, 2, 1, 0, 0])
     b = longtail.popularity_buckets(pop)
-    buckets = pd.DataFrame({"model": ["a", "a", "b", "b"] * 2, "bucket": ["tail", "head"] * 4,
-                            "recall@20": [0.1, 0.5, 0.2, 0.4, 0.12, 0.52, 0.18, 0.41], "seed": [0] * 4 + [1] * 4})
-    overall = pd.DataFrame({"model": ["a", "b"], "coverage@20": [0.2, 0.6], "aplt@20": [0.0, 0.3],
-                            "gini@20": [0.9, 0.5], "recall@20": [0.3, 0.28]})
+    buckets = pd.DataFrame(
+        {
+            "model": ["a", "a", "b", "b"] * 2,
+            "bucket": ["tail", "head"] * 4,
+            "recall@20": [0.1, 0.5, 0.2, 0.4, 0.12, 0.52, 0.18, 0.41],
+            "seed": [0] * 4 + [1] * 4,
+        }
+    )
+    overall = pd.DataFrame(
+        {
+            "model": ["a", "b"],
+            "coverage@20": [0.2, 0.6],
+            "aplt@20": [0.0, 0.3],
+            "gini@20": [0.9, 0.5],
+            "recall@20": [0.3, 0.28],
+        }
+    )
     items = pd.DataFrame({"method": ["x", "y", "x", "y"], "recall@20": [0.3, 0.1, 0.35, 0.12]})
-    users = pd.DataFrame({"method": ["m · mean"] * 3 + ["popularity"] * 3, "given": [0, 1, 2] * 2,
-                          "recall@20": [0.1, 0.2, 0.3, 0.1, 0.1, 0.1]})
+    users = pd.DataFrame(
+        {
+            "method": ["m · mean"] * 3 + ["popularity"] * 3,
+            "given": [0, 1, 2] * 2,
+            "recall@20": [0.1, 0.2, 0.3, 0.1, 0.1, 0.1],
+        }
+    )
     history = [{"epoch": e, "loss": 1.0 / (e + 1), "loss_bpr": 0.5 / (e + 1), "loss_cca": 0.01} for e in range(4)]
     shop = load_toy("smoke")
     fig, axes = plt.subplots(3, 3)

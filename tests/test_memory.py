@@ -107,8 +107,13 @@ STAGE = textwrap.dedent("""
 
 def measure(stage: str, n_users: int, n_items: int, batch: int, tmp: Path) -> dict:
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "PYTHONPATH": str(REPO)}
-    proc = subprocess.run([sys.executable, "-c", STAGE, stage, str(n_users), str(n_items), str(batch),
-                           str(tmp / "topk.csv")], env=env, capture_output=True, text=True, timeout=1200)
+    proc = subprocess.run(
+        [sys.executable, "-c", STAGE, stage, str(n_users), str(n_items), str(batch), str(tmp / "topk.csv")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -118,8 +123,14 @@ def stated_bound_mb(n_items: int, batch: int) -> float:
     return 1.5 * batch * n_items * 4 / MB + 64
 
 
-def check_stages(n_users: int, n_items: int, batch: int, bound_mb: float, tmp: Path,
-                 stages: tuple[str, ...] = ("evaluate", "knn", "export")) -> dict:
+def check_stages(
+    n_users: int,
+    n_items: int,
+    batch: int,
+    bound_mb: float,
+    tmp: Path,
+    stages: tuple[str, ...] = ("evaluate", "knn", "export"),
+) -> dict:
     """Run each entry of ``stages`` (a stage, or stages joined by commas) in its own subprocess."""
     results = {}
     expected = {"evaluate": n_users, "knn": n_items * 10, "export": n_users * 20}
@@ -127,9 +138,13 @@ def check_stages(n_users: int, n_items: int, batch: int, bound_mb: float, tmp: P
     for stage in stages:
         r = measure(stage, n_users, n_items, batch, tmp)
         extra = (r["peak"] - r["base"]) / MB
-        results[stage] = {"extra_mb": round(extra, 1), "peak_mb": round(r["peak"] / MB, 1),
-                          "ru_maxrss_mb": round(r["ru_maxrss"] / MB, 1), "base_mb": round(r["base"] / MB, 1),
-                          "seconds": round(r["seconds"], 1)}
+        results[stage] = {
+            "extra_mb": round(extra, 1),
+            "peak_mb": round(r["peak"] / MB, 1),
+            "ru_maxrss_mb": round(r["ru_maxrss"] / MB, 1),
+            "base_mb": round(r["base"] / MB, 1),
+            "seconds": round(r["seconds"], 1),
+        }
         assert r["check"] == {s: expected[s] for s in stage.split(",")}, (stage, r)
         assert extra < bound_mb, f"{stage}: {extra:.0f} MB above the set-up memory (bound {bound_mb:.0f} MB): {r}"
         assert extra < dense / 2, (stage, extra, dense)
@@ -151,5 +166,12 @@ if __name__ == "__main__":  # pragma: no cover - prints the figures for docs/REL
 
     u, i = (int(a) for a in sys.argv[1:3]) if len(sys.argv) > 2 else (50_000, 100_000)
     with tempfile.TemporaryDirectory() as d:
-        print(json.dumps({"bound_mb": round(stated_bound_mb(i, 1024), 1),
-                          **check_stages(u, i, batch=1024, bound_mb=10**9, tmp=Path(d))}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "bound_mb": round(stated_bound_mb(i, 1024), 1),
+                    **check_stages(u, i, batch=1024, bound_mb=10**9, tmp=Path(d)),
+                },
+                indent=2,
+            )
+        )

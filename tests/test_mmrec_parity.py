@@ -15,6 +15,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from helpers import FixedModel, batch, tiny_dataset
 
 from alignrec_lite.config import resolve_config
 from alignrec_lite.data.mmrec import RecDataset
@@ -24,7 +25,6 @@ from alignrec_lite.models.bpr import BPR
 from alignrec_lite.models.freedom import FREEDOM
 from alignrec_lite.models.lightgcn import LightGCN
 from alignrec_lite.models.vbpr import VBPR, vbpr_input
-from helpers import FixedModel, batch, tiny_dataset
 
 
 def mmrec_emb_loss(*embeddings: torch.Tensor) -> torch.Tensor:
@@ -54,7 +54,7 @@ def test_emb_loss_is_not_the_squared_form_and_scales_linearly():
     e = torch.full((2048, 64), 0.125)
     # unsquared: ||E||_F / B = sqrt(2048 * 64) * 0.125 / 2048; squared (AlignRec): 0.5 * 2048 * 64 * 0.125² / 2048
     assert float(emb_loss(e)) == pytest.approx(math.sqrt(2048 * 64) * 0.125 / 2048, rel=1e-6)
-    assert float(l2_reg_loss(e)) == pytest.approx(0.5 * 64 * 0.125 ** 2, rel=1e-6)
+    assert float(l2_reg_loss(e)) == pytest.approx(0.5 * 64 * 0.125**2, rel=1e-6)
     assert float(emb_loss(8 * e)) == pytest.approx(8 * float(emb_loss(e)), rel=1e-6)  # degree 1, not 2
 
 
@@ -65,8 +65,10 @@ def test_emb_loss_divides_by_the_actual_last_batch_size():
 
 # ------------------------------------------------------------------ the baselines' reg terms
 def _grad_of(loss: torch.Tensor, params) -> list[torch.Tensor]:
-    return [g if g is not None else torch.zeros_like(p)
-            for g, p in zip(torch.autograd.grad(loss, params, allow_unused=True), params)]
+    return [
+        g if g is not None else torch.zeros_like(p)
+        for g, p in zip(torch.autograd.grad(loss, params, allow_unused=True), params)
+    ]
 
 
 @pytest.mark.parametrize("lam", [1e-4, 0.1])
@@ -100,8 +102,7 @@ def test_lightgcn_regulariser_is_emb_loss_of_layer_zero():
     model = LightGCN(ds, {"embedding_size": 8, "reg_weight": 0.01})
     users, pos, neg = batch(ds, size=11)
     terms = model.loss(users, pos, neg)
-    ref = 0.01 * mmrec_emb_loss(model.user_emb.weight[users], model.item_emb.weight[pos],
-                                model.item_emb.weight[neg])
+    ref = 0.01 * mmrec_emb_loss(model.user_emb.weight[users], model.item_emb.weight[pos], model.item_emb.weight[neg])
     assert float(terms["reg"].detach()) == pytest.approx(float(ref.detach()), rel=1e-6)
     params = [model.user_emb.weight, model.item_emb.weight]
     for a, b in zip(_grad_of(terms["reg"], params), _grad_of(ref, params)):
@@ -169,8 +170,7 @@ def test_freedom_feature_tables_train_and_the_graph_stays():
     # the modality terms by hand (MMRec: bpr_loss(u, trs(table)[pos], trs(table)[neg]))
     user_e, _ = model.forward()
     for m in model.modalities:
-        f = (model.feat_table[m].double() @ model.proj[m].weight.double().T
-             + model.proj[m].bias.double())  # (n_items, d)
+        f = model.feat_table[m].double() @ model.proj[m].weight.double().T + model.proj[m].bias.double()  # (n_items, d)
         u = user_e[users].double()
         ref = -torch.nn.functional.logsigmoid((u * f[pos]).sum(1) - (u * f[neg]).sum(1)).mean()
         assert float(terms[f"bpr_{m}"].detach()) == pytest.approx(0.1 * float(ref.detach()), rel=1e-5)
@@ -214,8 +214,9 @@ def test_baselines_keep_a_constant_rate_alignrec_decays():
     assert resolve_config("bpr", {"lr_decay": "0.96"})["lr_decay"] == 0.96  # still settable
 
 
-@pytest.mark.parametrize("model,factor", [("bpr", 1.0), ("lightgcn", 1.0), ("vbpr", 1.0), ("freedom", 1.0),
-                                          ("alignrec", 0.96 ** (100 / 50))])
+@pytest.mark.parametrize(
+    "model,factor", [("bpr", 1.0), ("lightgcn", 1.0), ("vbpr", 1.0), ("freedom", 1.0), ("alignrec", 0.96 ** (100 / 50))]
+)
 def test_learning_rate_after_100_epochs_of_the_trainer(tmp_path, model, factor):
     from alignrec_lite.files import load_checkpoint_file
     from alignrec_lite.train import train
@@ -260,9 +261,15 @@ def test_metric_means_are_float64_before_rounding():
 
 
 # ------------------------------------------------------------------ the run record says the feature mode
-@pytest.mark.parametrize("model,overrides,mode", [("alignrec", {}, False),
-                                                   ("alignrec", {"finetune_features": True}, True),
-                                                   ("freedom", {}, True), ("bpr", {}, None)])
+@pytest.mark.parametrize(
+    "model,overrides,mode",
+    [
+        ("alignrec", {}, False),
+        ("alignrec", {"finetune_features": True}, True),
+        ("freedom", {}, True),
+        ("bpr", {}, None),
+    ],
+)
 def test_run_record_names_the_feature_mode(model, overrides, mode):
     from alignrec_lite.train import train
 

@@ -14,9 +14,15 @@ from alignrec_lite.data.movielens import build_movielens, movie_text
 from alignrec_lite.errors import DataError
 from alignrec_lite.utils import data_root
 
-TITLES = {101: "Postman, The (Postino, Il) (1994)", 102: "Heat (1995)", 103: "Babylon 5",
-          104: "Jumanji (1995)", 105: "Seven (a.k.a. Se7en) (1995)", 106: "No Poster (2001)",
-          107: "Misérables, Les (1995)"}
+TITLES = {
+    101: "Postman, The (Postino, Il) (1994)",
+    102: "Heat (1995)",
+    103: "Babylon 5",
+    104: "Jumanji (1995)",
+    105: "Seven (a.k.a. Se7en) (1995)",
+    106: "No Poster (2001)",
+    107: "Misérables, Les (1995)",
+}
 
 
 def _write_posters(folder, movie_ids):
@@ -28,14 +34,18 @@ def _write_posters(folder, movie_ids):
 
 def _write_ml(folder, rows, titles=TITLES, links=True):
     folder.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame(rows, columns=["userId", "movieId", "rating", "timestamp"]).to_csv(
-        folder / "ratings.csv", index=False)
-    pd.DataFrame({"movieId": list(titles), "title": list(titles.values()),
-                  "genres": ["Comedy|Drama"] * (len(titles) - 1) + ["(no genres listed)"]}).to_csv(
-        folder / "movies.csv", index=False)
+    pd.DataFrame(rows, columns=["userId", "movieId", "rating", "timestamp"]).to_csv(folder / "ratings.csv", index=False)
+    pd.DataFrame(
+        {
+            "movieId": list(titles),
+            "title": list(titles.values()),
+            "genres": ["Comedy|Drama"] * (len(titles) - 1) + ["(no genres listed)"],
+        }
+    ).to_csv(folder / "movies.csv", index=False)
     if links:
-        pd.DataFrame({"movieId": list(titles), "imdbId": [f"{m:07d}" for m in titles],
-                      "tmdbId": [m * 10 for m in titles]}).to_csv(folder / "links.csv", index=False)
+        pd.DataFrame(
+            {"movieId": list(titles), "imdbId": [f"{m:07d}" for m in titles], "tmdbId": [m * 10 for m in titles]}
+        ).to_csv(folder / "links.csv", index=False)
     return folder
 
 
@@ -91,8 +101,7 @@ def test_tiny_build(tmp_path, tiny):
 def test_copy_posters_and_no_links(tmp_path, tiny):
     ml, posters = tiny
     (ml / "links.csv").unlink()
-    out = build_movielens(tmp_path / "out", ratings_dir=ml, posters_dir=posters, k=3,
-                          progress=False, copy_posters=True)
+    out = build_movielens(tmp_path / "out", ratings_dir=ml, posters_dir=posters, k=3, progress=False, copy_posters=True)
     ds = load_mmrec(out)
     assert ds.items["image"].tolist() == [f"images/{i}.jpg" for i in range(4)]
     assert check_images(ds) == 4
@@ -106,8 +115,7 @@ def test_split_sizes_follow_mmrec_rule(tmp_path):
     rows = [(u, m, 5.0, u * 1000 + m) for u in range(40) for m in range(60) if rng.random() < 0.35]
     ml = _write_ml(tmp_path / "ml", rows, titles={m: f"Film {m} (2000)" for m in range(60)})
     posters = _write_posters(tmp_path / "posters", range(60))
-    ds = load_mmrec(build_movielens(tmp_path / "out", ratings_dir=ml, posters_dir=posters, seed=3,
-                                    progress=False))
+    ds = load_mmrec(build_movielens(tmp_path / "out", ratings_dir=ml, posters_dir=posters, seed=3, progress=False))
     n = ds.user_degree("train") + ds.user_degree("valid") + ds.user_degree("test")
     assert n.max() >= 10
     vt = np.where(n < 10, 2, np.floor(0.2 * n).astype(int))
@@ -115,8 +123,7 @@ def test_split_sizes_follow_mmrec_rule(tmp_path):
     assert ds.user_degree("valid").tolist() == valid.tolist()
     assert ds.user_degree("test").tolist() == (vt - valid).tolist()
     # another seed, same sizes, different assignment
-    ds2 = load_mmrec(build_movielens(tmp_path / "out2", ratings_dir=ml, posters_dir=posters, seed=4,
-                                     progress=False))
+    ds2 = load_mmrec(build_movielens(tmp_path / "out2", ratings_dir=ml, posters_dir=posters, seed=4, progress=False))
     assert len(ds2.test) == len(ds.test)
     assert not np.array_equal(ds2.test, ds.test)
 
@@ -158,7 +165,10 @@ def test_errors(tmp_path, tiny):
 
 def test_movie_text():
     assert movie_text("American President, The (1995)", "Comedy|Romance")[1:] == (
-        "The American President", 1995, ["Comedy", "Romance"])
+        "The American President",
+        1995,
+        ["Comedy", "Romance"],
+    )
     assert movie_text("Stranger Things (2016-)", "Drama")[2] == 2016
 
 
@@ -177,8 +187,7 @@ def test_real_movielens_posters(tmp_path):
     assert (s["train"], s["valid"], s["test"]) == (33059, 3858, 4150)
     card = json.loads((out / "dataset.json").read_text())
     assert card["stats"]["positives"] == 48580 and card["stats"]["positives_with_poster"] == 45840
-    assert card["source_sha256"]["ratings.csv"] == (
-        "aa289ca83157595d0df6aea1be6a4ded676ddc4385472e8313a8ed9805352646")
+    assert card["source_sha256"]["ratings.csv"] == ("aa289ca83157595d0df6aea1be6a4ded676ddc4385472e8313a8ed9805352646")
     assert ds.item_text(0) == "Toy Story (1995) — Adventure, Animation, Children, Comedy, Fantasy"
     assert ds.image_path(0) == (posters / "1.jpg").resolve()
     assert check_images(ds, max_items=50) == 50

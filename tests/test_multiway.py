@@ -58,15 +58,28 @@ def test_experts_are_routed_by_modality() -> None:
     def grads(p, t) -> dict[str, bool]:
         model.zero_grad()
         model(p, t)["hidden"].sum().backward()
-        return {f"{i}.{n}": any(q.grad is not None and q.grad.abs().sum() > 0 for q in f.parameters())
-                for i, b in enumerate(model.blocks) for n, f in b.ffn.items()}
+        return {
+            f"{i}.{n}": any(q.grad is not None and q.grad.abs().sum() > 0 for q in f.parameters())
+            for i, b in enumerate(model.blocks)
+            for n, f in b.ffn.items()
+        }
 
     # an image-text pair: modality experts below, the vision-language expert on top
-    assert grads(pix, tok) == {"0.vision": True, "0.language": True, "1.vision": False, "1.language": False,
-                               "1.vl": True}
+    assert grads(pix, tok) == {
+        "0.vision": True,
+        "0.language": True,
+        "1.vision": False,
+        "1.language": False,
+        "1.vl": True,
+    }
     # an image alone never touches the language or VL experts
-    assert grads(pix, None) == {"0.vision": True, "0.language": False, "1.vision": True, "1.language": False,
-                                "1.vl": False}
+    assert grads(pix, None) == {
+        "0.vision": True,
+        "0.language": False,
+        "1.vision": True,
+        "1.language": False,
+        "1.vl": False,
+    }
     g = grads(None, tok)  # the title alone: [CLS] is a vision token, the words use the language expert
     assert g["0.language"] and g["1.language"] and not g["1.vl"]
 
@@ -193,8 +206,9 @@ def test_resume_equals_uninterrupted(trained: tuple[Path, dict], tmp_path: Path)
     folder, result = trained
     b = _copy(tmp_path / "b")
     mw.pretrain_multiway(b, mw.MultiwayConfig(**{**FAST, "epochs": 1}), out=tmp_path / "run", progress=False)
-    res = mw.pretrain_multiway(b, mw.MultiwayConfig(**FAST), out=tmp_path / "run", resume=True, overwrite=True,
-                               progress=False)
+    res = mw.pretrain_multiway(
+        b, mw.MultiwayConfig(**FAST), out=tmp_path / "run", resume=True, overwrite=True, progress=False
+    )
     assert res["epochs_run"] == 3
     assert [h["loss"] for h in res["history"]] == pytest.approx([h["loss"] for h in result["history"]], abs=1e-6)
     np.testing.assert_allclose(np.load(b / "mm_feat.npy"), np.load(folder / "mm_feat.npy"), atol=1e-6)
@@ -205,11 +219,18 @@ def test_guards(trained: tuple[Path, dict], tmp_path: Path) -> None:
     with pytest.raises(DataError, match="other settings"):
         mw.pretrain_multiway(folder, mw.MultiwayConfig(**{**FAST, "layers": 1}), progress=False)
     with pytest.raises(CheckpointError, match="no Multiway checkpoint"):
-        mw.pretrain_multiway(folder, mw.MultiwayConfig(**FAST), out=tmp_path / "empty", resume=True,
-                             overwrite=True, progress=False)
+        mw.pretrain_multiway(
+            folder, mw.MultiwayConfig(**FAST), out=tmp_path / "empty", resume=True, overwrite=True, progress=False
+        )
     with pytest.raises(CheckpointError, match="other settings"):
-        mw.pretrain_multiway(folder, mw.MultiwayConfig(**{**FAST, "lr": 0.5}), out=result["run_dir"], resume=True,
-                             overwrite=True, progress=False)
+        mw.pretrain_multiway(
+            folder,
+            mw.MultiwayConfig(**{**FAST, "lr": 0.5}),
+            out=result["run_dir"],
+            resume=True,
+            overwrite=True,
+            progress=False,
+        )
     (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match="cannot load the checkpoint"):
         mw.load_checkpoint(tmp_path / "bad.pt")
@@ -223,8 +244,23 @@ def test_cli_multiway_and_no_pretrain(tmp_path: Path, capsys: pytest.CaptureFixt
     from alignrec_lite.cli import main
 
     folder = _copy(tmp_path / "shop")
-    assert main(["pretrain-ica", str(folder), "--encoder", "multiway", "--no-pretrain", "--embed-dim", "32",
-                 "--layers", "1", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "pretrain-ica",
+                str(folder),
+                "--encoder",
+                "multiway",
+                "--no-pretrain",
+                "--embed-dim",
+                "32",
+                "--layers",
+                "1",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert "random init, no pre-training" in capsys.readouterr().out
     entry = read_manifest(folder)["mm"]
     assert entry["encoder"] == "multiway-mmm" and entry["pretrained"] is False and entry["epochs"] == 0
@@ -247,8 +283,10 @@ def test_each_stage1_loader_refuses_the_other_encoders_checkpoint(tmp_path):
 
     w = torch.nn.Linear(2, 2)
     opt, gen = torch.optim.Adam(w.parameters()), torch.Generator().manual_seed(0)
-    for kind, ok, other in [("mmenc-ica", ica.load_checkpoint, multiway.load_checkpoint),
-                            (multiway.ENCODER_NAME, multiway.load_checkpoint, ica.load_checkpoint)]:
+    for kind, ok, other in [
+        ("mmenc-ica", ica.load_checkpoint, multiway.load_checkpoint),
+        (multiway.ENCODER_NAME, multiway.load_checkpoint, ica.load_checkpoint),
+    ]:
         run = tmp_path / kind
         run.mkdir()
         save_stage1_checkpoint(run, kind, {"epoch": 1, "model": w.state_dict()}, opt, gen, [], 1.0)

@@ -126,6 +126,9 @@ def test_code_rules(path):
 
 
 def test_nbstripout_finds_nothing_to_strip():
-    result = subprocess.run([sys.executable, "-m", "nbstripout", "--verify", "--extra-keys", STRIP_KEYS,
-                             *map(str, ALL)], capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "nbstripout", "--verify", "--extra-keys", STRIP_KEYS, *map(str, ALL)],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stdout + result.stderr

@@ -21,10 +21,10 @@ import os
 import shutil
 
 import pytest
+from notebook_runs import EXPLORERS, FIGURES, kernel_env, notebook_path
 
 from alignrec_lite.nbtools import notebook_parameters, run_notebook
 from alignrec_lite.publish import check_executed
-from notebook_runs import EXPLORERS, FIGURES, kernel_env, notebook_path
 
 BUDGET_S = float(os.environ.get("NOTEBOOK_BUDGET_S", 90))  # 2x the 45 s target, for loaded machines
 
@@ -81,7 +81,10 @@ def check_01_full(r: dict) -> None:
     assert r["top10_clicks_dot"] > r["top10_clicks_cosine"] > 2 * r["catalogue_mean_clicks"]
     assert r["cosine_recall@20"] < r["mf_recall@20"]  # "at full settings it also costs some recall"
     # popularity is a direction: the most clicked items' neighbours are popular and of mixed category
-    head, mid = r["neighbours_by_popularity"]["10% most clicked"], r["neighbours_by_popularity"]["10% around the median"]
+    head, mid = (
+        r["neighbours_by_popularity"]["10% most clicked"],
+        r["neighbours_by_popularity"]["10% around the median"],
+    )
     assert head["neighbours' mean clicks"] > 3 * mid["neighbours' mean clicks"]
     assert head["same category"] < mid["same category"]
     # §4: raw pixels group categories well too, if less than the classifier
@@ -244,7 +247,6 @@ def check_06_full(r: dict) -> None:
 
 
 def check_07(r: dict, dataset: str) -> None:
-    toy = dataset == "toy"
     b = r["bucket_recall@20"]
     assert b["popularity/tail"] == 0.0  # popularity never recommends a tail item while head items are left
     assert all(_in01(v) for v in b.values())
@@ -283,12 +285,12 @@ def check_07_full(r: dict) -> None:
     assert curve["content kNN/1"] > curve["content kNN/3"]
     assert all(curve[f"lightgcn · gradient/{g}"] < curve[f"popularity/{g}"] for g in (1, 2, 3, 5))
     lean = r["list_popularity"]
-    assert all(lean[f"alignrec · gradient/{g}"] < lean[f"alignrec · mean/{g}"] < lean[f"popularity/{g}"]
-               for g in (1, 3, 5))
+    assert all(
+        lean[f"alignrec · gradient/{g}"] < lean[f"alignrec · mean/{g}"] < lean[f"popularity/{g}"] for g in (1, 3, 5)
+    )
 
 
 def check_08(r: dict, dataset: str) -> None:
-    toy = dataset == "toy"
     assert set(r["seconds_per_epoch"]) == {"BPR", "LightGCN", "VBPR", "FREEDOM", "AlignRec"}
     assert all(v > 0 for v in r["seconds_per_epoch"].values())
     assert all(0 < v < 5000 for v in r["single_user_ms"].values())
@@ -301,8 +303,16 @@ def check_08(r: dict, dataset: str) -> None:
     assert v["one request, vectors cached (ms)"] < v["export every user's top-K (ms)"]
 
 
-CHECKS = {"01": check_01, "02": check_02, "03": check_03, "04": check_04,
-          "05": check_05, "06": check_06, "07": check_07, "08": check_08}
+CHECKS = {
+    "01": check_01,
+    "02": check_02,
+    "03": check_03,
+    "04": check_04,
+    "05": check_05,
+    "06": check_06,
+    "07": check_07,
+    "08": check_08,
+}
 
 
 def _reader_view(executed, key: str) -> None:
@@ -330,8 +340,14 @@ def test_notebook_smoke_toy(key, smoke_runs):
     _reader_view(run.executed, key)
 
 
-FULL_CHECKS = {"01": check_01_full, "02": check_02_full, "03": check_03_full, "05": check_05_full,
-               "06": check_06_full, "07": check_07_full}
+FULL_CHECKS = {
+    "01": check_01_full,
+    "02": check_02_full,
+    "03": check_03_full,
+    "05": check_05_full,
+    "06": check_06_full,
+    "07": check_07_full,
+}
 
 
 @pytest.mark.slow
@@ -402,14 +418,19 @@ def test_kit_errors_show_as_one_line_in_a_kernel(tmp_path):
 
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nb.cells = [nbformat.v4.new_code_cell("import alignrec_lite.nbtools\nalignrec_lite.nbtools.short_errors()"),
-                nbformat.v4.new_code_cell("from alignrec_lite.errors import DataError\n"
-                                          "raise DataError('x_label must be 0, 1 or 2', path='a.inter', row=3, "
-                                          "fix='use 0, 1 or 2')")]
+    nb.cells = [
+        nbformat.v4.new_code_cell("import alignrec_lite.nbtools\nalignrec_lite.nbtools.short_errors()"),
+        nbformat.v4.new_code_cell(
+            "from alignrec_lite.errors import DataError\n"
+            "raise DataError('x_label must be 0, 1 or 2', path='a.inter', row=3, "
+            "fix='use 0, 1 or 2')"
+        ),
+    ]
     nbformat.write(nb, tmp_path / "in.ipynb")
     with pytest.raises(pm.PapermillExecutionError) as info:
-        pm.execute_notebook(str(tmp_path / "in.ipynb"), str(tmp_path / "out.ipynb"), progress_bar=False,
-                            kernel_name="python3")
+        pm.execute_notebook(
+            str(tmp_path / "in.ipynb"), str(tmp_path / "out.ipynb"), progress_bar=False, kernel_name="python3"
+        )
     assert info.value.ename == "DataError"
     (err,) = [o for o in nbformat.read(tmp_path / "out.ipynb", 4).cells[-1].outputs if o.output_type == "error"]
     assert "a.inter, line 3: x_label must be 0, 1 or 2. Fix: use 0, 1 or 2" in err.traceback[0]

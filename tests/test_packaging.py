@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
+import tomllib
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
@@ -39,7 +39,7 @@ def test_environment_yml_delegates_to_pyproject():
 def test_every_dependency_has_lower_and_upper_bounds():
     proj = _pyproject()["project"]
     reqs = list(proj["dependencies"])
-    for name, extra in proj["optional-dependencies"].items():
+    for extra in proj["optional-dependencies"].values():
         reqs += [r for r in extra if not r.startswith("alignrec-lite")]
     for r in reqs:
         assert ">=" in r and ("<" in r), f"unbounded requirement: {r}"
@@ -48,8 +48,19 @@ def test_every_dependency_has_lower_and_upper_bounds():
 def test_design_card_packages_are_declared():
     proj = _pyproject()["project"]
     text = " ".join(proj["dependencies"] + sum(proj["optional-dependencies"].values(), []))
-    for pkg in ("jupyterlab", "torch", "open_clip_torch", "matplotlib", "umap-learn", "ipywidgets",
-                "pandas", "papermill", "tqdm", "scipy", "pytest"):
+    for pkg in (
+        "jupyterlab",
+        "torch",
+        "open_clip_torch",
+        "matplotlib",
+        "umap-learn",
+        "ipywidgets",
+        "pandas",
+        "papermill",
+        "tqdm",
+        "scipy",
+        "pytest",
+    ):
         assert pkg in text, pkg
 
 

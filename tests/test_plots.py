@@ -7,13 +7,13 @@ import inspect
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+import torch
 
-from alignrec_lite import plots  # noqa: E402
-from alignrec_lite.plots import style  # noqa: E402
+from alignrec_lite import plots
+from alignrec_lite.plots import style
 
 RNG = np.random.default_rng(0)
 PLOT_FUNCS = [getattr(plots, n) for n in plots.__all__ if n.startswith("plot_")]
@@ -23,27 +23,46 @@ CALLS = {
     "plot_norm_vs_popularity": lambda ax: plots.plot_norm_vs_popularity(RNG.random(50), RNG.integers(0, 30, 50), ax=ax),
     "plot_image_grid": lambda ax: plots.plot_image_grid(
         [[RNG.integers(0, 255, (64, 64, 3)), None], [RNG.integers(0, 255, (32, 48, 3))]],
-        captions=[["q", ""], ["n"]], row_labels=["r0", "r1"], ax=ax),
-    "plot_bars": lambda ax: plots.plot_bars({"A": {"x": 0.2, "y": 0.5}, "B": {"x": 0.3, "y": 0.1}},
-                                            chance={"x": 0.1}, ax=ax),
-    "plot_similarity_matrix": lambda ax: plots.plot_similarity_matrix(RNG.random((4, 4)), row_labels=list("abcd"),
-                                                                      col_labels=list("efgh"), ax=ax),
-    "plot_sweep": lambda ax: plots.plot_sweep([{"t": 0.1, "r": 0.2}, {"t": 1.0, "r": 0.1}], "t", ["r"],
-                                              logx=True, ax=ax),
+        captions=[["q", ""], ["n"]],
+        row_labels=["r0", "r1"],
+        ax=ax,
+    ),
+    "plot_bars": lambda ax: plots.plot_bars(
+        {"A": {"x": 0.2, "y": 0.5}, "B": {"x": 0.3, "y": 0.1}}, chance={"x": 0.1}, ax=ax
+    ),
+    "plot_similarity_matrix": lambda ax: plots.plot_similarity_matrix(
+        RNG.random((4, 4)), row_labels=list("abcd"), col_labels=list("efgh"), ax=ax
+    ),
+    "plot_sweep": lambda ax: plots.plot_sweep(
+        [{"t": 0.1, "r": 0.2}, {"t": 1.0, "r": 0.1}], "t", ["r"], logx=True, ax=ax
+    ),
     "plot_memory_scaling": lambda ax: plots.plot_memory_scaling(
-        [64, 128], {"saved": [1e6, 4e6]}, {"fit": ([64, 1e5], [1e6, 1e11])}, ax=ax),
+        [64, 128], {"saved": [1e6, 4e6]}, {"fit": ([64, 1e5], [1e6, 1e11])}, ax=ax
+    ),
     "plot_circle": lambda ax: plots.plot_circle(torch.randn(100, 2), labels=np.arange(100) % 3, ax=ax),
     "plot_align_uniform_plane": lambda ax: plots.plot_align_uniform_plane(
-        {"clip": [{"align": 1.0, "uniform": -1.0}, {"align": 0.5, "uniform": -1.5}]}, ax=ax),
+        {"clip": [{"align": 1.0, "uniform": -1.0}, {"align": 0.5, "uniform": -1.5}]}, ax=ax
+    ),
     "plot_history": lambda ax: plots.plot_history([{"epoch": 0, "a": 1.0}, {"epoch": 1, "a": 0.5}], ["a"], ax=ax),
-    "plot_pair_distances": lambda ax: plots.plot_pair_distances(RNG.normal(size=(50, 4)), RNG.normal(size=(50, 4)),
-                                                                ax=ax),
-    "plot_embedding_map": lambda ax: plots.plot_embedding_map(RNG.normal(size=(60, 2)), RNG.integers(0, 500, 60),
-                                                              log=True, ax=ax),
+    "plot_pair_distances": lambda ax: plots.plot_pair_distances(
+        RNG.normal(size=(50, 4)), RNG.normal(size=(50, 4)), ax=ax
+    ),
+    "plot_embedding_map": lambda ax: plots.plot_embedding_map(
+        RNG.normal(size=(60, 2)), RNG.integers(0, 500, 60), log=True, ax=ax
+    ),
     "plot_joint_map": lambda ax: plots.plot_joint_map(RNG.normal(size=(40, 2)), RNG.normal(size=(40, 2)), ax=ax),
     "plot_patch_attention": lambda ax: plots.plot_patch_attention(
-        [{"image": RNG.uniform(size=(16, 16, 3)), "attention": RNG.uniform(size=(2, 2)), "token": "mug",
-          "title": "a red mug with dots"} for _ in range(2)], ax=ax),
+        [
+            {
+                "image": RNG.uniform(size=(16, 16, 3)),
+                "attention": RNG.uniform(size=(2, 2)),
+                "token": "mug",
+                "title": "a red mug with dots",
+            }
+            for _ in range(2)
+        ],
+        ax=ax,
+    ),
 }
 
 

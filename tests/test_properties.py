@@ -34,7 +34,7 @@ from alignrec_lite.data.mmrec_files import (
     read_items_table,
     write_mmrec_files,
 )
-from alignrec_lite.errors import AlignRecError, CheckpointError, ConfigError, DataError
+from alignrec_lite.errors import CheckpointError, ConfigError, DataError
 from alignrec_lite.files import load_checkpoint_file
 
 #: ``ALIGNREC_PROPERTY_SCALE=20 pytest tests/test_properties.py`` searches 20x longer (not in CI).
@@ -121,15 +121,35 @@ def test_read_inter_valid_header_then_any_bytes(data: bytes) -> None:
     check_inter(b"userID\titemID\tx_label\n0\t0\t0\n" + data)
 
 
-TOKENS = ["0", "1", "2", "3", "1", "0", "2", "-1", "01", " 2", "1 ", "1.5", "4.", "x", "", "nan", "1e3",
-          "9" * 20, "٣", "0\x0b", "\x1c1"]
+TOKENS = [
+    "0",
+    "1",
+    "2",
+    "3",
+    "1",
+    "0",
+    "2",
+    "-1",
+    "01",
+    " 2",
+    "1 ",
+    "1.5",
+    "4.",
+    "x",
+    "",
+    "nan",
+    "1e3",
+    "9" * 20,
+    "٣",
+    "0\x0b",
+    "\x1c1",
+]
 SEPS = ["\t"] * 12 + [",", " ", "\x0b", "\x1c", "\u2028", "\x85", "\r"]
 
 
 @st.composite
 def inter_texts(draw) -> str:
-    cols = list(REQUIRED) + draw(st.lists(st.sampled_from(["rating", "timestamp", "extra", "userID"]),
-                                          max_size=2))
+    cols = list(REQUIRED) + draw(st.lists(st.sampled_from(["rating", "timestamp", "extra", "userID"]), max_size=2))
     cols = draw(st.permutations(cols))
     if draw(st.integers(0, 9)) == 0:
         cols = cols[:-1]
@@ -171,8 +191,7 @@ def datasets(draw):
         labels[k] = 0
     users_raw = draw(st.lists(RAW_ID, min_size=n_users, max_size=n_users))
     items_raw = draw(st.lists(RAW_ID, min_size=n_items, max_size=n_items))
-    feat = draw(hnp.arrays(np.float32, (n_items, draw(st.integers(1, 3))),
-                           elements=st.floats(-1e6, 1e6, width=32)))
+    feat = draw(hnp.arrays(np.float32, (n_items, draw(st.integers(1, 3))), elements=st.floats(-1e6, 1e6, width=32)))
     return pairs, labels, users_raw, items_raw, feat
 
 
@@ -183,8 +202,9 @@ def test_written_folder_loads_back_exactly(spec) -> None:
     inter = pd.DataFrame(pairs, columns=["userID", "itemID"]).assign(x_label=labels)
     with tempfile.TemporaryDirectory() as tmp:
         try:
-            write_mmrec_files(tmp, name="p", inter=inter, user_raw_ids=users_raw, item_raw_ids=items_raw,
-                              features={"image": feat})
+            write_mmrec_files(
+                tmp, name="p", inter=inter, user_raw_ids=users_raw, item_raw_ids=items_raw, features={"image": feat}
+            )
         except DataError:  # the writer refuses raw IDs it cannot store faithfully
             return
         try:
@@ -239,9 +259,13 @@ def test_read_feature_any_array(arr: np.ndarray, n_items: int) -> None:
     try:
         out = read_feature(path, n_items)
     except DataError:
-        ok = (arr.ndim == 2 and arr.shape == (n_items, arr.shape[1]) and arr.shape[1] > 0
-              and (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer))
-              and np.isfinite(arr.astype(np.float32)).all())
+        ok = (
+            arr.ndim == 2
+            and arr.shape == (n_items, arr.shape[1])
+            and arr.shape[1] > 0
+            and (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer))
+            and np.isfinite(arr.astype(np.float32)).all()
+        )
         assert not ok, f"rejected a valid feature array {arr.dtype} {arr.shape}"
         return
     np.testing.assert_array_equal(out, arr.astype(np.float32))
@@ -287,8 +311,7 @@ def test_read_items_table_any_bytes(data: bytes, n: int) -> None:
 
 
 @FAST
-@given(st.lists(st.sampled_from(["0", "1", "2", "1.5", "-1", "x", "", "1e0", " 1", "inf"]), min_size=1,
-                max_size=4))
+@given(st.lists(st.sampled_from(["0", "1", "2", "1.5", "-1", "x", "", "1e0", " 1", "inf"]), min_size=1, max_size=4))
 def test_read_items_table_ids(ids: list[str]) -> None:
     text = "itemID,text\n" + "".join(f"{i},t{k}\n" for k, i in enumerate(ids))
     path = scratch("items.csv", text.encode())
@@ -320,9 +343,16 @@ def test_check_images_any_bytes(data: bytes) -> None:
     folder = SCRATCH / "img"
     (folder / "images").mkdir(parents=True, exist_ok=True)
     (folder / "images" / "0.png").write_bytes(data)
-    ds = RecDataset(name="i", n_users=1, n_items=1, train=np.zeros((1, 2), np.int64),
-                    valid=np.zeros((0, 2), np.int64), test=np.zeros((0, 2), np.int64), path=folder,
-                    items=pd.DataFrame({"image": ["images/0.png"]}))
+    ds = RecDataset(
+        name="i",
+        n_users=1,
+        n_items=1,
+        train=np.zeros((1, 2), np.int64),
+        valid=np.zeros((0, 2), np.int64),
+        test=np.zeros((0, 2), np.int64),
+        path=folder,
+        items=pd.DataFrame({"image": ["images/0.png"]}),
+    )
     try:
         assert check_images(ds) == 1
     except DataError as exc:
@@ -331,8 +361,10 @@ def test_check_images_any_bytes(data: bytes) -> None:
 
 # ---------------------------------------------------------------------- settings
 KEYS = st.sampled_from(sorted(TRAIN_DEFAULTS) + ["embedding_size", "n_layers", "reg_weight", "nope", ""])
-VALUES = st.one_of(st.text(max_size=8), st.sampled_from(["1", "0", "-1", "1e3", "0.5", "nan", "inf", "true",
-                                                          "recall@20", "cpu", "2.0", " 7 "]))
+VALUES = st.one_of(
+    st.text(max_size=8),
+    st.sampled_from(["1", "0", "-1", "1e3", "0.5", "nan", "inf", "true", "recall@20", "cpu", "2.0", " 7 "]),
+)
 
 
 @settings(max_examples=150 * SCALE, deadline=None)
@@ -352,9 +384,19 @@ def test_resolve_config_any_strings(overrides: dict[str, str]) -> None:
 
 
 @settings(max_examples=100 * SCALE, deadline=None)
-@given(st.dictionaries(KEYS, st.one_of(st.none(), st.booleans(), st.integers(-5, 10**20),
-                                       st.floats(allow_nan=True, allow_infinity=True), st.lists(st.integers(), max_size=2)),
-                       max_size=3))
+@given(
+    st.dictionaries(
+        KEYS,
+        st.one_of(
+            st.none(),
+            st.booleans(),
+            st.integers(-5, 10**20),
+            st.floats(allow_nan=True, allow_infinity=True),
+            st.lists(st.integers(), max_size=2),
+        ),
+        max_size=3,
+    )
+)
 def test_resolve_config_any_python_values(overrides) -> None:
     """Notebook parameters arrive as Python values, not strings."""
     try:
@@ -419,4 +461,3 @@ def test_checkpoint_flipped_byte_is_never_a_silent_wrong_load(pos: int, flip: in
 def test_good_checkpoint_loads() -> None:
     out = load_checkpoint_file(scratch("c.pt", GOOD_CKPT))
     assert out["step"] == 3 and zipfile.is_zipfile(io.BytesIO(GOOD_CKPT))
-

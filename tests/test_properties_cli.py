@@ -33,9 +33,35 @@ SCALE = int(os.environ.get("ALIGNREC_PROPERTY_SCALE", "1"))
 CHEAP = {"recommend", "timing", "longtail", "new-user"}
 
 VALUES = st.one_of(
-    st.integers(min_value=-10**6, max_value=10**6).map(str),
-    st.sampled_from(["0", "-1", "1", "2", "3", "20", "0.5", "2.5", "-0.5", "1e9", "1e12", "1e300", "-1e300",
-                     "nan", "inf", "-inf", "NaN", "ten", "", "0x10", "1_000", " 5", "1e-300", "99999999999999999999"]),
+    st.integers(min_value=-(10**6), max_value=10**6).map(str),
+    st.sampled_from(
+        [
+            "0",
+            "-1",
+            "1",
+            "2",
+            "3",
+            "20",
+            "0.5",
+            "2.5",
+            "-0.5",
+            "1e9",
+            "1e12",
+            "1e300",
+            "-1e300",
+            "nan",
+            "inf",
+            "-inf",
+            "NaN",
+            "ten",
+            "",
+            "0x10",
+            "1_000",
+            " 5",
+            "1e-300",
+            "99999999999999999999",
+        ]
+    ),
     st.floats(allow_nan=True, allow_infinity=True).map(repr),
 )
 
@@ -67,8 +93,9 @@ def world(tmp_path_factory):
     shutil.copytree(SMOKE, root / "shop")
     err = io.StringIO()
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
-        rc = main(["train", str(root / "shop"), "--model", "bpr", "--set", "epochs=1", "--out", str(root / "run"),
-                   "--quiet"])
+        rc = main(
+            ["train", str(root / "shop"), "--model", "bpr", "--set", "epochs=1", "--out", str(root / "run"), "--quiet"]
+        )
     assert rc == 0, err.getvalue()
     (root / "links.csv").write_text("movieId,imdbId,tmdbId\n1,1,1\n")
     return root
@@ -85,19 +112,55 @@ def base_argv(cmd: str, root: Path, out: Path) -> list[str]:
         "train": ["train", shop, "--model", "bpr", "--quiet"],
         "evaluate": ["evaluate", run],
         "tour": ["tour", "--no-notebooks", "--build-dir", str(out / "build")],
-        "search": ["search", shop, "--model", "bpr", "--grid", "learning_rate=0.01", "--out", str(out / "s"),
-                   "--quiet"],
+        "search": [
+            "search",
+            shop,
+            "--model",
+            "bpr",
+            "--grid",
+            "learning_rate=0.01",
+            "--out",
+            str(out / "s"),
+            "--quiet",
+        ],
         "features": ["features", shop, "--quiet"],
         "pretrain-ica": ["pretrain-ica", shop, "--quiet"],
         "evaluate-features": ["evaluate-features", shop, "--quiet"],
         "data build toy": ["data", "build", "toy", "--out", str(out / "new"), "--quiet"],
-        "data build movielens": ["data", "build", "movielens", "--ratings-dir", shop, "--posters-dir", shop,
-                                 "--out", str(out / "new"), "--quiet"],
-        "data build amazon": ["data", "build", "amazon", "--release", "2014", "--category", "Baby",
-                              "--out", str(out / "new"), "--quiet"],
+        "data build movielens": [
+            "data",
+            "build",
+            "movielens",
+            "--ratings-dir",
+            shop,
+            "--posters-dir",
+            shop,
+            "--out",
+            str(out / "new"),
+            "--quiet",
+        ],
+        "data build amazon": [
+            "data",
+            "build",
+            "amazon",
+            "--release",
+            "2014",
+            "--category",
+            "Baby",
+            "--out",
+            str(out / "new"),
+            "--quiet",
+        ],
         "data download movielens-small": ["data", "download", "movielens-small", "--offline", "--cache", str(out)],
-        "data download posters": ["data", "download", "posters", "--links", str(root / "links.csv"),
-                                  "--out", str(out / "posters")],
+        "data download posters": [
+            "data",
+            "download",
+            "posters",
+            "--links",
+            str(root / "links.csv"),
+            "--out",
+            str(out / "posters"),
+        ],
     }[cmd]
 
 
@@ -107,6 +170,7 @@ def _stubbed_parser(reached: list):
     def stub(args):
         reached.append(args)
         return 0
+
     for cmd, parser in _walk(real, []):
         if cmd not in CHEAP and parser.get_default("func") is not None:
             parser.set_defaults(func=stub)
@@ -136,8 +200,12 @@ def test_numeric_flag_never_tracebacks(cmd, flag, typ, world, tmp_path_factory, 
     dest = flag.lstrip("-").replace("-", "_")
     spec = {**NUMERIC_FLAGS["*"], **NUMERIC_FLAGS.get(cmd, {})}[dest]
 
-    @settings(max_examples=(8 if cmd in CHEAP else 15) * SCALE, deadline=None, derandomize=True,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=(8 if cmd in CHEAP else 15) * SCALE,
+        deadline=None,
+        derandomize=True,
+        suppress_health_check=list(HealthCheck),
+    )
     @given(text=VALUES)
     def check(text: str) -> None:
         out = tmp_path_factory.mktemp("o")

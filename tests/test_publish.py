@@ -10,7 +10,6 @@ from pathlib import Path
 import matplotlib
 import nbformat
 import numpy as np
-import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
 from alignrec_lite import lab, publish
@@ -24,8 +23,10 @@ PNG = base64.b64encode(b"\x89PNG\r\n\x1a\nfake").decode()
 
 def _results():
     rng = np.random.default_rng(0)
-    return {"clip": {0.1: rng.normal(size=(20, 3)), 1.0: rng.normal(size=(20, 3)), 5.0: rng.normal(size=(20, 3))},
-            "align + uniform": {2.0: rng.normal(size=(20, 3))}}
+    return {
+        "clip": {0.1: rng.normal(size=(20, 3)), 1.0: rng.normal(size=(20, 3)), 5.0: rng.normal(size=(20, 3))},
+        "align + uniform": {2.0: rng.normal(size=(20, 3))},
+    }
 
 
 # ------------------------------------------------------------------ explorers
@@ -97,10 +98,17 @@ def test_check_executed_finds_what_a_reader_would_miss():
     cases = {
         "tagged 'figure' but shows no image": _nb(_fig_cell(outputs=[])),
         "not tagged": _nb(_fig_cell(tagged=False)),
-        "as text": _nb(_fig_cell(outputs=[new_output("display_data",
-                                                     data={"text/plain": "<Figure size 400x400 with 1 Axes>"})])),
-        "stderr": _nb(_fig_cell(outputs=[new_output("display_data", data={"image/png": PNG}),
-                                         new_output("stream", name="stderr", text="UserWarning: x")])),
+        "as text": _nb(
+            _fig_cell(outputs=[new_output("display_data", data={"text/plain": "<Figure size 400x400 with 1 Axes>"})])
+        ),
+        "stderr": _nb(
+            _fig_cell(
+                outputs=[
+                    new_output("display_data", data={"image/png": PNG}),
+                    new_output("stream", name="stderr", text="UserWarning: x"),
+                ]
+            )
+        ),
         "failed": _nb(_fig_cell(outputs=[new_output("error", ename="ValueError", evalue="bad", traceback=[])])),
     }
     for needle, nb in cases.items():
@@ -116,8 +124,10 @@ def _explorer_nb(widget_outputs, text_html: str | None = None):
     if text_html:
         data["text/html"] = text_html
     cell.outputs = [new_output("display_data", data=data)]
-    state = {"box": {"model_name": "VBoxModel", "state": {"children": ["IPY_MODEL_out"]}},
-             "out": {"model_name": "OutputModel", "state": {"outputs": widget_outputs}}}
+    state = {
+        "box": {"model_name": "VBoxModel", "state": {"children": ["IPY_MODEL_out"]}},
+        "out": {"model_name": "OutputModel", "state": {"outputs": widget_outputs}},
+    }
     return _nb(cell, widgets=state)
 
 
@@ -125,8 +135,9 @@ def test_check_executed_looks_inside_explorer_widgets():
     ok = _explorer_nb([{"output_type": "display_data", "data": {"image/png": PNG}, "metadata": {}}])
     view = publish.check_executed(ok)
     assert view.problems == [] and list(view.explorer_figures.values()) == [1]
-    text = _explorer_nb([{"output_type": "display_data", "metadata": {},
-                          "data": {"text/plain": "<Figure size 400x400 with 1 Axes>"}}])
+    text = _explorer_nb(
+        [{"output_type": "display_data", "metadata": {}, "data": {"text/plain": "<Figure size 400x400 with 1 Axes>"}}]
+    )
     problems = publish.check_executed(text).problems
     assert any("holds no figure" in p for p in problems) and any("as text" in p for p in problems)
 
@@ -135,16 +146,19 @@ def test_prepare_for_html_replaces_widgets_by_what_a_page_can_show():
     static_nb = _explorer_nb([], text_html="<div class='arl-explorer'></div>")
     cell = publish.prepare_for_html(static_nb).cells[1]
     assert cell.outputs[0]["data"] == {"text/html": "<div class='arl-explorer'></div>"}
-    live = publish.prepare_for_html(_explorer_nb([{"output_type": "display_data", "metadata": {},
-                                                   "data": {"image/png": PNG}}]))
+    live = publish.prepare_for_html(
+        _explorer_nb([{"output_type": "display_data", "metadata": {}, "data": {"image/png": PNG}}])
+    )
     assert live.cells[1].outputs[0]["data"] == {"image/png": PNG} and "make lab" in str(live.cells[1].outputs[1])
     assert "widgets" not in live.metadata and live.metadata["title"] == "09 · A test"
     bar = new_code_cell("loop")
     bar.outputs = [new_output("display_data", data={publish.WIDGET_VIEW: {"model_id": "h"}, "text/plain": "0%"})]
-    state = {"h": {"model_name": "HBoxModel", "state": {"children": ["IPY_MODEL_a", "IPY_MODEL_p", "IPY_MODEL_b"]}},
-             "a": {"model_name": "HTMLModel", "state": {"value": "epochs"}},
-             "p": {"model_name": "FloatProgressModel", "state": {"value": 30, "max": 30}},
-             "b": {"model_name": "HTMLModel", "state": {"value": " 30/30 [00:02&lt;00:00]"}}}
+    state = {
+        "h": {"model_name": "HBoxModel", "state": {"children": ["IPY_MODEL_a", "IPY_MODEL_p", "IPY_MODEL_b"]}},
+        "a": {"model_name": "HTMLModel", "state": {"value": "epochs"}},
+        "p": {"model_name": "FloatProgressModel", "state": {"value": 30, "max": 30}},
+        "b": {"model_name": "HTMLModel", "state": {"value": " 30/30 [00:02&lt;00:00]"}},
+    }
     (out,) = publish.prepare_for_html(_nb(bar, widgets=state)).cells[1].outputs
     assert out["text"] == "epochs 30/30 30/30 [00:02<00:00]\n"  # the final state, not the 0 % it started at
 
@@ -204,10 +218,13 @@ def test_site_rerenders_smoke_or_other_dataset_copies(tmp_path):
     nbformat.write(src_nb, src)
     assert publish._stale(executed, src, {})  # never executed
     executed.parent.mkdir()
-    for ran, wanted, stale in [({}, {}, False), ({"SMOKE": True}, {}, True),
-                               ({"DATASET": "movielens"}, {}, True), ({"DATASET": "movielens"},
-                                                                      {"DATASET": "movielens"}, False),
-                               ({}, {"DATASET": "movielens"}, True)]:
+    for ran, wanted, stale in [
+        ({}, {}, False),
+        ({"SMOKE": True}, {}, True),
+        ({"DATASET": "movielens"}, {}, True),
+        ({"DATASET": "movielens"}, {"DATASET": "movielens"}, False),
+        ({}, {"DATASET": "movielens"}, True),
+    ]:
         nb = _nb()
         nb.metadata["papermill"] = {"parameters": ran}
         nbformat.write(nb, executed)

@@ -23,12 +23,14 @@ import json
 import shutil
 import struct
 import zlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pytest
 import torch
+from reliability_cases import SMOKE, Case, Cases, Cli, run_cli, snapshot
+from reliability_cases import Ctx as BaseCtx
 
 from alignrec_lite.cli import build_parser, main
 from alignrec_lite.config import parse_set_args, resolve_config
@@ -38,8 +40,6 @@ from alignrec_lite.data.toy import load_toy
 from alignrec_lite.errors import AlignRecError, CheckpointError, ConfigError, DataError
 from alignrec_lite.utils import get_device
 
-from reliability_cases import SMOKE, Case, Cases, Cli, run_cli, snapshot
-from reliability_cases import Ctx as BaseCtx
 HEADER = "userID\titemID\tx_label"
 
 
@@ -72,8 +72,10 @@ case = CASES.case
 
 def _png(width: int, height: int) -> bytes:
     """A tiny PNG file whose header declares ``width x height`` pixels."""
+
     def chunk(tag: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
+
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 16)) + chunk(b"IEND", b"")
 
@@ -124,8 +126,15 @@ def _(ctx):
     return lambda: load_mmrec(folder)
 
 
-@case("inter_comma_separated", "load_mmrec", "comma-separated instead of tab-separated", DataError,
-      "x.inter", "line 1", "tabs")
+@case(
+    "inter_comma_separated",
+    "load_mmrec",
+    "comma-separated instead of tab-separated",
+    DataError,
+    "x.inter",
+    "line 1",
+    "tabs",
+)
 def _(ctx):
     rows = [r.replace("\t", ",") for r in good_rows()]
     folder = ctx.inter(body(rows), header=HEADER.replace("\t", ","))
@@ -146,8 +155,15 @@ def _(ctx):
     return lambda: load_mmrec(folder)
 
 
-@case("inter_truncated", "load_mmrec", "last row cut in the middle (interrupted download)", DataError,
-      "x.inter", "line 21", "fields")
+@case(
+    "inter_truncated",
+    "load_mmrec",
+    "last row cut in the middle (interrupted download)",
+    DataError,
+    "x.inter",
+    "line 21",
+    "fields",
+)
 def _(ctx):
     folder = ctx.inter(body(good_rows())[:-3])
     return lambda: load_mmrec(folder)
@@ -161,8 +177,15 @@ def _(ctx):
     return lambda: load_mmrec(folder)
 
 
-@case("inter_text_id", "load_mmrec", "raw (string) user ID instead of a 0-based integer", DataError,
-      "x.inter", "line 3", "userID")
+@case(
+    "inter_text_id",
+    "load_mmrec",
+    "raw (string) user ID instead of a 0-based integer",
+    DataError,
+    "x.inter",
+    "line 3",
+    "userID",
+)
 def _(ctx):
     rows = good_rows()
     rows[1] = "A3F2\t1\t0"
@@ -216,16 +239,29 @@ def _(ctx):
     return lambda: load_mmrec(folder)
 
 
-@case("inter_gap_in_ids", "load_mmrec", "itemIDs not contiguous (raw IDs not re-indexed)", DataError,
-      "x.inter", "contiguous")
+@case(
+    "inter_gap_in_ids",
+    "load_mmrec",
+    "itemIDs not contiguous (raw IDs not re-indexed)",
+    DataError,
+    "x.inter",
+    "contiguous",
+)
 def _(ctx):
     rows = [r.replace("\t4\t", "\t40\t") for r in good_rows()]
     folder = ctx.inter(body(rows))
     return lambda: load_mmrec(folder)
 
 
-@case("inter_huge_id", "load_mmrec", "an 18-digit userID (would need petabytes of flags)", DataError,
-      "x.inter", "line 22", "implausibly large")
+@case(
+    "inter_huge_id",
+    "load_mmrec",
+    "an 18-digit userID (would need petabytes of flags)",
+    DataError,
+    "x.inter",
+    "line 22",
+    "implausibly large",
+)
 def _(ctx):
     folder = ctx.inter(body(good_rows() + ["999999999999999999\t0\t0"]))
     return lambda: load_mmrec(folder)
@@ -238,8 +274,15 @@ def _(ctx):
     return lambda: load_mmrec(folder)
 
 
-@case("inter_line_separator", "load_mmrec", "a vertical-tab/\\x1c inside a row (was silently mis-parsed)",
-      DataError, "x.inter", "line 2", "fields")
+@case(
+    "inter_line_separator",
+    "load_mmrec",
+    "a vertical-tab/\\x1c inside a row (was silently mis-parsed)",
+    DataError,
+    "x.inter",
+    "line 2",
+    "fields",
+)
 def _(ctx):
     rows = good_rows()
     rows[0] = "7\t7\t\x1c0\t0\t0"
@@ -248,8 +291,15 @@ def _(ctx):
 
 
 # ---------------------------------------------------------------------- ID mappings
-@case("mapping_wrong_header", "load_mmrec", "i_id_mapping.csv without an itemID column", DataError,
-      "i_id_mapping.csv", "line 1", "itemID")
+@case(
+    "mapping_wrong_header",
+    "load_mmrec",
+    "i_id_mapping.csv without an itemID column",
+    DataError,
+    "i_id_mapping.csv",
+    "line 1",
+    "itemID",
+)
 def _(ctx):
     folder = ctx.smoke()
     text = (folder / "i_id_mapping.csv").read_text().replace("\titemID", "\tid", 1)
@@ -257,8 +307,14 @@ def _(ctx):
     return lambda: load_mmrec(folder)
 
 
-@case("mapping_row_count", "load_mmrec", "u_id_mapping.csv with a user missing", DataError,
-      "u_id_mapping.csv", "150 userIDs")
+@case(
+    "mapping_row_count",
+    "load_mmrec",
+    "u_id_mapping.csv with a user missing",
+    DataError,
+    "u_id_mapping.csv",
+    "150 userIDs",
+)
 def _(ctx):
     folder = ctx.smoke()
     lines = (folder / "u_id_mapping.csv").read_text().splitlines()
@@ -266,8 +322,15 @@ def _(ctx):
     return lambda: load_mmrec(folder)
 
 
-@case("mapping_text_id", "load_mmrec", "a non-integer itemID in i_id_mapping.csv", DataError,
-      "i_id_mapping.csv", "line 3", "not an integer")
+@case(
+    "mapping_text_id",
+    "load_mmrec",
+    "a non-integer itemID in i_id_mapping.csv",
+    DataError,
+    "i_id_mapping.csv",
+    "line 3",
+    "not an integer",
+)
 def _(ctx):
     folder = ctx.smoke()
     lines = (folder / "i_id_mapping.csv").read_text().splitlines()
@@ -276,8 +339,14 @@ def _(ctx):
     return lambda: load_mmrec(folder)
 
 
-@case("mapping_not_utf8", "load_mmrec", "i_id_mapping.csv in another encoding", DataError,
-      "i_id_mapping.csv", "UnicodeDecodeError")
+@case(
+    "mapping_not_utf8",
+    "load_mmrec",
+    "i_id_mapping.csv in another encoding",
+    DataError,
+    "i_id_mapping.csv",
+    "UnicodeDecodeError",
+)
 def _(ctx):
     folder = ctx.smoke()
     data = (folder / "i_id_mapping.csv").read_bytes().replace(b"item-0002", b"item-\xe9\xff")
@@ -294,8 +363,7 @@ def _(ctx):
     return lambda: load_mmrec(folder)
 
 
-@case("items_missing_rows", "load_mmrec", "items.csv with rows missing (stale copy)", DataError,
-      "items.csv", "0..119")
+@case("items_missing_rows", "load_mmrec", "items.csv with rows missing (stale copy)", DataError, "items.csv", "0..119")
 def _(ctx):
     folder = ctx.smoke()
     lines = (folder / "items.csv").read_text().splitlines()
@@ -303,8 +371,15 @@ def _(ctx):
     return lambda: load_mmrec(folder)
 
 
-@case("items_fractional_id", "load_mmrec", "itemID 1.5 in items.csv (was silently read as 1)", DataError,
-      "items.csv", "line 3", "'1.5'")
+@case(
+    "items_fractional_id",
+    "load_mmrec",
+    "itemID 1.5 in items.csv (was silently read as 1)",
+    DataError,
+    "items.csv",
+    "line 3",
+    "'1.5'",
+)
 def _(ctx):
     folder = ctx.smoke()
     lines = (folder / "items.csv").read_text().splitlines()
@@ -313,8 +388,7 @@ def _(ctx):
     return lambda: load_mmrec(folder)
 
 
-@case("items_unparseable", "load_mmrec", "items.csv with an unterminated quote", DataError,
-      "items.csv", "ParserError")
+@case("items_unparseable", "load_mmrec", "items.csv with an unterminated quote", DataError, "items.csv", "ParserError")
 def _(ctx):
     folder = ctx.smoke()
     lines = (folder / "items.csv").read_text().splitlines()
@@ -337,41 +411,72 @@ def _feature_case(ctx, write: Callable[[Path], None]):
     return lambda: load_mmrec(folder)
 
 
-@case("feature_object_array", "load_mmrec", "image_feat.npy holding Python objects (pickle)", DataError,
-      "image_feat.npy", "pickle")
+@case(
+    "feature_object_array",
+    "load_mmrec",
+    "image_feat.npy holding Python objects (pickle)",
+    DataError,
+    "image_feat.npy",
+    "pickle",
+)
 def _(ctx):
     return _feature_case(ctx, lambda p: np.save(p, np.array([[1, "a"]] * 120, dtype=object), allow_pickle=True))
 
 
-@case("feature_truncated", "load_mmrec", "image_feat.npy cut short (interrupted copy)", DataError,
-      "image_feat.npy", "shorter than its header")
+@case(
+    "feature_truncated",
+    "load_mmrec",
+    "image_feat.npy cut short (interrupted copy)",
+    DataError,
+    "image_feat.npy",
+    "shorter than its header",
+)
 def _(ctx):
     return _feature_case(ctx, lambda p: p.write_bytes(p.read_bytes()[:-100]))
 
 
-@case("feature_hostile_header", "load_mmrec", ".npy header claiming 10^15 floats (was MemoryError)", DataError,
-      "image_feat.npy", "shorter than its header")
+@case(
+    "feature_hostile_header",
+    "load_mmrec",
+    ".npy header claiming 10^15 floats (was MemoryError)",
+    DataError,
+    "image_feat.npy",
+    "shorter than its header",
+)
 def _(ctx):
     def write(p: Path) -> None:
         with open(p, "wb") as fh:
-            np.lib.format.write_array_header_1_0(fh, {"descr": "<f4", "fortran_order": False,
-                                                      "shape": (10**9, 10**6)})
+            np.lib.format.write_array_header_1_0(fh, {"descr": "<f4", "fortran_order": False, "shape": (10**9, 10**6)})
             fh.write(b"\0" * 64)
+
     return _feature_case(ctx, write)
 
 
-@case("feature_damaged_header", "load_mmrec", ".npy whose header text is garbled (was SyntaxError/TokenError)",
-      DataError, "image_feat.npy", "damaged header")
+@case(
+    "feature_damaged_header",
+    "load_mmrec",
+    ".npy whose header text is garbled (was SyntaxError/TokenError)",
+    DataError,
+    "image_feat.npy",
+    "damaged header",
+)
 def _(ctx):
     def write(p: Path) -> None:
         data = bytearray(p.read_bytes())
         data[100:110] = b"\x00" * 9 + b"("
         p.write_bytes(bytes(data))
+
     return _feature_case(ctx, write)
 
 
-@case("feature_wrong_rows", "load_mmrec", "features of another dataset (row count != n_items)", DataError,
-      "image_feat.npy", "120 items")
+@case(
+    "feature_wrong_rows",
+    "load_mmrec",
+    "features of another dataset (row count != n_items)",
+    DataError,
+    "image_feat.npy",
+    "120 items",
+)
 def _(ctx):
     return _feature_case(ctx, lambda p: np.save(p, np.zeros((100, 8), np.float32)))
 
@@ -387,6 +492,7 @@ def _(ctx):
         x = np.ones((120, 4), np.float32)
         x[7, 2] = np.nan
         np.save(p, x)
+
     return _feature_case(ctx, write)
 
 
@@ -395,6 +501,7 @@ def _(ctx):
     def write(p: Path) -> None:
         with open(p, "wb") as fh:
             np.savez(fh, x=np.zeros((120, 4)))
+
     return _feature_case(ctx, write)
 
 
@@ -408,8 +515,14 @@ def _(ctx):
     return _feature_case(ctx, lambda p: np.save(p, np.full((120, 3), "x")))
 
 
-@case("feature_not_present", "RecDataset.feature", "asking for a feature the folder does not have", DataError,
-      "mm_feat.npy", "available")
+@case(
+    "feature_not_present",
+    "RecDataset.feature",
+    "asking for a feature the folder does not have",
+    DataError,
+    "mm_feat.npy",
+    "available",
+)
 def _(ctx):
     ds = load_toy("smoke")
     return lambda: ds.feature("mm")
@@ -431,20 +544,38 @@ def _(ctx):
     return _image_case(ctx, 5, lambda p: p.write_bytes(p.read_bytes()[:60]))
 
 
-@case("image_missing", "data check", "an image file listed in items.csv is missing", DataError,
-      f"images{Path('/')}9.png", "FileNotFoundError")
+@case(
+    "image_missing",
+    "data check",
+    "an image file listed in items.csv is missing",
+    DataError,
+    f"images{Path('/')}9.png",
+    "FileNotFoundError",
+)
 def _(ctx):
     return _image_case(ctx, 9, None)
 
 
-@case("image_not_image", "data check", "an HTML error page saved as .png", DataError, f"images{Path('/')}3.png",
-      "itemID 3")
+@case(
+    "image_not_image",
+    "data check",
+    "an HTML error page saved as .png",
+    DataError,
+    f"images{Path('/')}3.png",
+    "itemID 3",
+)
 def _(ctx):
     return _image_case(ctx, 3, lambda p: p.write_text("<html>404 Not Found</html>"))
 
 
-@case("image_bomb", "data check", "a decompression bomb (100,000 x 100,000 px header)", DataError,
-      f"images{Path('/')}2.png", "DecompressionBomb")
+@case(
+    "image_bomb",
+    "data check",
+    "a decompression bomb (100,000 x 100,000 px header)",
+    DataError,
+    f"images{Path('/')}2.png",
+    "DecompressionBomb",
+)
 def _(ctx):
     return _image_case(ctx, 2, lambda p: p.write_bytes(_png(100_000, 100_000)))
 
@@ -514,14 +645,21 @@ def _(ctx):
     return _train_cli(ctx, "--set", "device=cuda", "--set", "epochs=1")
 
 
-@case("override_wrong_type", "resolve_config", "notebook parameter epochs=None (was a TypeError)", ConfigError,
-      "epochs", "integer")
+@case(
+    "override_wrong_type",
+    "resolve_config",
+    "notebook parameter epochs=None (was a TypeError)",
+    ConfigError,
+    "epochs",
+    "integer",
+)
 def _(ctx):
     return lambda: resolve_config("lightgcn", {"epochs": None})
 
 
-@case("override_nan_number", "resolve_config", "notebook parameter weight_decay=float('nan')", ConfigError,
-      "weight_decay")
+@case(
+    "override_nan_number", "resolve_config", "notebook parameter weight_decay=float('nan')", ConfigError, "weight_decay"
+)
 def _(ctx):
     return lambda: resolve_config("lightgcn", {"weight_decay": float("nan")})
 
@@ -552,14 +690,26 @@ def _(ctx):
     return _train_cli(ctx, "--resume", out=False)
 
 
-@case("cli_out_holds_run", "train --out", "--out of a finished run, without --resume/--overwrite", ConfigError,
-      "--out", "--resume")
+@case(
+    "cli_out_holds_run",
+    "train --out",
+    "--out of a finished run, without --resume/--overwrite",
+    ConfigError,
+    "--out",
+    "--resume",
+)
 def _(ctx):
     return Cli(["train", str(SMOKE), "--model", "bpr", "--quiet", "--out", str(ctx.run())])
 
 
-@case("cli_out_is_file", "train --out", "--out names an existing file (was FileExistsError)", ConfigError,
-      "notes.txt", "--out")
+@case(
+    "cli_out_is_file",
+    "train --out",
+    "--out names an existing file (was FileExistsError)",
+    ConfigError,
+    "notes.txt",
+    "--out",
+)
 def _(ctx):
     (ctx.tmp / "notes.txt").write_text("my notes\n")
     return Cli(["train", str(SMOKE), "--model", "bpr", "--quiet", "--out", str(ctx.tmp / "notes.txt")])
@@ -575,14 +725,24 @@ def _(ctx):
     return Cli(["recommend", str(ctx.run()), "--k", "0", "--out", str(ctx.tmp / "top.csv"), "--quiet"])
 
 
-@case("cli_batch_users_zero", "recommend --batch-users", "--batch-users 0 (was ValueError from range())",
-      ConfigError, "--batch-users")
+@case(
+    "cli_batch_users_zero",
+    "recommend --batch-users",
+    "--batch-users 0 (was ValueError from range())",
+    ConfigError,
+    "--batch-users",
+)
 def _(ctx):
     return Cli(["recommend", str(ctx.run()), "--batch-users", "0", "--out", str(ctx.tmp / "top.csv"), "--quiet"])
 
 
-@case("cli_batch_users_negative", "recommend --batch-users", "--batch-users -5 (silently exported nothing)",
-      ConfigError, "--batch-users")
+@case(
+    "cli_batch_users_negative",
+    "recommend --batch-users",
+    "--batch-users -5 (silently exported nothing)",
+    ConfigError,
+    "--batch-users",
+)
 def _(ctx):
     return Cli(["recommend", str(ctx.run()), "--batch-users", "-5", "--out", str(ctx.tmp / "top.csv"), "--quiet"])
 
@@ -592,8 +752,14 @@ def _(ctx):
     return Cli(["recommend", str(ctx.run()), "--out", str(ctx.tmp / "top.txt"), "--quiet"])
 
 
-@case("cli_export_is_folder", "recommend --out", "--out names an existing folder (was IsADirectoryError)",
-      ConfigError, "exports.csv", "--out")
+@case(
+    "cli_export_is_folder",
+    "recommend --out",
+    "--out names an existing folder (was IsADirectoryError)",
+    ConfigError,
+    "exports.csv",
+    "--out",
+)
 def _(ctx):
     (ctx.tmp / "exports.csv").mkdir()
     return Cli(["recommend", str(ctx.run()), "--out", str(ctx.tmp / "exports.csv"), "--quiet"])
@@ -604,31 +770,45 @@ def _(ctx):
     return Cli(["recommend", str(ctx.tmp), "--k", "ten", "--out", str(ctx.tmp / "top.csv")])
 
 
-@case("run_not_finished", "recommend RUN", "a run folder without metrics.json", CheckpointError,
-      "metrics.json", "--out")
+@case(
+    "run_not_finished", "recommend RUN", "a run folder without metrics.json", CheckpointError, "metrics.json", "--out"
+)
 def _(ctx):
     (ctx.tmp / "half-run").mkdir()
     return Cli(["recommend", str(ctx.tmp / "half-run"), "--out", str(ctx.tmp / "top.csv"), "--quiet"])
 
 
-@case("run_metrics_damaged", "recommend RUN", "metrics.json cut short", CheckpointError, "metrics.json",
-      "JSONDecodeError")
+@case(
+    "run_metrics_damaged", "recommend RUN", "metrics.json cut short", CheckpointError, "metrics.json", "JSONDecodeError"
+)
 def _(ctx):
     run = ctx.run()
     (run / "metrics.json").write_bytes((run / "metrics.json").read_bytes()[:200])
     return Cli(["recommend", str(run), "--out", str(ctx.tmp / "top.csv"), "--quiet"])
 
 
-@case("run_metrics_not_object", "recommend RUN", "metrics.json holding a list (was TypeError)", CheckpointError,
-      "metrics.json", "damaged")
+@case(
+    "run_metrics_not_object",
+    "recommend RUN",
+    "metrics.json holding a list (was TypeError)",
+    CheckpointError,
+    "metrics.json",
+    "damaged",
+)
 def _(ctx):
     run = ctx.run()
     (run / "metrics.json").write_text("[]\n")
     return Cli(["recommend", str(run), "--out", str(ctx.tmp / "top.csv"), "--quiet"])
 
 
-@case("run_dataset_gone", "recommend RUN", "the dataset the run was trained on was moved", CheckpointError,
-      "metrics.json", "dataset_path")
+@case(
+    "run_dataset_gone",
+    "recommend RUN",
+    "the dataset the run was trained on was moved",
+    CheckpointError,
+    "metrics.json",
+    "dataset_path",
+)
 def _(ctx):
     run = ctx.run()
     rec = json.loads((run / "metrics.json").read_text())
@@ -651,16 +831,28 @@ def _(ctx):
     return Cli(["recommend", str(run), "--out", str(ctx.tmp / "top.csv"), "--quiet"])
 
 
-@case("run_best_other_dataset", "recommend RUN", "best.pt of another dataset (shape mismatch)", CheckpointError,
-      "best.pt", "size mismatch")
+@case(
+    "run_best_other_dataset",
+    "recommend RUN",
+    "best.pt of another dataset (shape mismatch)",
+    CheckpointError,
+    "best.pt",
+    "size mismatch",
+)
 def _(ctx):
     run = ctx.run()
     torch.save({"user_emb.weight": torch.zeros(3, 64), "item_emb.weight": torch.zeros(4, 64)}, run / "best.pt")
     return Cli(["recommend", str(run), "--out", str(ctx.tmp / "top.csv"), "--quiet"])
 
 
-@case("run_best_not_weights", "recommend RUN", "best.pt holding a list (was TypeError)", CheckpointError,
-      "best.pt", "dict")
+@case(
+    "run_best_not_weights",
+    "recommend RUN",
+    "best.pt holding a list (was TypeError)",
+    CheckpointError,
+    "best.pt",
+    "dict",
+)
 def _(ctx):
     run = ctx.run()
     torch.save([1, 2, 3], run / "best.pt")
@@ -669,8 +861,9 @@ def _(ctx):
 
 # ---------------------------------------------------------------------- checkpoints (train --resume)
 def _resume(ctx, run: Path, *extra: str, data: Path = SMOKE, model: str = "bpr") -> Cli:
-    return Cli(["train", str(data), "--model", model, "--quiet", "--set", "epochs=3", "--out", str(run),
-                "--resume", *extra])
+    return Cli(
+        ["train", str(data), "--model", model, "--quiet", "--set", "epochs=3", "--out", str(run), "--resume", *extra]
+    )
 
 
 @case("resume_nothing", "train --resume", "--resume on an empty folder", CheckpointError, "last.pt")
@@ -679,16 +872,23 @@ def _(ctx):
     return _resume(ctx, ctx.tmp / "empty-run")
 
 
-@case("resume_corrupt", "train --resume", "last.pt overwritten with random bytes", CheckpointError,
-      "last.pt", "damaged")
+@case(
+    "resume_corrupt", "train --resume", "last.pt overwritten with random bytes", CheckpointError, "last.pt", "damaged"
+)
 def _(ctx):
     run = ctx.run()
     (run / "last.pt").write_bytes(np.random.default_rng(0).bytes(4096))
     return _resume(ctx, run)
 
 
-@case("resume_truncated", "train --resume", "last.pt cut in half (disk full / copy interrupted)",
-      CheckpointError, "last.pt", "damaged")
+@case(
+    "resume_truncated",
+    "train --resume",
+    "last.pt cut in half (disk full / copy interrupted)",
+    CheckpointError,
+    "last.pt",
+    "damaged",
+)
 def _(ctx):
     run = ctx.run()
     data = (run / "last.pt").read_bytes()
@@ -696,27 +896,44 @@ def _(ctx):
     return _resume(ctx, run)
 
 
-@case("resume_wrong_model", "train --resume", "resuming a bpr run as lightgcn", CheckpointError,
-      "last.pt", "model")
+@case("resume_wrong_model", "train --resume", "resuming a bpr run as lightgcn", CheckpointError, "last.pt", "model")
 def _(ctx):
     return _resume(ctx, ctx.run(), model="lightgcn")
 
 
-@case("resume_changed_setting", "train --resume", "resuming with another embedding_size", CheckpointError,
-      "last.pt", "embedding_size")
+@case(
+    "resume_changed_setting",
+    "train --resume",
+    "resuming with another embedding_size",
+    CheckpointError,
+    "last.pt",
+    "embedding_size",
+)
 def _(ctx):
     return _resume(ctx, ctx.run(), "--set", "embedding_size=32")
 
 
-@case("resume_other_dataset", "train --resume", "resuming on another dataset (was RuntimeError)", CheckpointError,
-      "last.pt", "another dataset")
+@case(
+    "resume_other_dataset",
+    "train --resume",
+    "resuming on another dataset (was RuntimeError)",
+    CheckpointError,
+    "last.pt",
+    "another dataset",
+)
 def _(ctx):
     other = ctx.inter(body(good_rows(6, 5)))
     return _resume(ctx, ctx.run(), data=other)
 
 
-@case("resume_not_checkpoint", "train --resume", "last.pt that is a torch file but not a kit checkpoint "
-      "(was AttributeError)", CheckpointError, "last.pt", "not a training checkpoint")
+@case(
+    "resume_not_checkpoint",
+    "train --resume",
+    "last.pt that is a torch file but not a kit checkpoint (was AttributeError)",
+    CheckpointError,
+    "last.pt",
+    "not a training checkpoint",
+)
 def _(ctx):
     run = ctx.run()
     torch.save({"weights": torch.zeros(2)}, run / "last.pt")
@@ -730,8 +947,21 @@ def finished_run(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("finished")
     data = root / "shop"
     shutil.copytree(SMOKE, data)
-    rc = main(["train", str(data), "--model", "bpr", "--set", "epochs=1", "--set", "embedding_size=64",
-               "--out", str(root / "run"), "--quiet"])
+    rc = main(
+        [
+            "train",
+            str(data),
+            "--model",
+            "bpr",
+            "--set",
+            "epochs=1",
+            "--set",
+            "embedding_size=64",
+            "--out",
+            str(root / "run"),
+            "--quiet",
+        ]
+    )
     assert rc == 0
     return root / "run"
 
@@ -815,15 +1045,26 @@ def _table() -> str:  # pragma: no cover - documentation helper
         run_root.mkdir()
         shutil.copytree(SMOKE, run_root / "shop")
         with contextlib.redirect_stdout(io.StringIO()):
-            main(["train", str(run_root / "shop"), "--model", "bpr", "--set", "epochs=1", "--out",
-                  str(run_root / "run"), "--quiet"])
+            main(
+                [
+                    "train",
+                    str(run_root / "shop"),
+                    "--model",
+                    "bpr",
+                    "--set",
+                    "epochs=1",
+                    "--out",
+                    str(run_root / "run"),
+                    "--quiet",
+                ]
+            )
         lines = ["| # | entry point | bad input | what the user sees | test |", "|---|---|---|---|---|"]
         for n, c in enumerate(CASES, 1):
             tmp = root / c.id
             tmp.mkdir()
             try:
                 msg = run_case(c, Ctx(tmp, run_root / "run"))
-            except BaseException as exc:  # noqa: BLE001
+            except BaseException as exc:
                 msg = f"(not run here: {type(exc).__name__}: {exc})"
             msg = msg.replace(str(tmp), "…").replace(str(root), "…").replace(str(SMOKE), "datasets/smoke-shop")
             msg = msg.replace("|", "\\|")
@@ -833,4 +1074,3 @@ def _table() -> str:  # pragma: no cover - documentation helper
 
 if __name__ == "__main__":  # pragma: no cover
     print(_table())
-

@@ -20,19 +20,18 @@ import shutil
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from reliability_cases import SMOKE, Case, Cases, Cli, run_cli, snapshot
+from reliability_cases import Ctx as BaseCtx
 
 from alignrec_lite.cli import build_parser, check_args
 from alignrec_lite.errors import AlignRecError, CheckpointError, ConfigError, DataError
-
-from reliability_cases import SMOKE, Case, Cases, Cli, run_cli, snapshot
-from reliability_cases import Ctx as BaseCtx
 
 
 # ---------------------------------------------------------------------- machinery
@@ -113,37 +112,79 @@ def _relabel_one_row(folder: Path) -> None:
 
 
 # ---------------------------------------------------------------------- output paths, checked before any work
-@case("train_out_parent_is_file", "train --out", "the run folder's parent is a file (was a mkdir traceback)",
-      ConfigError, "--out", "notes.txt", "is a file")
+@case(
+    "train_out_parent_is_file",
+    "train --out",
+    "the run folder's parent is a file (was a mkdir traceback)",
+    ConfigError,
+    "--out",
+    "notes.txt",
+    "is a file",
+)
 def _(ctx):
     (ctx.tmp / "notes.txt").write_text("x\n")
-    return Cli(["train", str(SMOKE), "--model", "bpr", "--quiet", "--set", "epochs=1",
-                "--out", str(ctx.tmp / "notes.txt" / "run")])
+    return Cli(
+        [
+            "train",
+            str(SMOKE),
+            "--model",
+            "bpr",
+            "--quiet",
+            "--set",
+            "epochs=1",
+            "--out",
+            str(ctx.tmp / "notes.txt" / "run"),
+        ]
+    )
 
 
-@case("recommend_out_parent_is_file", "recommend --out", "the export's parent is a file (was os.replace traceback)",
-      ConfigError, "--out", "notes.txt")
+@case(
+    "recommend_out_parent_is_file",
+    "recommend --out",
+    "the export's parent is a file (was os.replace traceback)",
+    ConfigError,
+    "--out",
+    "notes.txt",
+)
 def _(ctx):
     (ctx.tmp / "notes.txt").write_text("x\n")
     return Cli(["recommend", str(ctx.run()), "--out", str(ctx.tmp / "notes.txt" / "top.csv"), "--quiet"])
 
 
-@case("longtail_out_is_folder", "longtail --out", "--out is an existing folder (was a traceback after the work)",
-      ConfigError, "--out", "buckets.csv")
+@case(
+    "longtail_out_is_folder",
+    "longtail --out",
+    "--out is an existing folder (was a traceback after the work)",
+    ConfigError,
+    "--out",
+    "buckets.csv",
+)
 def _(ctx):
     (ctx.tmp / "buckets.csv").mkdir()
     return Cli(["longtail", str(ctx.run()), "--out", str(ctx.tmp / "buckets.csv")])
 
 
-@case("coldstart_out_is_folder", "coldstart --out", "--out is an existing folder (was a traceback after the "
-      "whole experiment)", ConfigError, "--out", "table.csv")
+@case(
+    "coldstart_out_is_folder",
+    "coldstart --out",
+    "--out is an existing folder (was a traceback after the whole experiment)",
+    ConfigError,
+    "--out",
+    "table.csv",
+)
 def _(ctx):
     (ctx.tmp / "table.csv").mkdir()
     return Cli(["coldstart", str(SMOKE), "--out", str(ctx.tmp / "table.csv"), "--quiet", "--set", "epochs=1"])
 
 
-@case("coldstart_out_suffix", "coldstart --out", "--out table.txt (checked only after the experiment)",
-      ConfigError, "--out", ".csv")
+@case(
+    "coldstart_out_suffix",
+    "coldstart --out",
+    "--out table.txt (checked only after the experiment)",
+    ConfigError,
+    "--out",
+    ".csv",
+)
 def _(ctx):
     return Cli(["coldstart", str(SMOKE), "--out", str(ctx.tmp / "table.txt"), "--quiet", "--set", "epochs=1"])
 
@@ -151,28 +192,57 @@ def _(ctx):
 @case("search_out_is_file", "search --out", "--out names an existing file", ConfigError, "--out", "notes.txt")
 def _(ctx):
     (ctx.tmp / "notes.txt").write_text("x\n")
-    return Cli(["search", str(SMOKE), "--model", "bpr", "--grid", "learning_rate=0.01", "--out",
-                str(ctx.tmp / "notes.txt"), "--quiet"])
+    return Cli(
+        [
+            "search",
+            str(SMOKE),
+            "--model",
+            "bpr",
+            "--grid",
+            "learning_rate=0.01",
+            "--out",
+            str(ctx.tmp / "notes.txt"),
+            "--quiet",
+        ]
+    )
 
 
-@case("build_out_exists", "data build toy --out", "an existing folder without --overwrite", ConfigError,
-      "--out", "--overwrite")
+@case(
+    "build_out_exists",
+    "data build toy --out",
+    "an existing folder without --overwrite",
+    ConfigError,
+    "--out",
+    "--overwrite",
+)
 def _(ctx):
     (ctx.tmp / "toy").mkdir()
     (ctx.tmp / "toy" / "keep.txt").write_text("mine\n")
     return Cli(["data", "build", "toy", "--size", "smoke", "--out", str(ctx.tmp / "toy"), "--quiet"])
 
 
-@case("import_registry_is_folder", "data import --registry", "--registry names a folder (was a traceback)",
-      ConfigError, "--registry", "folder")
+@case(
+    "import_registry_is_folder",
+    "data import --registry",
+    "--registry names a folder (was a traceback)",
+    ConfigError,
+    "--registry",
+    "folder",
+)
 def _(ctx):
     (ctx.tmp / "reg.json").mkdir()
     return Cli(["data", "import", str(SMOKE), "--registry", str(ctx.tmp / "reg.json")])
 
 
 # ---------------------------------------------------------------------- readers
-@case("mapping_is_folder", "load_mmrec", "a folder where i_id_mapping.csv should be (was a traceback)", DataError,
-      "i_id_mapping.csv", "folder")
+@case(
+    "mapping_is_folder",
+    "load_mmrec",
+    "a folder where i_id_mapping.csv should be (was a traceback)",
+    DataError,
+    "i_id_mapping.csv",
+    "folder",
+)
 def _(ctx):
     data = ctx.smoke()
     (data / "i_id_mapping.csv").unlink()
@@ -180,8 +250,14 @@ def _(ctx):
     return Cli(["data", "check", str(data), "--no-images"])
 
 
-@case("items_is_folder", "load_mmrec", "a folder where items.csv should be (was a traceback)", DataError,
-      "items.csv", "folder")
+@case(
+    "items_is_folder",
+    "load_mmrec",
+    "a folder where items.csv should be (was a traceback)",
+    DataError,
+    "items.csv",
+    "folder",
+)
 def _(ctx):
     data = ctx.smoke()
     (data / "items.csv").unlink()
@@ -189,8 +265,14 @@ def _(ctx):
     return Cli(["data", "check", str(data), "--no-images"])
 
 
-@case("mapping_dangling_symlink", "load_mmrec", "a dangling symlink for i_id_mapping.csv (was loaded as "
-      "\"absent\": internal IDs in the export)", DataError, "i_id_mapping.csv", "dangling")
+@case(
+    "mapping_dangling_symlink",
+    "load_mmrec",
+    'a dangling symlink for i_id_mapping.csv (was loaded as "absent": internal IDs in the export)',
+    DataError,
+    "i_id_mapping.csv",
+    "dangling",
+)
 def _(ctx):
     data = ctx.smoke()
     (data / "i_id_mapping.csv").unlink()
@@ -198,8 +280,14 @@ def _(ctx):
     return Cli(["data", "check", str(data), "--no-images"])
 
 
-@case("feature_dangling_symlink", "load_mmrec", "a dangling symlink for image_feat.npy (AlignRec quietly "
-      "trained on text only)", DataError, "image_feat.npy", "dangling")
+@case(
+    "feature_dangling_symlink",
+    "load_mmrec",
+    "a dangling symlink for image_feat.npy (AlignRec quietly trained on text only)",
+    DataError,
+    "image_feat.npy",
+    "dangling",
+)
 def _(ctx):
     data = ctx.smoke()
     (data / "image_feat.npy").unlink()
@@ -215,8 +303,14 @@ def _(ctx):
     return Cli(["data", "check", str(data), "--no-images"])
 
 
-@case("feature_fifo", "load_mmrec", "a FIFO where image_feat.npy should be (blocked forever)", DataError,
-      "image_feat.npy", "FIFO")
+@case(
+    "feature_fifo",
+    "load_mmrec",
+    "a FIFO where image_feat.npy should be (blocked forever)",
+    DataError,
+    "image_feat.npy",
+    "FIFO",
+)
 def _(ctx):
     data = ctx.smoke()
     _mkfifo(data / "image_feat.npy")
@@ -230,8 +324,9 @@ def _(ctx):
     return Cli(["data", "check", str(data), "--no-images"])
 
 
-@case("mapping_device", "load_mmrec", "u_id_mapping.csv a symlink to /dev/zero", DataError,
-      "u_id_mapping.csv", "device")
+@case(
+    "mapping_device", "load_mmrec", "u_id_mapping.csv a symlink to /dev/zero", DataError, "u_id_mapping.csv", "device"
+)
 def _(ctx):
     if not Path("/dev/zero").exists():
         pytest.skip("no /dev/zero here")
@@ -249,8 +344,14 @@ def _(ctx):
     return Cli(["data", "check", str(data)])
 
 
-@case("mapping_unreadable", "load_mmrec", "i_id_mapping.csv without read permission", DataError,
-      "i_id_mapping.csv", "permission")
+@case(
+    "mapping_unreadable",
+    "load_mmrec",
+    "i_id_mapping.csv without read permission",
+    DataError,
+    "i_id_mapping.csv",
+    "permission",
+)
 def _(ctx):
     if os.geteuid() == 0:
         pytest.skip("root reads every file: permissions cannot be tested as root")
@@ -259,19 +360,33 @@ def _(ctx):
     return Cli(["data", "check", str(data), "--no-images"])
 
 
-@case("mapping_duplicate_raw_id", "load_mmrec", "two itemIDs sharing one raw ID (both labelled alike in the "
-      "export)", DataError, "i_id_mapping.csv", "line 3", "item-0001")
+@case(
+    "mapping_duplicate_raw_id",
+    "load_mmrec",
+    "two itemIDs sharing one raw ID (both labelled alike in the export)",
+    DataError,
+    "i_id_mapping.csv",
+    "line 3",
+    "item-0001",
+)
 def _(ctx):
     data = ctx.smoke()
 
     def dup(df):
         df.iloc[1, 0] = df.iloc[0, 0]
+
     _rewrite_mapping(data / "i_id_mapping.csv", dup)
     return Cli(["data", "check", str(data), "--no-images"])
 
 
-@case("registry_entry_wrong_shape", "resolve_dataset", "a registry entry that is a list (was TypeError)",
-      DataError, "reg.json", "baby")
+@case(
+    "registry_entry_wrong_shape",
+    "resolve_dataset",
+    "a registry entry that is a list (was TypeError)",
+    DataError,
+    "reg.json",
+    "baby",
+)
 def _(ctx):
     from alignrec_lite.data.catalog import resolve_dataset
 
@@ -279,8 +394,14 @@ def _(ctx):
     return lambda: resolve_dataset("baby", registry=ctx.tmp / "reg.json")
 
 
-@case("valid_empty", "train", "a dataset with no valid rows (trained with \"best epoch 0\" on zeros)", DataError,
-      "valid", "x_label 1")
+@case(
+    "valid_empty",
+    "train",
+    'a dataset with no valid rows (trained with "best epoch 0" on zeros)',
+    DataError,
+    "valid",
+    "x_label 1",
+)
 def _(ctx):
     data = ctx.smoke()
     df = pd.read_csv(data / "toy.inter", sep="\t")
@@ -289,8 +410,14 @@ def _(ctx):
     return Cli(["train", str(data), "--model", "bpr", "--quiet", "--set", "epochs=1", "--out", str(ctx.tmp / "r")])
 
 
-@case("test_empty", "train", "a dataset with no test rows (reported test recall 0.0000 as measured)", DataError,
-      "test", "x_label 2")
+@case(
+    "test_empty",
+    "train",
+    "a dataset with no test rows (reported test recall 0.0000 as measured)",
+    DataError,
+    "test",
+    "x_label 2",
+)
 def _(ctx):
     data = ctx.smoke()
     df = pd.read_csv(data / "toy.inter", sep="\t")
@@ -299,8 +426,14 @@ def _(ctx):
     return Cli(["train", str(data), "--model", "bpr", "--quiet", "--set", "epochs=1"])
 
 
-@case("feature_float64_huge", "load_mmrec", "a float64 feature holding 1e300 (a RuntimeWarning, then \"NaN or "
-      "inf\")", DataError, "image_feat.npy", "float32")
+@case(
+    "feature_float64_huge",
+    "load_mmrec",
+    'a float64 feature holding 1e300 (a RuntimeWarning, then "NaN or inf")',
+    DataError,
+    "image_feat.npy",
+    "float32",
+)
 def _(ctx):
     data = ctx.smoke()
     arr = np.load(data / "image_feat.npy").astype(np.float64)
@@ -310,8 +443,13 @@ def _(ctx):
 
 
 # ---------------------------------------------------------------------- numbers at the door
-@case("features_batch_size_negative", "features --batch-size", "-1 (replaced good features with NaN images)",
-      ConfigError, "--batch-size")
+@case(
+    "features_batch_size_negative",
+    "features --batch-size",
+    "-1 (replaced good features with NaN images)",
+    ConfigError,
+    "--batch-size",
+)
 def _(ctx):
     data = ctx.smoke()
     return Cli(["features", str(data), "--batch-size", "-1", "--quiet"])
@@ -337,8 +475,14 @@ def _(ctx):
     return Cli(["timing", str(ctx.run()), "--n-single", "0"])
 
 
-@case("shrink_nan", "evaluate-features --shrink", "nan (a wrong item-CF score with exit 0)", ConfigError,
-      "--shrink", "finite")
+@case(
+    "shrink_nan",
+    "evaluate-features --shrink",
+    "nan (a wrong item-CF score with exit 0)",
+    ConfigError,
+    "--shrink",
+    "finite",
+)
 def _(ctx):
     return Cli(["evaluate-features", str(SMOKE), "--shrink", "nan", "--quiet"])
 
@@ -358,8 +502,15 @@ def _(ctx):
     return Cli(["data", "download", "movielens-small", "--offline", "--timeout", "-1", "--cache", str(ctx.tmp)])
 
 
-@case("cli_text_for_number", "recommend --k", "--k ten: argparse's usage block is now one line", None, "--k",
-      "invalid int value", "--help")
+@case(
+    "cli_text_for_number",
+    "recommend --k",
+    "--k ten: argparse's usage block is now one line",
+    None,
+    "--k",
+    "invalid int value",
+    "--help",
+)
 def _(ctx):
     return Cli(["recommend", str(ctx.run()), "--k", "ten", "--out", str(ctx.tmp / "top.csv")])
 
@@ -369,14 +520,24 @@ def _(ctx):
     return Cli(["train", str(SMOKE), "--model", "lightgcn", "--quiet", "--set", "n_layers=1000000"])
 
 
-@case("set_embedding_size_huge", "train --set", "embedding_size=1e12 (an allocator traceback)", ConfigError,
-      "embedding_size")
+@case(
+    "set_embedding_size_huge",
+    "train --set",
+    "embedding_size=1e12 (an allocator traceback)",
+    ConfigError,
+    "embedding_size",
+)
 def _(ctx):
     return Cli(["train", str(SMOKE), "--model", "bpr", "--quiet", "--set", "embedding_size=1e12"])
 
 
-@case("set_n_layers_negative", "train --set", "n_layers=-1 (refused, but the message blamed the learning rate)",
-      ConfigError, "n_layers")
+@case(
+    "set_n_layers_negative",
+    "train --set",
+    "n_layers=-1 (refused, but the message blamed the learning rate)",
+    ConfigError,
+    "n_layers",
+)
 def _(ctx):
     return Cli(["train", str(SMOKE), "--model", "lightgcn", "--quiet", "--set", "n_layers=-1"])
 
@@ -388,24 +549,48 @@ def _(ctx):
 
 @case("search_grid_huge", "search --grid", "embedding_size=1e9 in one grid point", ConfigError, "embedding_size")
 def _(ctx):
-    return Cli(["search", str(SMOKE), "--model", "bpr", "--grid", "embedding_size=8,1e9", "--out",
-                str(ctx.tmp / "s"), "--quiet"])
+    return Cli(
+        [
+            "search",
+            str(SMOKE),
+            "--model",
+            "bpr",
+            "--grid",
+            "embedding_size=8,1e9",
+            "--out",
+            str(ctx.tmp / "s"),
+            "--quiet",
+        ]
+    )
 
 
 # ---------------------------------------------------------------------- provenance
-@case("recommend_data_changed", "recommend RUN", "the mapping rebuilt at the same path (served old weights "
-      "against new IDs)", CheckpointError, "i_id_mapping.csv", "retrain")
+@case(
+    "recommend_data_changed",
+    "recommend RUN",
+    "the mapping rebuilt at the same path (served old weights against new IDs)",
+    CheckpointError,
+    "i_id_mapping.csv",
+    "retrain",
+)
 def _(ctx):
     data, run = ctx.own_run()
 
     def shuffle(df):
         df.iloc[:, 0] = df.iloc[::-1, 0].to_numpy()
+
     _rewrite_mapping(data / "i_id_mapping.csv", shuffle)
     return Cli(["recommend", str(run), "--out", str(ctx.tmp / "top.csv"), "--quiet"])
 
 
-@case("longtail_data_changed", "longtail RUN", "the .inter file re-split after training", CheckpointError,
-      ".inter", "data changed")
+@case(
+    "longtail_data_changed",
+    "longtail RUN",
+    "the .inter file re-split after training",
+    CheckpointError,
+    ".inter",
+    "data changed",
+)
 def _(ctx):
     data, run = ctx.own_run()
     _relabel_one_row(data)
@@ -419,8 +604,13 @@ def _(ctx):
     return Cli(["timing", str(run)])
 
 
-@case("new_user_data_changed", "new-user RUN", "image features re-extracted after training", CheckpointError,
-      "image_feat.npy")
+@case(
+    "new_user_data_changed",
+    "new-user RUN",
+    "image features re-extracted after training",
+    CheckpointError,
+    "image_feat.npy",
+)
 def _(ctx):
     data, run = ctx.own_run()
     arr = np.load(data / "image_feat.npy")
@@ -428,80 +618,209 @@ def _(ctx):
     return Cli(["new-user", str(run), "--items", "item-0001"])
 
 
-@case("resume_changed_reg_weight", "train --resume", "reg_weight changed (continued as if used from epoch 1)",
-      CheckpointError, "last.pt", "reg_weight")
+@case(
+    "resume_changed_reg_weight",
+    "train --resume",
+    "reg_weight changed (continued as if used from epoch 1)",
+    CheckpointError,
+    "last.pt",
+    "reg_weight",
+)
 def _(ctx):
-    return Cli(["train", str(SMOKE), "--model", "bpr", "--quiet", "--set", "epochs=2", "--set", "embedding_size=64",
-                "--set", "reg_weight=0.5", "--out", str(ctx.run()), "--resume"])
+    return Cli(
+        [
+            "train",
+            str(SMOKE),
+            "--model",
+            "bpr",
+            "--quiet",
+            "--set",
+            "epochs=2",
+            "--set",
+            "embedding_size=64",
+            "--set",
+            "reg_weight=0.5",
+            "--out",
+            str(ctx.run()),
+            "--resume",
+        ]
+    )
 
 
-@case("resume_changed_valid_metric", "train --resume", "valid_metric changed (best epoch chosen across two "
-      "metrics)", CheckpointError, "last.pt", "valid_metric")
+@case(
+    "resume_changed_valid_metric",
+    "train --resume",
+    "valid_metric changed (best epoch chosen across two metrics)",
+    CheckpointError,
+    "last.pt",
+    "valid_metric",
+)
 def _(ctx):
-    return Cli(["train", str(SMOKE), "--model", "bpr", "--quiet", "--set", "epochs=2", "--set", "embedding_size=64",
-                "--set", "valid_metric=ndcg@20", "--out", str(ctx.run()), "--resume"])
+    return Cli(
+        [
+            "train",
+            str(SMOKE),
+            "--model",
+            "bpr",
+            "--quiet",
+            "--set",
+            "epochs=2",
+            "--set",
+            "embedding_size=64",
+            "--set",
+            "valid_metric=ndcg@20",
+            "--out",
+            str(ctx.run()),
+            "--resume",
+        ]
+    )
 
 
-@case("resume_changed_mask_valid", "train --resume", "mask_valid_at_test changed", CheckpointError, "last.pt",
-      "mask_valid_at_test")
+@case(
+    "resume_changed_mask_valid",
+    "train --resume",
+    "mask_valid_at_test changed",
+    CheckpointError,
+    "last.pt",
+    "mask_valid_at_test",
+)
 def _(ctx):
-    return Cli(["train", str(SMOKE), "--model", "bpr", "--quiet", "--set", "epochs=2", "--set", "embedding_size=64",
-                "--set", "mask_valid_at_test=true", "--out", str(ctx.run()), "--resume"])
+    return Cli(
+        [
+            "train",
+            str(SMOKE),
+            "--model",
+            "bpr",
+            "--quiet",
+            "--set",
+            "epochs=2",
+            "--set",
+            "embedding_size=64",
+            "--set",
+            "mask_valid_at_test=true",
+            "--out",
+            str(ctx.run()),
+            "--resume",
+        ]
+    )
 
 
-@case("resume_data_changed", "train --resume", "the data changed under a run (same sizes)", CheckpointError,
-      "last.pt", "data changed", ".inter")
+@case(
+    "resume_data_changed",
+    "train --resume",
+    "the data changed under a run (same sizes)",
+    CheckpointError,
+    "last.pt",
+    "data changed",
+    ".inter",
+)
 def _(ctx):
     data, run = ctx.own_run()
     _relabel_one_row(data)
-    return Cli(["train", str(data), "--model", "bpr", "--quiet", "--set", "epochs=2", "--set", "embedding_size=64",
-                "--out", str(run), "--resume"])
+    return Cli(
+        [
+            "train",
+            str(data),
+            "--model",
+            "bpr",
+            "--quiet",
+            "--set",
+            "epochs=2",
+            "--set",
+            "embedding_size=64",
+            "--out",
+            str(run),
+            "--resume",
+        ]
+    )
 
 
-@case("search_out_other_dataset", "search --out", "--out reused with another dataset's trials (reported its "
-      "numbers)", CheckpointError, "000.json", "--out")
+@case(
+    "search_out_other_dataset",
+    "search --out",
+    "--out reused with another dataset's trials (reported its numbers)",
+    CheckpointError,
+    "000.json",
+    "--out",
+)
 def _(ctx):
     trials = ctx.tmp / "s" / "trials"
     trials.mkdir(parents=True)
-    rec = {"trial": 0, "model": "bpr", "dataset": "baby", "params": {"learning_rate": 0.01}, "base_overrides": {},
-           "valid": {"recall@20": 0.9}, "test": {"recall@20": 0.9}, "best_epoch": 1, "seconds": 1.0}
+    rec = {
+        "trial": 0,
+        "model": "bpr",
+        "dataset": "baby",
+        "params": {"learning_rate": 0.01},
+        "base_overrides": {},
+        "valid": {"recall@20": 0.9},
+        "test": {"recall@20": 0.9},
+        "best_epoch": 1,
+        "seconds": 1.0,
+    }
     (trials / "000.json").write_text(json.dumps(rec))
-    return Cli(["search", str(SMOKE), "--model", "bpr", "--grid", "learning_rate=0.01", "--out", str(ctx.tmp / "s"),
-                "--quiet"])
+    return Cli(
+        ["search", str(SMOKE), "--model", "bpr", "--grid", "learning_rate=0.01", "--out", str(ctx.tmp / "s"), "--quiet"]
+    )
 
 
-@case("search_trial_corrupt", "search --out", "a trial record holding a list (was a traceback)", CheckpointError,
-      "000.json", "delete")
+@case(
+    "search_trial_corrupt",
+    "search --out",
+    "a trial record holding a list (was a traceback)",
+    CheckpointError,
+    "000.json",
+    "delete",
+)
 def _(ctx):
     trials = ctx.tmp / "s" / "trials"
     trials.mkdir(parents=True)
     (trials / "000.json").write_text("[]\n")
-    return Cli(["search", str(SMOKE), "--model", "bpr", "--grid", "learning_rate=0.01", "--out", str(ctx.tmp / "s"),
-                "--quiet"])
+    return Cli(
+        ["search", str(SMOKE), "--model", "bpr", "--grid", "learning_rate=0.01", "--out", str(ctx.tmp / "s"), "--quiet"]
+    )
 
 
 # ---------------------------------------------------------------------- no lost results
-@case("train_out_locked", "train --out", "a second writer to the same --out (both reported success)",
-      CheckpointError, ".run.lock", "pid")
+@case(
+    "train_out_locked",
+    "train --out",
+    "a second writer to the same --out (both reported success)",
+    CheckpointError,
+    ".run.lock",
+    "pid",
+)
 def _(ctx):
     run = ctx.run()
     (ctx.tmp / ".run.lock").write_text(f"{os.getppid()} {__import__('socket').gethostname()}\n")
-    return Cli(["train", str(SMOKE), "--model", "bpr", "--quiet", "--set", "epochs=1", "--out", str(run),
-                "--overwrite"])
+    return Cli(
+        ["train", str(SMOKE), "--model", "bpr", "--quiet", "--set", "epochs=1", "--out", str(run), "--overwrite"]
+    )
 
 
-@case("recommend_nan_weights", "recommend RUN", "a best.pt whose weights are NaN (wrote an empty CSV)",
-      CheckpointError, "best.pt", "NaN")
+@case(
+    "recommend_nan_weights",
+    "recommend RUN",
+    "a best.pt whose weights are NaN (wrote an empty CSV)",
+    CheckpointError,
+    "best.pt",
+    "NaN",
+)
 def _(ctx):
     run = ctx.run()
     w = torch.load(run / "best.pt", weights_only=True)
-    torch.save({k: torch.full_like(v, float("nan")) if v.is_floating_point() else v for k, v in w.items()},
-               run / "best.pt")
+    torch.save(
+        {k: torch.full_like(v, float("nan")) if v.is_floating_point() else v for k, v in w.items()}, run / "best.pt"
+    )
     return Cli(["recommend", str(run), "--out", str(ctx.tmp / "top.csv"), "--quiet"])
 
 
-@case("recommend_raw_pickle", "recommend RUN", "a raw-pickle best.pt (torch printed warnings before the error)",
-      CheckpointError, "best.pt")
+@case(
+    "recommend_raw_pickle",
+    "recommend RUN",
+    "a raw-pickle best.pt (torch printed warnings before the error)",
+    CheckpointError,
+    "best.pt",
+)
 def _(ctx):
     run = ctx.run()
     w = torch.load(run / "best.pt", weights_only=True)
@@ -512,8 +831,7 @@ def _(ctx):
 
 @case("resume_and_overwrite", "train", "--resume together with --overwrite", ConfigError, "--overwrite")
 def _(ctx):
-    return Cli(["train", str(SMOKE), "--model", "bpr", "--quiet", "--out", str(ctx.run()), "--resume",
-                "--overwrite"])
+    return Cli(["train", str(SMOKE), "--model", "bpr", "--quiet", "--out", str(ctx.run()), "--resume", "--overwrite"])
 
 
 # ---------------------------------------------------------------------- the Python API
@@ -548,8 +866,14 @@ def _(ctx):
     return lambda: evaluate(net.full_sort_scores, ds, batch_users=0)
 
 
-@case("api_export_user_negative", "export_topk", "users=[-1] (wrote the last user's list labelled -1)",
-      ConfigError, "users", "-1")
+@case(
+    "api_export_user_negative",
+    "export_topk",
+    "users=[-1] (wrote the last user's list labelled -1)",
+    ConfigError,
+    "users",
+    "-1",
+)
 def _(ctx):
     from alignrec_lite.serve import export_topk
 
@@ -565,8 +889,7 @@ def _(ctx):
     return lambda: export_topk(net, ds, ctx.tmp / "top.csv", k=2.5, progress=False)
 
 
-@case("api_train_not_a_dataset", "train", "a folder path instead of a RecDataset", ConfigError, "dataset",
-      "load_mmrec")
+@case("api_train_not_a_dataset", "train", "a folder path instead of a RecDataset", ConfigError, "dataset", "load_mmrec")
 def _(ctx):
     from alignrec_lite.train import train
 
@@ -610,8 +933,21 @@ def finished(tmp_path_factory) -> Path:
     """A finished one-epoch BPR run on a copy of the smoke data: ``root/shop`` and ``root/run``."""
     root = tmp_path_factory.mktemp("round2")
     shutil.copytree(SMOKE, root / "shop")
-    rc, _, err = run_cli(["train", str(root / "shop"), "--model", "bpr", "--set", "epochs=1", "--set",
-                          "embedding_size=64", "--out", str(root / "run"), "--quiet"])
+    rc, _, err = run_cli(
+        [
+            "train",
+            str(root / "shop"),
+            "--model",
+            "bpr",
+            "--set",
+            "epochs=1",
+            "--set",
+            "embedding_size=64",
+            "--out",
+            str(root / "run"),
+            "--quiet",
+        ]
+    )
     assert rc == 0, err
     return root
 
@@ -625,6 +961,7 @@ def no_hang():
 
     def _raise(*_):
         raise TimeoutError("the command blocked")
+
     old = signal.signal(signal.SIGALRM, _raise)
     signal.alarm(120)
     try:
@@ -656,8 +993,9 @@ def test_good_run_records_fingerprint_and_serves(finished: Path, tmp_path: Path)
     rec = json.loads((finished / "run" / "metrics.json").read_text())
     assert set(rec["data_fingerprint"]) >= {"interactions", "item_ids", "user_ids", "image_features"}
     assert {"reg_weight", "valid_metric", "mask_valid_at_test", "seed"} <= set(rec["config"])  # the full config
-    rc, out, err = run_cli(["recommend", str(finished / "run"), "--k", "5", "--out", str(tmp_path / "t.csv"),
-                            "--quiet"])
+    rc, out, err = run_cli(
+        ["recommend", str(finished / "run"), "--k", "5", "--out", str(tmp_path / "t.csv"), "--quiet"]
+    )
     assert rc == 0, err
     df = pd.read_csv(tmp_path / "t.csv")
     assert len(df) == 5 * 150 and df["item"].str.startswith("item-").all()
@@ -666,8 +1004,24 @@ def test_good_run_records_fingerprint_and_serves(finished: Path, tmp_path: Path)
 def test_resume_may_extend_epochs(finished: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
     shutil.copytree(finished / "run", run)
-    rc, _, err = run_cli(["train", str(finished / "shop"), "--model", "bpr", "--quiet", "--set", "epochs=2",
-                          "--set", "embedding_size=64", "--set", "device=cpu", "--out", str(run), "--resume"])
+    rc, _, err = run_cli(
+        [
+            "train",
+            str(finished / "shop"),
+            "--model",
+            "bpr",
+            "--quiet",
+            "--set",
+            "epochs=2",
+            "--set",
+            "embedding_size=64",
+            "--set",
+            "device=cpu",
+            "--out",
+            str(run),
+            "--resume",
+        ]
+    )
     assert rc == 0, err
     assert json.loads((run / "metrics.json").read_text())["epochs_run"] == 2
 
@@ -679,8 +1033,9 @@ def test_stale_lock_of_dead_process_is_taken_over(finished: Path, tmp_path: Path
     dead.wait()
     run = tmp_path / "run"
     (tmp_path / ".run.lock").write_text(f"{dead.pid} {socket.gethostname()}\n")
-    rc, _, err = run_cli(["train", str(finished / "shop"), "--model", "bpr", "--quiet", "--set", "epochs=1",
-                          "--out", str(run)])
+    rc, _, err = run_cli(
+        ["train", str(finished / "shop"), "--model", "bpr", "--quiet", "--set", "epochs=1", "--out", str(run)]
+    )
     assert rc == 0, err
     assert (run / "metrics.json").exists() and not (tmp_path / ".run.lock").exists()
 
@@ -695,14 +1050,39 @@ def test_overwrite_interrupted_keeps_the_old_run(finished: Path, tmp_path: Path,
 
     def boom(*a, **k):
         raise KeyboardInterrupt
+
     monkeypatch.setattr(train_mod, "save_checkpoint", boom)
-    rc, _, err = run_cli(["train", str(finished / "shop"), "--model", "bpr", "--quiet", "--set", "epochs=2",
-                          "--out", str(run), "--overwrite"])
+    rc, _, err = run_cli(
+        [
+            "train",
+            str(finished / "shop"),
+            "--model",
+            "bpr",
+            "--quiet",
+            "--set",
+            "epochs=2",
+            "--out",
+            str(run),
+            "--overwrite",
+        ]
+    )
     assert rc == 130, err
     assert snapshot(tmp_path) == before  # old run untouched, no staging folder, no lock left
     monkeypatch.undo()
-    rc, _, err = run_cli(["train", str(finished / "shop"), "--model", "bpr", "--quiet", "--set", "epochs=2",
-                          "--out", str(run), "--overwrite"])
+    rc, _, err = run_cli(
+        [
+            "train",
+            str(finished / "shop"),
+            "--model",
+            "bpr",
+            "--quiet",
+            "--set",
+            "epochs=2",
+            "--out",
+            str(run),
+            "--overwrite",
+        ]
+    )
     assert rc == 0, err
     assert json.loads((run / "metrics.json").read_text())["epochs_run"] == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
@@ -710,7 +1090,7 @@ def test_overwrite_interrupted_keeps_the_old_run(finished: Path, tmp_path: Path,
 
 def test_killed_overwrite_swap_is_repaired(tmp_path: Path) -> None:
     """A kill between the two renames of the swap: the next command on the folder restores the old run."""
-    from alignrec_lite.checks import out_lock
+    from alignrec_lite.files import out_lock
 
     old = tmp_path / ".run.old-12345"
     old.mkdir()
@@ -726,8 +1106,19 @@ def test_memory_estimate_refuses_with_free_memory(monkeypatch, tmp_path: Path) -
     import alignrec_lite.checks as checks
 
     monkeypatch.setattr(checks, "free_memory_bytes", lambda: 1 << 20)  # a machine with 1 MiB free
-    rc, _, err = run_cli(["train", str(SMOKE), "--model", "lightgcn", "--quiet", "--set", "embedding_size=4096",
-                          "--out", str(tmp_path / "r")])
+    rc, _, err = run_cli(
+        [
+            "train",
+            str(SMOKE),
+            "--model",
+            "lightgcn",
+            "--quiet",
+            "--set",
+            "embedding_size=4096",
+            "--out",
+            str(tmp_path / "r"),
+        ]
+    )
     assert rc == 2 and len(err.strip().splitlines()) == 1, err
     assert "GiB" in err and "free" in err and "Fix:" in err
     assert not (tmp_path / "r").exists()
@@ -756,6 +1147,7 @@ def _all_parsers():
                     yield from walk(sub, [*path, name])
         if path:
             yield " ".join(path), parser
+
     return list(walk(build_parser(), []))
 
 
@@ -794,8 +1186,22 @@ def test_disk_full_overwrite_keeps_the_old_run(finished: Path, small_tmpfs: Path
         shutil.copy(finished / "run" / name, run / name)
     (run / "best.pt").write_bytes(b"old weights")
     before = snapshot(small_tmpfs)
-    rc, _, err = run_cli(["train", str(finished / "shop"), "--model", "bpr", "--quiet", "--set", "epochs=1",
-                          "--set", "embedding_size=256", "--out", str(run), "--overwrite"])
+    rc, _, err = run_cli(
+        [
+            "train",
+            str(finished / "shop"),
+            "--model",
+            "bpr",
+            "--quiet",
+            "--set",
+            "epochs=1",
+            "--set",
+            "embedding_size=256",
+            "--out",
+            str(run),
+            "--overwrite",
+        ]
+    )
     assert rc == 2 and len(err.strip().splitlines()) == 1, err
     assert "disk is full" in err
     assert snapshot(small_tmpfs) == before
@@ -810,8 +1216,21 @@ def _table() -> str:  # pragma: no cover - documentation helper
         fin = root / "finished"
         fin.mkdir()
         shutil.copytree(SMOKE, fin / "shop")
-        run_cli(["train", str(fin / "shop"), "--model", "bpr", "--set", "epochs=1", "--set", "embedding_size=64",
-                 "--out", str(fin / "run"), "--quiet"])
+        run_cli(
+            [
+                "train",
+                str(fin / "shop"),
+                "--model",
+                "bpr",
+                "--set",
+                "epochs=1",
+                "--set",
+                "embedding_size=64",
+                "--out",
+                str(fin / "run"),
+                "--quiet",
+            ]
+        )
         lines = ["| # | entry point | bad input | what the user sees | test |", "|---|---|---|---|---|"]
         ok = 0
         for n, c in enumerate(CASES, 1):
@@ -820,7 +1239,7 @@ def _table() -> str:  # pragma: no cover - documentation helper
             try:
                 msg = run_case(c, Ctx(tmp, fin))
                 ok += 1
-            except BaseException as exc:  # noqa: BLE001
+            except BaseException as exc:
                 msg = f"(not run here: {type(exc).__name__}: {exc})"
             msg = msg.replace(str(tmp), "…").replace(str(root), "…").replace(str(SMOKE), "datasets/smoke-shop")
             msg = msg.replace("|", "\\|")
@@ -834,8 +1253,14 @@ if __name__ == "__main__":  # pragma: no cover
     print(_table())
 
 
-@pytest.mark.parametrize("command", [["features", "--image-encoder", "none"], ["pretrain-ica", "--epochs", "1"],
-                                     ["pretrain-ica", "--encoder", "multiway", "--epochs", "1"]])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["features", "--image-encoder", "none"],
+        ["pretrain-ica", "--epochs", "1"],
+        ["pretrain-ica", "--encoder", "multiway", "--epochs", "1"],
+    ],
+)
 def test_second_writer_of_a_datasets_features_fails_at_once(command, tmp_path: Path) -> None:
     """features / pretrain-ica write into the dataset folder: a live writer's lock refuses a second one."""
     import socket

@@ -29,15 +29,31 @@ import torch
 
 from alignrec_lite.data.mmrec import load_mmrec
 from alignrec_lite.data.toy import load_toy, toy_path
-from alignrec_lite.models import MODELS
 from alignrec_lite.files import load_checkpoint_file
+from alignrec_lite.models import MODELS
 from alignrec_lite.train import train
 
 SMOKE = toy_path("smoke")
 REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "PYTHONPATH": str(REPO)}
-TRAIN = [sys.executable, "-m", "alignrec_lite", "train", str(SMOKE), "--model", "lightgcn", "--quiet",
-         "--set", "epochs=20", "--set", "batch_size=256", "--set", "device=cpu", "--set", "stopping_step=100"]
+TRAIN = [
+    sys.executable,
+    "-m",
+    "alignrec_lite",
+    "train",
+    str(SMOKE),
+    "--model",
+    "lightgcn",
+    "--quiet",
+    "--set",
+    "epochs=20",
+    "--set",
+    "batch_size=256",
+    "--set",
+    "device=cpu",
+    "--set",
+    "stopping_step=100",
+]
 #: run-record fields that legitimately differ between two runs (timings, memory)
 VOLATILE = {"seconds_per_epoch", "eval_seconds", "peak_rss_mb", "versions"}
 
@@ -49,16 +65,18 @@ def comparable(record: dict) -> dict:
 def _epochs_done(run: Path) -> int:
     try:
         return int(load_checkpoint_file(run / "last.pt")["state"]["epoch"])
-    except Exception:  # noqa: BLE001 - not written yet
+    except Exception:
         return 0
 
 
 def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path: Path) -> None:
     full, killed = tmp_path / "full", tmp_path / "killed"
-    reference = subprocess.Popen(TRAIN + ["--out", str(full)], env=ENV, cwd=tmp_path,
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    victim = subprocess.Popen(TRAIN + ["--out", str(killed)], env=ENV, cwd=tmp_path,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    reference = subprocess.Popen(
+        TRAIN + ["--out", str(full)], env=ENV, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    victim = subprocess.Popen(
+        TRAIN + ["--out", str(killed)], env=ENV, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.monotonic() + 120
     while _epochs_done(killed) < 3 and victim.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -68,8 +86,9 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path: Path) -> None:
     done = _epochs_done(killed)
     assert 3 <= done < 20 and not (killed / "metrics.json").exists(), done
 
-    resumed = subprocess.run(TRAIN + ["--out", str(killed), "--resume"], env=ENV, cwd=tmp_path,
-                             capture_output=True, text=True, timeout=300)
+    resumed = subprocess.run(
+        TRAIN + ["--out", str(killed), "--resume"], env=ENV, cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
     assert resumed.returncode == 0, resumed.stderr
     _, err = reference.communicate(timeout=300)
     assert reference.returncode == 0, err
@@ -141,8 +160,14 @@ WRITER = textwrap.dedent("""
 
 
 def _kill_while_writing(mode: str, target: Path, tmp_path: Path) -> None:
-    proc = subprocess.Popen([sys.executable, "-c", WRITER, mode, str(target)], env=ENV, cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", WRITER, mode, str(target)],
+        env=ENV,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     line = proc.stdout.readline()
     assert line.strip() == "writing", proc.stderr.read()
     proc.send_signal(signal.SIGKILL)

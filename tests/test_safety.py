@@ -163,7 +163,7 @@ def _npy_with_payload(marker: Path) -> bytes:
 def test_the_payload_is_live(tmp_path: Path) -> None:
     """Control: the same bytes *do* run code when loaded unsafely, so the refusals below mean something."""
     marker = tmp_path / "pwned"
-    np.load(io.BytesIO(_npy_with_payload(marker)), allow_pickle=True)  # noqa: S301 - deliberate, test only
+    np.load(io.BytesIO(_npy_with_payload(marker)), allow_pickle=True)
     assert marker.is_dir()
     shutil.rmtree(marker)
     buf = io.BytesIO()
@@ -200,8 +200,12 @@ def test_raw_pickle_renamed_npy_is_refused(tmp_path: Path) -> None:
 @pytest.fixture()
 def finished_run(tmp_path: Path) -> Path:
     with contextlib.redirect_stdout(io.StringIO()):
-        assert main(["train", str(SMOKE), "--model", "bpr", "--set", "epochs=1", "--out", str(tmp_path / "run"),
-                     "--quiet"]) == 0
+        assert (
+            main(
+                ["train", str(SMOKE), "--model", "bpr", "--set", "epochs=1", "--out", str(tmp_path / "run"), "--quiet"]
+            )
+            == 0
+        )
     return tmp_path / "run"
 
 
@@ -213,9 +217,10 @@ def test_malicious_checkpoints_are_refused_without_running(tmp_path: Path, finis
         load_checkpoint_file(evil)
     shutil.copy(evil, finished_run / "last.pt")
     shutil.copy(evil, finished_run / "best.pt")
-    for argv in (["train", str(SMOKE), "--model", "bpr", "--set", "epochs=2", "--out", str(finished_run),
-                  "--resume", "--quiet"],
-                 ["recommend", str(finished_run), "--out", str(tmp_path / "top.csv"), "--quiet"]):
+    for argv in (
+        ["train", str(SMOKE), "--model", "bpr", "--set", "epochs=2", "--out", str(finished_run), "--resume", "--quiet"],
+        ["recommend", str(finished_run), "--out", str(tmp_path / "top.csv"), "--quiet"],
+    ):
         err = io.StringIO()
         with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
             assert main(argv) == 2

@@ -6,11 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from helpers import FixedModel
 
 from alignrec_lite import serve
 from alignrec_lite.data.toy import load_toy
 from alignrec_lite.errors import ConfigError, DataError
-from helpers import FixedModel
 
 
 @pytest.fixture(scope="module")
@@ -21,8 +21,12 @@ def smoke():
 @pytest.fixture(scope="module")
 def model(smoke):
     rng = np.random.default_rng(0)
-    return FixedModel(smoke, rng.normal(size=(smoke.n_users, 6)), rng.normal(size=(smoke.n_items, 6)),
-                      rng.normal(size=(smoke.feature("image")[0].shape[1], 6)))
+    return FixedModel(
+        smoke,
+        rng.normal(size=(smoke.n_users, 6)),
+        rng.normal(size=(smoke.n_items, 6)),
+        rng.normal(size=(smoke.feature("image")[0].shape[1], 6)),
+    )
 
 
 # ------------------------------------------------------------------ export
@@ -95,8 +99,9 @@ def test_fold_in_gradient_learns_the_given_items():
 
 def test_score_new_users_masks_given_and_uses_popularity():
     items = torch.eye(3)
-    s = serve.score_new_users(torch.tensor([[1.0, 2.0, 3.0], [0, 0, 0]]), items,
-                              [np.array([2]), np.zeros(0, np.int64)], np.array([5, 1, 3]))
+    s = serve.score_new_users(
+        torch.tensor([[1.0, 2.0, 3.0], [0, 0, 0]]), items, [np.array([2]), np.zeros(0, np.int64)], np.array([5, 1, 3])
+    )
     assert s[0].tolist() == [1.0, 2.0, -np.inf]
     assert s[1].tolist() == [5.0, 1.0, 3.0]
 
@@ -210,8 +215,24 @@ def test_cli_longtail_new_user_timing_coldstart(tmp_path, capsys):
     assert "not in the dataset" in capsys.readouterr().err
     assert main(["timing", str(run), "--n-single", "3"]) == 0
     assert "single_user_ms" in capsys.readouterr().out
-    assert main(["coldstart", shop, "--kind", "users", "--models", "bpr", "--set", "epochs=1", "--quiet",
-                 "--out", str(tmp_path / "u.csv")]) == 0
+    assert (
+        main(
+            [
+                "coldstart",
+                shop,
+                "--kind",
+                "users",
+                "--models",
+                "bpr",
+                "--set",
+                "epochs=1",
+                "--quiet",
+                "--out",
+                str(tmp_path / "u.csv"),
+            ]
+        )
+        == 0
+    )
     assert "popularity" in capsys.readouterr().out
     assert set(pd.read_csv(tmp_path / "u.csv")["given"]) == {0, 1, 2, 3, 5}
     assert main(["coldstart", shop, "--kind", "items", "--models", "bpr", "--set", "epochs=1", "--quiet"]) == 0

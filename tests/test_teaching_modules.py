@@ -192,8 +192,10 @@ def test_triplet_similarities():
 def _exec_nb(cells, tmp_path, params=None):
     from nbformat.v4 import new_code_cell, new_notebook
 
-    nb = new_notebook(cells=[new_code_cell(c) for c in cells],
-                      metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+    nb = new_notebook(
+        cells=[new_code_cell(c) for c in cells],
+        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+    )
     nb.cells[0].metadata["tags"] = ["parameters"]
     src = tmp_path / "00_demo.ipynb"
     nbformat.write(nb, src)
@@ -202,8 +204,14 @@ def _exec_nb(cells, tmp_path, params=None):
 
 @pytest.mark.notebook
 def test_record_and_read_back_through_papermill(tmp_path):
-    src = _exec_nb(["X = 1", "from alignrec_lite.nbtools import record\nimport numpy as np\n"
-                    "record('x', X)\nrecord('arr', np.arange(3))\nrecord('d', {'a': np.float32(0.5)})"], tmp_path)
+    src = _exec_nb(
+        [
+            "X = 1",
+            "from alignrec_lite.nbtools import record\nimport numpy as np\n"
+            "record('x', X)\nrecord('arr', np.arange(3))\nrecord('d', {'a': np.float32(0.5)})",
+        ],
+        tmp_path,
+    )
     run = nbtools.run_notebook(src, tmp_path / "out", {"X": 7})
     assert run.records == {"x": 7, "arr": [0, 1, 2], "d": {"a": 0.5}}
     assert nbtools.read_records(run.executed) == run.records
@@ -216,9 +224,10 @@ def test_read_records_from_node_and_errors(tmp_path):
     from nbformat.v4 import new_code_cell, new_notebook, new_output
 
     cell = new_code_cell("record(...)")
-    cell.outputs = [new_output("display_data", data={nbtools.RECORD_MIME: {"name": "k", "value": 3},
-                                                     "text/plain": "k = 3"}),
-                    new_output("display_data", data={nbtools.RECORD_MIME: json.dumps({"name": "k", "value": 4})})]
+    cell.outputs = [
+        new_output("display_data", data={nbtools.RECORD_MIME: {"name": "k", "value": 3}, "text/plain": "k = 3"}),
+        new_output("display_data", data={nbtools.RECORD_MIME: json.dumps({"name": "k", "value": 4})}),
+    ]
     assert nbtools.read_records(new_notebook(cells=[cell])) == {"k": 4}  # later wins
     with pytest.raises(DataError):
         nbtools.read_records(tmp_path / "missing.ipynb")
@@ -267,10 +276,11 @@ def test_widgets_import_lazily_and_explore():
     from alignrec_lite.widgets import geometry_explorer
 
     rng = np.random.default_rng(0)
-    results = {"clip": {0.1: rng.normal(size=(30, 3)), 1.0: rng.normal(size=(30, 3))},
-               "align + uniform": {2.0: rng.normal(size=(30, 3))}}
-    w = geometry_explorer(results, np.arange(30) % 3,
-                          stats={"clip": {0.1: {"align": 0.1, "uniform": -2.0}}})
+    results = {
+        "clip": {0.1: rng.normal(size=(30, 3)), 1.0: rng.normal(size=(30, 3))},
+        "align + uniform": {2.0: rng.normal(size=(30, 3))},
+    }
+    w = geometry_explorer(results, np.arange(30) % 3, stats={"clip": {0.1: {"align": 0.1, "uniform": -2.0}}})
     dropdown, slider = w.controls
     assert list(slider.options) == [0.1, 1.0]
     dropdown.value = "align + uniform"
@@ -289,8 +299,13 @@ def test_notebook_short_errors_show_the_kit_errors_in_one_line(monkeypatch):
 
     shell = InteractiveShell.instance()
     shown: list[tuple[str, str]] = []  # what the front end would display: (exception name, traceback text)
-    monkeypatch.setattr(shell, "_showtraceback", lambda etype, value, stb: shown.append((etype.__name__, "\n".join(stb))))
-    bad = 'from alignrec_lite.errors import DataError\nraise DataError("x_label must be 0, 1 or 2", path="a.inter", row=3, fix="use 0, 1 or 2")'
+    monkeypatch.setattr(
+        shell, "_showtraceback", lambda etype, value, stb: shown.append((etype.__name__, "\n".join(stb)))
+    )
+    bad = (
+        "from alignrec_lite.errors import DataError\n"
+        'raise DataError("x_label must be 0, 1 or 2", path="a.inter", row=3, fix="use 0, 1 or 2")'
+    )
     try:
         assert nbtools.short_errors() is True
         res = shell.run_cell(bad)

@@ -11,7 +11,7 @@ from alignrec_lite.data.tmdb import REPORT_NAME, RateLimiter, fetch_posters, is_
 from alignrec_lite.errors import DataError, DownloadError
 
 try:
-    from httpserver import http_server  # noqa: F401 (fixture)
+    from httpserver import http_server
 except ImportError:  # tests/ is a package
     from tests.httpserver import http_server  # noqa: F401
 
@@ -38,8 +38,12 @@ def serve_tmdb(server, movies: dict[int, object]) -> None:
         if kind == "404":
             continue  # the server answers 404 for unknown paths
         poster = None if kind is None else f"/p{tmdb_id}.jpg"
-        server.add(f"/3/movie/{tmdb_id}", json.dumps({"id": tmdb_id, "poster_path": poster}).encode(),
-                   content_type="application/json", query={"api_key": KEY})
+        server.add(
+            f"/3/movie/{tmdb_id}",
+            json.dumps({"id": tmdb_id, "poster_path": poster}).encode(),
+            content_type="application/json",
+            query={"api_key": KEY},
+        )
         if kind == "poster":
             server.add(f"/img/w342/p{tmdb_id}.jpg", tiny_jpeg((tmdb_id % 255, 80, 120)), content_type="image/jpeg")
         elif kind == "broken":
@@ -52,14 +56,32 @@ def write_links(path, rows):
 
 
 def test_fetch_posters_concurrent_report_and_resume(http_server, tmp_path):
-    rows = [(1, 11, 801), (2, 12, 802), (3, 13, 803), (4, 14, 804), (5, 15, 805), (6, 16, ""), (7, 17, 807),
-            (8, 18, 808)]
+    rows = [
+        (1, 11, 801),
+        (2, 12, 802),
+        (3, 13, 803),
+        (4, 14, 804),
+        (5, 15, 805),
+        (6, 16, ""),
+        (7, 17, 807),
+        (8, 18, 808),
+    ]
     links = write_links(tmp_path / "links.csv", rows)
-    serve_tmdb(http_server, {801: "poster", 802: "poster", 803: "poster", 804: "poster", 805: None,
-                             807: "404", 808: "broken"})
+    serve_tmdb(
+        http_server, {801: "poster", 802: "poster", 803: "poster", 804: "poster", 805: None, 807: "404", 808: "broken"}
+    )
     out = tmp_path / "posters"
-    kw = dict(api_key=KEY, api_base=http_server.url("/3"), image_base=http_server.url("/img/w342"),
-              workers=3, rate_limit_per_s=200, progress=False, timeout=1, retries=1, backoff=0.01)
+    kw = dict(
+        api_key=KEY,
+        api_base=http_server.url("/3"),
+        image_base=http_server.url("/img/w342"),
+        workers=3,
+        rate_limit_per_s=200,
+        progress=False,
+        timeout=1,
+        retries=1,
+        backoff=0.01,
+    )
     report = fetch_posters(links, out, **kw)
     assert report["requested"] == 8 and report["downloaded"] == 4 and report["already_present"] == 0
     reasons = {m["movieId"]: m["reason"] for m in report["missing"]}
@@ -84,8 +106,16 @@ def test_bad_api_key_fails_fast_without_secret(http_server, tmp_path):
     links = write_links(tmp_path / "links.csv", [(1, 11, 801), (2, 12, 802)])
     serve_tmdb(http_server, {801: "poster", 802: "poster"})
     with pytest.raises(DownloadError, match="refused the API key") as err:
-        fetch_posters(links, tmp_path / "p", api_key="wrong-secret", api_base=http_server.url("/3"),
-                      image_base=http_server.url("/img/w342"), progress=False, timeout=1, retries=0)
+        fetch_posters(
+            links,
+            tmp_path / "p",
+            api_key="wrong-secret",
+            api_base=http_server.url("/3"),
+            image_base=http_server.url("/img/w342"),
+            progress=False,
+            timeout=1,
+            retries=0,
+        )
     assert "wrong-secret" not in str(err.value)
     assert len(http_server.log) == 1  # one request, then stop
     with pytest.raises(DownloadError, match="API key is needed"):
@@ -125,18 +155,65 @@ def test_cli_movielens_download_posters_and_build_end_to_end(http_server, tmp_pa
     from alignrec_lite.data import sources
 
     with pytest.raises(DownloadError, match="official checksum"):
-        _cli(["data", "download", "movielens-small", "--cache", str(cache), "--url", zurl, "--quiet",
-              "--timeout", "1", "--retries", "0"])
+        _cli(
+            [
+                "data",
+                "download",
+                "movielens-small",
+                "--cache",
+                str(cache),
+                "--url",
+                zurl,
+                "--quiet",
+                "--timeout",
+                "1",
+                "--retries",
+                "0",
+            ]
+        )
     # ... so for the fake data the test swaps in its own checksums
     monkeypatch.setattr(sources, "MOVIELENS_SMALL_FILES", {k: sha(v) for k, v in files.items()})
     assert _cli(["data", "download", "movielens-small", "--cache", str(cache), "--url", zurl, "--quiet"]) == 0
     folder = cache / "ml-latest-small"
     monkeypatch.setenv("TMDB_API_KEY", KEY)  # the key may come from the environment
-    assert _cli(["data", "download", "posters", "--links", str(folder / "links.csv"), "--out",
-                 str(tmp_path / "posters"), "--url", http_server.url("/3"), "--image-url",
-                 http_server.url("/img/w342"), "--quiet"]) == 0
-    assert _cli(["data", "download", "movielens-small", "--cache", str(cache), "--url", zurl, "--quiet",
-                 "--out", str(tmp_path / "ml"), "--posters-dir", str(tmp_path / "posters")]) == 0
+    assert (
+        _cli(
+            [
+                "data",
+                "download",
+                "posters",
+                "--links",
+                str(folder / "links.csv"),
+                "--out",
+                str(tmp_path / "posters"),
+                "--url",
+                http_server.url("/3"),
+                "--image-url",
+                http_server.url("/img/w342"),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    assert (
+        _cli(
+            [
+                "data",
+                "download",
+                "movielens-small",
+                "--cache",
+                str(cache),
+                "--url",
+                zurl,
+                "--quiet",
+                "--out",
+                str(tmp_path / "ml"),
+                "--posters-dir",
+                str(tmp_path / "posters"),
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "8 downloaded" in printed and "built" in printed
     from alignrec_lite.data.mmrec import check_images, load_mmrec
@@ -161,4 +238,3 @@ def test_cli_help_has_examples():
     for name, text in helps:
         if name in {"download", "import", "amazon", "movielens-small", "posters"}:
             assert "example:\n  alignrec-lite" in text, name
-

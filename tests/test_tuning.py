@@ -31,7 +31,9 @@ def test_plan_grid_order_budget_and_random_draw():
 
 def test_parse_grid_args():
     assert parse_grid_args(["learning_rate=0.001, 0.0005", "cl_loss=0.01"]) == {
-        "learning_rate": ["0.001", "0.0005"], "cl_loss": ["0.01"]}
+        "learning_rate": ["0.001", "0.0005"],
+        "cl_loss": ["0.01"],
+    }
     for bad in (["learning_rate"], ["=1,2"], ["lr="], ["a=1", "a=2"]):
         with pytest.raises(ConfigError):
             parse_grid_args(bad)
@@ -44,9 +46,16 @@ def _fake_train(calls: list):
     def fake(dataset, model, overrides, *, out=None, progress=True, **kw):
         calls.append(dict(overrides))
         v, t = scores[float(overrides["learning_rate"])]
-        rec = {"valid": {"recall@20": v, "ndcg@20": v / 2}, "test": {"recall@20": t, "ndcg@20": t / 2},
-               "best_epoch": 1, "epochs_run": 2, "stopped_early": False, "seconds_per_epoch": 0.1,
-               "feature_source": None, "config": dict(overrides)}
+        rec = {
+            "valid": {"recall@20": v, "ndcg@20": v / 2},
+            "test": {"recall@20": t, "ndcg@20": t / 2},
+            "best_epoch": 1,
+            "epochs_run": 2,
+            "stopped_early": False,
+            "seconds_per_epoch": 0.1,
+            "feature_source": None,
+            "config": dict(overrides),
+        }
         return None, rec
 
     return fake
@@ -58,8 +67,9 @@ def test_search_selects_on_valid_never_on_test(monkeypatch, tmp_path):
     calls: list = []
     monkeypatch.setattr(train_mod, "train", _fake_train(calls))
     ds = load_toy("smoke", load_features=False)
-    best = search(ds, "bpr", {"learning_rate": [0.1, 0.2, 0.3]}, out=tmp_path / "s", progress=False,
-                  base_overrides={"epochs": 2})
+    best = search(
+        ds, "bpr", {"learning_rate": [0.1, 0.2, 0.3]}, out=tmp_path / "s", progress=False, base_overrides={"epochs": 2}
+    )
     assert best["params"] == {"learning_rate": 0.2}  # best valid (0.40), although its test is worst
     assert best["selected_on"] == "valid" and best["test"]["recall@20"] == 0.10
     assert [c["epochs"] for c in calls] == [2, 2, 2]
@@ -70,8 +80,9 @@ def test_search_selects_on_valid_never_on_test(monkeypatch, tmp_path):
     on_disk = json.loads((tmp_path / "s" / "best.json").read_text())
     assert on_disk["best_trial"] == 1 and on_disk["n_trials"] == 3
     # rerunning resumes: finished trials are not trained again
-    search(ds, "bpr", {"learning_rate": [0.1, 0.2, 0.3]}, out=tmp_path / "s", progress=False,
-           base_overrides={"epochs": 2})
+    search(
+        ds, "bpr", {"learning_rate": [0.1, 0.2, 0.3]}, out=tmp_path / "s", progress=False, base_overrides={"epochs": 2}
+    )
     assert len(calls) == 3
     # but other shared settings are a different search
     search(ds, "bpr", {"learning_rate": [0.1]}, out=tmp_path / "s", progress=False, base_overrides={"epochs": 3})
@@ -103,8 +114,23 @@ def test_real_search_and_cli_on_smoke_toy(tmp_path, capsys):
     from alignrec_lite.data.toy import toy_path
 
     folder = str(toy_path("smoke"))
-    rc = main(["search", folder, "--model", "bpr", "--grid", "learning_rate=0.01,0.001", "--budget", "2",
-               "--set", "epochs=2", "--out", str(tmp_path / "cli"), "--quiet"])
+    rc = main(
+        [
+            "search",
+            folder,
+            "--model",
+            "bpr",
+            "--grid",
+            "learning_rate=0.01,0.001",
+            "--budget",
+            "2",
+            "--set",
+            "epochs=2",
+            "--out",
+            str(tmp_path / "cli"),
+            "--quiet",
+        ]
+    )
     assert rc == 0
     out = capsys.readouterr().out
     assert "best on valid" in out and "not used for the choice" in out
@@ -112,6 +138,21 @@ def test_real_search_and_cli_on_smoke_toy(tmp_path, capsys):
     assert best["n_trials"] == 2 and best["model"] == "bpr"
     trials = [json.loads(x) for x in (tmp_path / "cli" / "trials.jsonl").read_text().splitlines()]
     assert max(t["valid"]["recall@20"] for t in trials) == best["valid"]["recall@20"]
-    assert main(["search", folder, "--model", "bpr", "--grid", "epochs=1", "--set", "epochs=2",
-                 "--out", str(tmp_path / "x")]) == 2  # searched and fixed at once
+    assert (
+        main(
+            [
+                "search",
+                folder,
+                "--model",
+                "bpr",
+                "--grid",
+                "epochs=1",
+                "--set",
+                "epochs=2",
+                "--out",
+                str(tmp_path / "x"),
+            ]
+        )
+        == 2
+    )  # searched and fixed at once
     assert main(["search", folder, "--model", "bpr", "--grid", "lr", "--out", str(tmp_path / "y")]) == 2

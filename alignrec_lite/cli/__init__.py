@@ -25,7 +25,7 @@ import errno
 import json
 import sys
 import warnings
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from ..errors import AlignRecError
 from . import analyse, data, features, serve, tour, train
@@ -82,16 +82,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         except AlignRecError as exc:
             return _fail(str(exc))
         except MemoryError:
-            return _fail("ran out of memory. Fix: lower the batch sizes (--batch-users, --set eval_batch_users=..., "
-                         "--set batch_size=...) or embedding_size, or use a machine with more memory")
+            return _fail(
+                "ran out of memory. Fix: lower the batch sizes (--batch-users, --set eval_batch_users=..., "
+                "--set batch_size=...) or embedding_size, or use a machine with more memory"
+            )
         except (OSError, RuntimeError) as exc:
             full = _disk_full(exc)
             if full is None:
                 raise
             return _fail(full)
         except KeyboardInterrupt:
-            print("alignrec-lite: interrupted; finished files are intact, a run can continue with --resume",
-                  file=sys.stderr)
+            print(
+                "alignrec-lite: interrupted; finished files are intact, a run can continue with --resume",
+                file=sys.stderr,
+            )
             return 130
     for w in caught:
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
@@ -106,13 +110,25 @@ def _fail(message: str) -> int:
 def _disk_full(exc: BaseException) -> str | None:
     """The one-line message for a full disk or quota (``None`` for any other error)."""
     full = (isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)) or (
-        isinstance(exc, RuntimeError) and ("No space left" in str(exc) or "file write failed" in str(exc)))
+        isinstance(exc, RuntimeError) and ("No space left" in str(exc) or "file write failed" in str(exc))
+    )
     if not full:
         return None
     where = getattr(exc, "filename", None) or "the output"
-    return (f"{where}: the disk is full (no space left on device); nothing half-written was kept. "
-            "Fix: free disk space or write to another disk (--out)")
+    return (
+        f"{where}: the disk is full (no space left on device); nothing half-written was kept. "
+        "Fix: free disk space or write to another disk (--out)"
+    )
 
 
-__all__ = ["COMMAND_MODULES", "EXIT_INPUT_ERROR", "NUMERIC_FLAGS", "OUTPUT_PATHS", "OneLineParser", "build_parser",
-           "check_args", "command_name", "main"]
+__all__ = [
+    "COMMAND_MODULES",
+    "EXIT_INPUT_ERROR",
+    "NUMERIC_FLAGS",
+    "OUTPUT_PATHS",
+    "OneLineParser",
+    "build_parser",
+    "check_args",
+    "command_name",
+    "main",
+]

@@ -60,8 +60,9 @@ def _cmd_coldstart(args: argparse.Namespace) -> int:
         raise ConfigError("no model given", row="--models", fix="e.g. --models lightgcn,alignrec")
     ds = load_mmrec(dataset_folder(args))
     experiment = item_coldstart_experiment if args.kind == "items" else user_coldstart_experiment
-    table, _ = experiment(ds, models, share=args.share, seed=args.seed, overrides=overrides,
-                          progress=not args.quiet, **preset_kw(args))
+    table, _ = experiment(
+        ds, models, share=args.share, seed=args.seed, overrides=overrides, progress=not args.quiet, **preset_kw(args)
+    )
     if args.kind == "items":
         print(table.to_string(index=False, float_format=_floats))
     else:
@@ -75,8 +76,12 @@ def _cmd_coldstart(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------- registration
 def register(sub: Subcommands) -> None:
     """Add ``longtail`` and ``coldstart`` to the ``alignrec-lite`` parser."""
-    p = add_command(sub, "longtail", "accuracy per item-popularity bucket and coverage/Gini/APLT/novelty of a run",
-                    "alignrec-lite longtail runs/lgcn --buckets 5 --out buckets.csv")
+    p = add_command(
+        sub,
+        "longtail",
+        "accuracy per item-popularity bucket and coverage/Gini/APLT/novelty of a run",
+        "alignrec-lite longtail runs/lgcn --buckets 5 --out buckets.csv",
+    )
     add_run(p)
     p.add_argument("--split", choices=["valid", "test"], default="test")
     p.add_argument("--k", type=int, default=20)
@@ -84,8 +89,12 @@ def register(sub: Subcommands) -> None:
     p.add_argument("--out", help="write the per-bucket table to this .csv")
     p.set_defaults(func=_cmd_longtail)
 
-    p = add_command(sub, "coldstart", "new items (item-disjoint split) or new users (fold-in with 0-5 items)",
-                    "alignrec-lite coldstart toy --kind users --models lightgcn,alignrec --set epochs=30")
+    p = add_command(
+        sub,
+        "coldstart",
+        "new items (item-disjoint split) or new users (fold-in with 0-5 items)",
+        "alignrec-lite coldstart toy --kind users --models lightgcn,alignrec --set epochs=30",
+    )
     add_dataset(p)
     p.add_argument("--kind", choices=["items", "users"], default="items")
     p.add_argument("--models", default="lightgcn", help="comma-separated model names")

@@ -20,8 +20,9 @@ from typing import Any, Protocol
 from ..errors import ConfigError
 
 EXIT_INPUT_ERROR = 2
-DATASET_HELP = ("dataset: toy, toy-smoke, movielens, a name registered with `alignrec-lite data import`, "
-                "or an MMRec folder")
+DATASET_HELP = (
+    "dataset: toy, toy-smoke, movielens, a name registered with `alignrec-lite data import`, or an MMRec folder"
+)
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -48,8 +49,9 @@ def add_subcommands(parser: argparse.ArgumentParser, dest: str, metavar: str) ->
     return sub
 
 
-def add_command(sub: Subcommands, name: str, help: str, example: str, *,
-                epilog: str | None = None) -> argparse.ArgumentParser:
+def add_command(
+    sub: Subcommands, name: str, help: str, example: str, *, epilog: str | None = None
+) -> argparse.ArgumentParser:
     """Add a sub-command whose help shows ``help`` and an example (or a whole ``epilog``).
 
     Args:
@@ -59,9 +61,13 @@ def add_command(sub: Subcommands, name: str, help: str, example: str, *,
         example: one command line (shown under ``example:``).
         epilog: replaces the example block (several examples and notes).
     """
-    return sub.add_parser(name, help=help, description=help,
-                          epilog=epilog if epilog is not None else f"example:\n  {example}",
-                          formatter_class=argparse.RawDescriptionHelpFormatter)
+    return sub.add_parser(
+        name,
+        help=help,
+        description=help,
+        epilog=epilog if epilog is not None else f"example:\n  {example}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
 
 
 # ---------------------------------------------------------------------- argument groups
@@ -90,16 +96,21 @@ def add_quiet(p: argparse.ArgumentParser, help: str = "no progress bars") -> Non
     p.add_argument("--quiet", action="store_true", help=help)
 
 
-def add_device(p: argparse.ArgumentParser, default: str | None = "auto",
-               help: str = "auto, cpu or cuda (auto: cuda if available)") -> None:
+def add_device(
+    p: argparse.ArgumentParser, default: str | None = "auto", help: str = "auto, cpu or cuda (auto: cuda if available)"
+) -> None:
     """``--device``: where the work runs."""
     p.add_argument("--device", default=default, help=help)
 
 
 def add_preset(p: argparse.ArgumentParser) -> None:
     """``--preset``: which tuned preset the training starts from (:func:`alignrec_lite.config.pick_preset`)."""
-    p.add_argument("--preset", default=None, help="tuned preset: auto (the one named like the dataset, the default), "
-                   "none, or a preset name (see alignrec_lite.config.TUNED_DEFAULTS)")
+    p.add_argument(
+        "--preset",
+        default=None,
+        help="tuned preset: auto (the one named like the dataset, the default), "
+        "none, or a preset name (see alignrec_lite.config.TUNED_DEFAULTS)",
+    )
 
 
 def add_settings(p: argparse.ArgumentParser, help: str = "override a setting (repeatable)") -> None:
@@ -140,8 +151,11 @@ def training_overrides(args: argparse.Namespace, flags: tuple[str, ...] = ("seed
         if value is None:
             continue
         if key in overrides:
-            raise ConfigError(f"{key} is given twice (--{key} and --set {key}=)", row=f"--{key}",
-                              fix=f"keep one of --{key} and --set {key}=...")
+            raise ConfigError(
+                f"{key} is given twice (--{key} and --set {key}=)",
+                row=f"--{key}",
+                fix=f"keep one of --{key} and --set {key}=...",
+            )
         overrides[key] = value
     return overrides
 
@@ -171,21 +185,34 @@ def write_table(df: Any, out: str | None) -> None:
 #: Checked in :func:`alignrec_lite.cli.main` before a handler runs, so nothing starts with a number out of range.
 _I, _F = "int", "float"
 NUMERIC_FLAGS: dict[str, dict[str, tuple[str, float, float, bool, bool]]] = {
-    "*": {"seed": (_I, 0, 2**32 - 1, False, False), "timeout": (_F, 0, 86400, True, False),
-          "retries": (_I, 0, 100, False, False), "workers": (_I, 1, 256, False, False),
-          "rate": (_F, 0, 1000, True, False), "k": (_I, 1, 100000, False, False),
-          "batch_users": (_I, 1, 10**7, False, False)},
+    "*": {
+        "seed": (_I, 0, 2**32 - 1, False, False),
+        "timeout": (_F, 0, 86400, True, False),
+        "retries": (_I, 0, 100, False, False),
+        "workers": (_I, 1, 256, False, False),
+        "rate": (_F, 0, 1000, True, False),
+        "k": (_I, 1, 100000, False, False),
+        "batch_users": (_I, 1, 10**7, False, False),
+    },
     "data build amazon": {"k": (_I, 1, 1000, False, False)},
     "timing": {"n_single": (_I, 1, 10**6, False, False)},
     "longtail": {"buckets": (_I, 0, 1000, False, False)},
     "coldstart": {"share": (_F, 0, 1, True, True)},
     "features": {"batch_size": (_I, 1, 65536, False, False)},
-    "pretrain-ica": {"embed_dim": (_I, 1, 8192, False, False), "epochs": (_I, 1, 10**5, False, False),
-                     "batch_size": (_I, 2, 65536, False, False), "lr": (_F, 0, 10, True, False),
-                     "mask_weight": (_F, 0, 1000, False, False), "mask_prob": (_F, 0, 1, False, False),
-                     "layers": (_I, 1, 64, False, False)},
-    "evaluate-features": {"mask_ratio": (_F, 0, 1, True, False), "knn_k": (_I, 1, 10000, False, False),
-                          "shrink": (_F, 0, 1e12, False, False)},
+    "pretrain-ica": {
+        "embed_dim": (_I, 1, 8192, False, False),
+        "epochs": (_I, 1, 10**5, False, False),
+        "batch_size": (_I, 2, 65536, False, False),
+        "lr": (_F, 0, 10, True, False),
+        "mask_weight": (_F, 0, 1000, False, False),
+        "mask_prob": (_F, 0, 1, False, False),
+        "layers": (_I, 1, 64, False, False),
+    },
+    "evaluate-features": {
+        "mask_ratio": (_F, 0, 1, True, False),
+        "knn_k": (_I, 1, 10000, False, False),
+        "shrink": (_F, 0, 1e12, False, False),
+    },
     "search": {"budget": (_I, 1, 10**6, False, False)},
     "tour": {"epochs": (_I, 1, 10**5, False, False)},
 }
@@ -235,11 +262,13 @@ def check_args(args: argparse.Namespace, parser: argparse.ArgumentParser | None 
     for dest, value in sorted(vars(args).items()):
         if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
             continue
-        kind, lo, hi, lo_open, hi_open = specs.get(dest, (_I if isinstance(value, int) else _F, 0, 10**9, False,
-                                                          False))
+        kind, lo, hi, lo_open, hi_open = specs.get(dest, (_I if isinstance(value, int) else _F, 0, 10**9, False, False))
         flag = "--" + dest.replace("_", "-")
-        example = sub.get_default(dest) if sub is not None and sub.get_default(dest) is not None else \
-            _example(lo, hi, lo_open)
+        example = (
+            sub.get_default(dest)
+            if sub is not None and sub.get_default(dest) is not None
+            else _example(lo, hi, lo_open)
+        )
         if kind == _I:
             check_int(value, flag, int(lo), int(hi), example=example)
         else:
@@ -254,9 +283,13 @@ def check_args(args: argparse.Namespace, parser: argparse.ArgumentParser | None 
         else:
             path = check_out_dir(Path(value).expanduser(), flag)
             if kind == "new" and path.exists() and not getattr(args, "overwrite", False):
-                raise ConfigError("the output folder already exists", path=path, row=flag,
-                                  fix="pass --overwrite to replace it (the old one is kept until the new one is "
-                                  "complete), or choose another --out")
+                raise ConfigError(
+                    "the output folder already exists",
+                    path=path,
+                    row=flag,
+                    fix="pass --overwrite to replace it (the old one is kept until the new one is "
+                    "complete), or choose another --out",
+                )
 
 
 def subparser(parser: argparse.ArgumentParser, path: list[str]) -> argparse.ArgumentParser | None:

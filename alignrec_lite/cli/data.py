@@ -44,18 +44,38 @@ def _cmd_build_toy(args: argparse.Namespace) -> int:
 def _cmd_build_movielens(args: argparse.Namespace) -> int:
     from ..data.movielens import build_movielens
 
-    path = build_movielens(args.out, ratings_dir=args.ratings_dir, posters_dir=args.posters_dir, seed=args.seed,
-                           overwrite=args.overwrite, progress=not args.quiet)
+    path = build_movielens(
+        args.out,
+        ratings_dir=args.ratings_dir,
+        posters_dir=args.posters_dir,
+        seed=args.seed,
+        overwrite=args.overwrite,
+        progress=not args.quiet,
+    )
     return _print_check(path)
 
 
 def _cmd_build_amazon(args: argparse.Namespace) -> int:
     from ..data.amazon import build_amazon
 
-    out = build_amazon(args.out, release=args.release, category=args.category, reviews=args.reviews,
-                       meta=args.meta, images=not args.no_images, k=args.k, seed=args.seed, workers=args.workers,
-                       overwrite=args.overwrite, progress=not args.quiet, name=args.name, cache_dir=args.cache,
-                       offline=args.offline, timeout=args.timeout, retries=args.retries)
+    out = build_amazon(
+        args.out,
+        release=args.release,
+        category=args.category,
+        reviews=args.reviews,
+        meta=args.meta,
+        images=not args.no_images,
+        k=args.k,
+        seed=args.seed,
+        workers=args.workers,
+        overwrite=args.overwrite,
+        progress=not args.quiet,
+        name=args.name,
+        cache_dir=args.cache,
+        offline=args.offline,
+        timeout=args.timeout,
+        retries=args.retries,
+    )
     print(f"check it with: alignrec-lite data check {out}")
     return 0
 
@@ -80,16 +100,31 @@ def _cmd_download_movielens(args: argparse.Namespace) -> int:
     from ..data.movielens import build_movielens, download_movielens_small
 
     if (args.out is None) != (args.posters_dir is None):
-        raise ConfigError("--out and --posters-dir go together", row="--out",
-                          fix="pass both to build the MMRec folder after the download, or neither")
-    folder = download_movielens_small(cache_dir=args.cache, url=args.url, offline=args.offline,
-                                      progress=not args.quiet, timeout=args.timeout, retries=args.retries)
+        raise ConfigError(
+            "--out and --posters-dir go together",
+            row="--out",
+            fix="pass both to build the MMRec folder after the download, or neither",
+        )
+    folder = download_movielens_small(
+        cache_dir=args.cache,
+        url=args.url,
+        offline=args.offline,
+        progress=not args.quiet,
+        timeout=args.timeout,
+        retries=args.retries,
+    )
     print(f"ml-latest-small verified (official SHA-256 of every file): {folder}")
     if args.out is None:
         print(f"next: alignrec-lite data build movielens --ratings-dir {folder} --posters-dir POSTERS --out DIR")
         return 0
-    out = build_movielens(args.out, ratings_dir=folder, posters_dir=args.posters_dir, seed=args.seed,
-                          overwrite=args.overwrite, progress=not args.quiet)
+    out = build_movielens(
+        args.out,
+        ratings_dir=folder,
+        posters_dir=args.posters_dir,
+        seed=args.seed,
+        overwrite=args.overwrite,
+        progress=not args.quiet,
+    )
     print(f"built {out}; check it with: alignrec-lite data check {out}")
     return 0
 
@@ -98,11 +133,22 @@ def _cmd_download_posters(args: argparse.Namespace) -> int:
     from ..data.tmdb import REPORT_NAME, fetch_posters
 
     key = args.api_key or os.environ.get("TMDB_API_KEY") or os.environ.get("ALIGNREC_TMDB_API_KEY")
-    report = fetch_posters(args.links, args.out, api_key=key or "", api_base=args.url, image_base=args.image_url,
-                           workers=args.workers, rate_limit_per_s=args.rate, progress=not args.quiet,
-                           timeout=args.timeout, retries=args.retries)
-    print(f"posters: {report['downloaded']:,} downloaded, {report['already_present']:,} already there, "
-          f"{report['missing_count']:,} without a poster (listed in {Path(args.out) / REPORT_NAME})")
+    report = fetch_posters(
+        args.links,
+        args.out,
+        api_key=key or "",
+        api_base=args.url,
+        image_base=args.image_url,
+        workers=args.workers,
+        rate_limit_per_s=args.rate,
+        progress=not args.quiet,
+        timeout=args.timeout,
+        retries=args.retries,
+    )
+    print(
+        f"posters: {report['downloaded']:,} downloaded, {report['already_present']:,} already there, "
+        f"{report['missing_count']:,} without a poster (listed in {Path(args.out) / REPORT_NAME})"
+    )
     return 0
 
 
@@ -128,16 +174,21 @@ def register(sub: Subcommands) -> None:
     data_sub = add_subcommands(data, "data_command", "DATA_COMMAND")
     _register_build(data_sub)
 
-    c = add_command(data_sub, "check", "validate a dataset folder and print its statistics",
-                    "alignrec-lite data check data/toy")
+    c = add_command(
+        data_sub, "check", "validate a dataset folder and print its statistics", "alignrec-lite data check data/toy"
+    )
     add_dataset(c)
     c.add_argument("--no-images", action="store_true", help="skip opening every image")
     c.set_defaults(func=_cmd_check)
 
     _register_download(data_sub)
 
-    p = add_command(data_sub, "import", "validate an MMRec folder (e.g. from MMRec's Google Drive) and register it",
-                    "alignrec-lite data import ~/Downloads/baby --name baby")
+    p = add_command(
+        data_sub,
+        "import",
+        "validate an MMRec folder (e.g. from MMRec's Google Drive) and register it",
+        "alignrec-lite data import ~/Downloads/baby --name baby",
+    )
     p.add_argument("dir", help="folder holding <name>.inter (and image_feat.npy, text_feat.npy …)")
     p.add_argument("--name", help="registry name (default: the .inter file's stem)")
     p.add_argument("--registry", help="registry file (default <cache>/datasets.json)")
@@ -145,12 +196,17 @@ def register(sub: Subcommands) -> None:
 
 
 def _register_build(data_sub: Subcommands) -> None:
-    build = add_command(data_sub, "build", "build an MMRec dataset folder",
-                        "alignrec-lite data build toy --out data/toy")
+    build = add_command(
+        data_sub, "build", "build an MMRec dataset folder", "alignrec-lite data build toy --out data/toy"
+    )
     build_sub = add_subcommands(build, "build_source", "SOURCE")
 
-    b = add_command(build_sub, "toy", "generate the toy shop (images + titles, seeded)",
-                    "alignrec-lite data build toy --out data/toy --size smoke --seed 0")
+    b = add_command(
+        build_sub,
+        "toy",
+        "generate the toy shop (images + titles, seeded)",
+        "alignrec-lite data build toy --out data/toy --size smoke --seed 0",
+    )
     b.add_argument("--out", required=True, help="output folder")
     b.add_argument("--size", choices=["smoke", "default"], default="default")
     add_seed(b, 0, "seed of the generator")
@@ -158,9 +214,12 @@ def _register_build(data_sub: Subcommands) -> None:
     add_quiet(b, "no progress bar")
     b.set_defaults(func=_cmd_build_toy)
 
-    b = add_command(build_sub, "movielens", "build MovieLens (rating >= 4, 5-core) with posters",
-                    "alignrec-lite data build movielens --ratings-dir ml-latest-small --posters-dir posters "
-                    "--out data/ml")
+    b = add_command(
+        build_sub,
+        "movielens",
+        "build MovieLens (rating >= 4, 5-core) with posters",
+        "alignrec-lite data build movielens --ratings-dir ml-latest-small --posters-dir posters --out data/ml",
+    )
     b.add_argument("--ratings-dir", required=True, help="folder with ratings.csv and movies.csv")
     b.add_argument("--posters-dir", required=True, help="folder with {movieId}.jpg posters")
     b.add_argument("--out", required=True, help="output folder")
@@ -169,13 +228,18 @@ def _register_build(data_sub: Subcommands) -> None:
     add_quiet(b)
     b.set_defaults(func=_cmd_build_movielens)
 
-    p = add_command(build_sub, "amazon", "build an MMRec folder from the Amazon review dumps (2014 or 2023)",
-                    "alignrec-lite data build amazon --release 2014 --category Baby --out data/baby\n"
-                    "  alignrec-lite data build amazon --release 2023 --category Baby_Products "
-                    "--reviews Baby_Products.jsonl.gz --meta meta_Baby_Products.jsonl.gz --out data/baby23")
+    p = add_command(
+        build_sub,
+        "amazon",
+        "build an MMRec folder from the Amazon review dumps (2014 or 2023)",
+        "alignrec-lite data build amazon --release 2014 --category Baby --out data/baby\n"
+        "  alignrec-lite data build amazon --release 2023 --category Baby_Products "
+        "--reviews Baby_Products.jsonl.gz --meta meta_Baby_Products.jsonl.gz --out data/baby23",
+    )
     p.add_argument("--release", required=True, choices=["2014", "2023"], help="2014 = MMRec/AlignRec's data")
-    p.add_argument("--category", required=True,
-                   help="e.g. Baby, Sports_and_Outdoors, Electronics (or baby, sports, elec)")
+    p.add_argument(
+        "--category", required=True, help="e.g. Baby, Sports_and_Outdoors, Electronics (or baby, sports, elec)"
+    )
     p.add_argument("--reviews", help="review dump: file or URL (default: the official address)")
     p.add_argument("--meta", help="metadata dump: file or URL (default: the official address)")
     p.add_argument("--out", required=True, help="output folder")
@@ -192,15 +256,22 @@ def _register_build(data_sub: Subcommands) -> None:
 
 
 def _register_download(data_sub: Subcommands) -> None:
-    dl = add_command(data_sub, "download", "download a public dataset (checksums, resume, offline mode)",
-                     "alignrec-lite data download movielens-small --cache ~/.cache/alignrec-lite")
+    dl = add_command(
+        data_sub,
+        "download",
+        "download a public dataset (checksums, resume, offline mode)",
+        "alignrec-lite data download movielens-small --cache ~/.cache/alignrec-lite",
+    )
     dl_sub = add_subcommands(dl, "download_source", "SOURCE")
     dl.set_defaults(func=lambda args: _usage(dl))
 
-    p = add_command(dl_sub, "movielens-small",
-                    "fetch GroupLens' ml-latest-small, verify every file's SHA-256 and optionally build it",
-                    "alignrec-lite data download movielens-small --out data/movielens --posters-dir posters/\n"
-                    "  ALIGNREC_OFFLINE=1 alignrec-lite data download movielens-small   # use only the cache")
+    p = add_command(
+        dl_sub,
+        "movielens-small",
+        "fetch GroupLens' ml-latest-small, verify every file's SHA-256 and optionally build it",
+        "alignrec-lite data download movielens-small --out data/movielens --posters-dir posters/\n"
+        "  ALIGNREC_OFFLINE=1 alignrec-lite data download movielens-small   # use only the cache",
+    )
     p.add_argument("--cache", help="cache folder (default $ALIGNREC_CACHE or ~/.cache/alignrec-lite)")
     p.add_argument("--url", help="mirror of ml-latest-small.zip (or set ALIGNREC_URL_MOVIELENS_SMALL)")
     p.add_argument("--offline", action="store_true", help="never use the network; say which file to place where")
@@ -211,9 +282,13 @@ def _register_download(data_sub: Subcommands) -> None:
     add_network(p)
     p.set_defaults(func=_cmd_download_movielens)
 
-    p = add_command(dl_sub, "posters", "fetch MovieLens posters from TMDB (API key needed; polite and resumable)",
-                    "alignrec-lite data download posters --links ~/.cache/alignrec-lite/ml-latest-small/links.csv "
-                    "--out posters/ --api-key $TMDB_API_KEY")
+    p = add_command(
+        dl_sub,
+        "posters",
+        "fetch MovieLens posters from TMDB (API key needed; polite and resumable)",
+        "alignrec-lite data download posters --links ~/.cache/alignrec-lite/ml-latest-small/links.csv "
+        "--out posters/ --api-key $TMDB_API_KEY",
+    )
     p.add_argument("--links", required=True, help="MovieLens links.csv (movieId,imdbId,tmdbId)")
     p.add_argument("--out", required=True, help="posters folder; files are {movieId}.jpg")
     p.add_argument("--api-key", help="TMDB API v3 key (default $TMDB_API_KEY)")

@@ -29,15 +29,23 @@ def _none(spec: str | None) -> str | None:
 # ---------------------------------------------------------------------- handlers
 def _cmd_features(args: argparse.Namespace) -> int:
     """``alignrec-lite features DIR``: write image_feat.npy / text_feat.npy + features.json."""
-    from ..checks import out_lock
     from ..encoders import extract_features
+    from ..files import out_lock
 
     folder = dataset_folder(args)
     with out_lock(folder, flag="DIR"):  # one writer of a dataset's feature files at a time
-        man = extract_features(folder, _none(args.image_encoder), _none(args.text_encoder),
-                               batch_size=args.batch_size, device=args.device, progress=not args.quiet,
-                               overwrite=args.overwrite, seed=args.seed, precision=args.precision,
-                               keep_cache=args.keep_cache)
+        man = extract_features(
+            folder,
+            _none(args.image_encoder),
+            _none(args.text_encoder),
+            batch_size=args.batch_size,
+            device=args.device,
+            progress=not args.quiet,
+            overwrite=args.overwrite,
+            seed=args.seed,
+            precision=args.precision,
+            keep_cache=args.keep_cache,
+        )
     for modality in ("image", "text"):
         e = man.get(modality)
         if not isinstance(e, dict) or "sha256" not in e:
@@ -55,27 +63,42 @@ def _unset(value, default):
 
 def _cmd_pretrain_multiway(args: argparse.Namespace) -> int:
     """``alignrec-lite pretrain-ica DIR --encoder multiway``: masked multimodal modelling, mm_feat.npy."""
-    from ..checks import out_lock
+    from ..files import out_lock
     from ..multiway import MultiwayConfig, pretrain_multiway
 
-    for flag, value in (("--image-encoder", args.image_encoder), ("--text-encoder", args.text_encoder),
-                        ("--arch", args.arch), ("--pretrained", args.pretrained)):
+    for flag, value in (
+        ("--image-encoder", args.image_encoder),
+        ("--text-encoder", args.text_encoder),
+        ("--arch", args.arch),
+        ("--pretrained", args.pretrained),
+    ):
         if value:
-            raise ConfigError(f"{flag} belongs to the two-tower encoder", row=flag,
-                              fix="drop it, or use --encoder mmenc")
+            raise ConfigError(
+                f"{flag} belongs to the two-tower encoder", row=flag, fix="drop it, or use --encoder mmenc"
+            )
     d = MultiwayConfig()
-    cfg = MultiwayConfig(dim=_unset(args.embed_dim, d.dim), layers=_unset(args.layers, d.layers),
-                         tokenizer=_unset(args.tokenizer, d.tokenizer), epochs=_unset(args.epochs, d.epochs),
-                         batch_size=_unset(args.batch_size, d.batch_size), lr=_unset(args.lr, d.lr),
-                         pretrain=not args.no_pretrain, precision=args.precision, device=args.device,
-                         seed=args.seed)
+    cfg = MultiwayConfig(
+        dim=_unset(args.embed_dim, d.dim),
+        layers=_unset(args.layers, d.layers),
+        tokenizer=_unset(args.tokenizer, d.tokenizer),
+        epochs=_unset(args.epochs, d.epochs),
+        batch_size=_unset(args.batch_size, d.batch_size),
+        lr=_unset(args.lr, d.lr),
+        pretrain=not args.no_pretrain,
+        precision=args.precision,
+        device=args.device,
+        seed=args.seed,
+    )
     folder = dataset_folder(args)
     with out_lock(folder, flag="DIR"):  # one writer of a dataset's feature files at a time
-        result = pretrain_multiway(folder, cfg, out=args.out, resume=args.resume, overwrite=args.overwrite,
-                                   progress=not args.quiet)
+        result = pretrain_multiway(
+            folder, cfg, out=args.out, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet
+        )
     loss = "random init, no pre-training" if not result["epochs_run"] else f"final loss {result['final_loss']:.4f}"
-    print(f"mm_feat.npy {tuple(result['shape'])}: Multiway encoder, {result['epochs_run']} epoch(s), "
-          f"{result['train_seconds']:.1f} s, {loss}")
+    print(
+        f"mm_feat.npy {tuple(result['shape'])}: Multiway encoder, {result['epochs_run']} epoch(s), "
+        f"{result['train_seconds']:.1f} s, {loss}"
+    )
     print(f"checkpoints: {result['run_dir']}")
     return 0
 
@@ -85,9 +108,12 @@ def _cmd_pretrain_ica(args: argparse.Namespace) -> int:
     if getattr(args, "encoder", "mmenc") == "multiway":
         return _cmd_pretrain_multiway(args)
     if args.no_pretrain or args.layers is not None or args.tokenizer is not None:
-        raise ConfigError("--no-pretrain, --layers and --tokenizer belong to the Multiway encoder",
-                          row="--encoder", fix="add --encoder multiway, or drop them")
-    from ..checks import out_lock
+        raise ConfigError(
+            "--no-pretrain, --layers and --tokenizer belong to the Multiway encoder",
+            row="--encoder",
+            fix="add --encoder multiway, or drop them",
+        )
+    from ..files import out_lock
     from ..ica import ICAConfig, pretrain_ica
 
     d = ICAConfig()
@@ -98,8 +124,9 @@ def _cmd_pretrain_ica(args: argparse.Namespace) -> int:
         image = image or f"openclip:{args.arch}{tag}"
         text = text or f"openclip:{args.arch}{tag}"
     elif args.pretrained:
-        raise ConfigError("--pretrained needs --arch", row="--pretrained",
-                          fix="e.g. --arch ViT-B-32 --pretrained openai")
+        raise ConfigError(
+            "--pretrained needs --arch", row="--pretrained", fix="e.g. --arch ViT-B-32 --pretrained openai"
+        )
     cfg = ICAConfig(
         image_encoder=image or "tiny-cnn",
         text_encoder=text or "minilm",
@@ -118,10 +145,13 @@ def _cmd_pretrain_ica(args: argparse.Namespace) -> int:
     )
     folder = dataset_folder(args)
     with out_lock(folder, flag="DIR"):  # one writer of a dataset's feature files at a time
-        result = pretrain_ica(folder, cfg, out=args.out, resume=args.resume, overwrite=args.overwrite,
-                              progress=not args.quiet)
-    print(f"mm_feat.npy {tuple(result['shape'])}: fusion {cfg.fusion}, {result['epochs_run']} epoch(s), "
-          f"{result['train_seconds']:.1f} s, final loss {result['final_loss']:.4f}")
+        result = pretrain_ica(
+            folder, cfg, out=args.out, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet
+        )
+    print(
+        f"mm_feat.npy {tuple(result['shape'])}: fusion {cfg.fusion}, {result['epochs_run']} epoch(s), "
+        f"{result['train_seconds']:.1f} s, final loss {result['final_loss']:.4f}"
+    )
     print(f"checkpoints: {result['run_dir']}")
     return 0
 
@@ -130,8 +160,16 @@ def _cmd_evaluate_features(args: argparse.Namespace) -> int:
     """``alignrec-lite evaluate-features DIR``: zero-shot, item-CF, mask-modality, geometry."""
     from ..feature_eval import evaluate_features, format_table
 
-    table = evaluate_features(dataset_folder(args), sources=args.source or None, split=args.split, mask_ratio=args.mask_ratio,
-                              knn_k=args.knn_k, shrink=args.shrink, seed=args.seed, progress=not args.quiet)
+    table = evaluate_features(
+        dataset_folder(args),
+        sources=args.source or None,
+        split=args.split,
+        mask_ratio=args.mask_ratio,
+        knn_k=args.knn_k,
+        shrink=args.shrink,
+        seed=args.seed,
+        progress=not args.quiet,
+    )
     if args.json:
         print(json.dumps(table, indent=2))
     else:
@@ -142,12 +180,16 @@ def _cmd_evaluate_features(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------- parser
 def register(sub: Subcommands) -> None:
     """Add ``features``, ``pretrain-ica`` and ``evaluate-features`` to the ``alignrec-lite`` parser."""
-    f = add_command(sub, "features", "extract image/text item features with a cache and a manifest",
-                "alignrec-lite features data/ml --image-encoder tiny-cnn --text-encoder minilm\n"
-                "  alignrec-lite features data/ml --image-encoder openclip:ViT-B-32@openai "
-                "--text-encoder openclip:ViT-B-32@openai --device cuda --precision amp\n\n"
-                "encoders: tiny-cnn | tiny-vit | openclip:ARCH[@TAG] (images); minilm | openclip:ARCH[@TAG] (texts);\n"
-                "none skips a modality. An interrupted run resumes from DIR/.cache/features/.")
+    f = add_command(
+        sub,
+        "features",
+        "extract image/text item features with a cache and a manifest",
+        "alignrec-lite features data/ml --image-encoder tiny-cnn --text-encoder minilm\n"
+        "  alignrec-lite features data/ml --image-encoder openclip:ViT-B-32@openai "
+        "--text-encoder openclip:ViT-B-32@openai --device cuda --precision amp\n\n"
+        "encoders: tiny-cnn | tiny-vit | openclip:ARCH[@TAG] (images); minilm | openclip:ARCH[@TAG] (texts);\n"
+        "none skips a modality. An interrupted run resumes from DIR/.cache/features/.",
+    )
     add_dataset(f, "dataset (name or MMRec folder with items.csv); the feature files are written into its folder")
     f.add_argument("--image-encoder", default="tiny-cnn", help="image tower spec (default tiny-cnn; none to skip)")
     f.add_argument("--text-encoder", default="minilm", help="text tower spec (default minilm; none to skip)")
@@ -160,17 +202,25 @@ def register(sub: Subcommands) -> None:
     add_quiet(f)
     f.set_defaults(func=_cmd_features)
 
-    p = add_command(sub, "pretrain-ica", "pre-train the multimodal encoder (ICA) and write mm_feat.npy",
-                "alignrec-lite pretrain-ica data/ml --epochs 10 --fusion mean\n"
-                "  alignrec-lite pretrain-ica data/ml --arch ViT-B-32 --pretrained openai --precision amp "
-                "--batch-size 256 --device cuda\n"
-                "  alignrec-lite pretrain-ica data/ml --encoder multiway --epochs 10     "
-                "# one Multiway Transformer, masked modelling\n"
-                "  alignrec-lite pretrain-ica data/ml --encoder multiway --no-pretrain   # its random init")
+    p = add_command(
+        sub,
+        "pretrain-ica",
+        "pre-train the multimodal encoder (ICA) and write mm_feat.npy",
+        "alignrec-lite pretrain-ica data/ml --epochs 10 --fusion mean\n"
+        "  alignrec-lite pretrain-ica data/ml --arch ViT-B-32 --pretrained openai --precision amp "
+        "--batch-size 256 --device cuda\n"
+        "  alignrec-lite pretrain-ica data/ml --encoder multiway --epochs 10     "
+        "# one Multiway Transformer, masked modelling\n"
+        "  alignrec-lite pretrain-ica data/ml --encoder multiway --no-pretrain   # its random init",
+    )
     add_dataset(p, "dataset (name or MMRec folder with items.csv); mm_feat.npy is written into its folder")
-    p.add_argument("--encoder", choices=["mmenc", "multiway"], default="mmenc",
-                   help="mmenc: two towers + CLIP/masked-modality loss (default); multiway: one BEiT-3-style "
-                   "Multiway Transformer pre-trained by masked image/text modelling")
+    p.add_argument(
+        "--encoder",
+        choices=["mmenc", "multiway"],
+        default="mmenc",
+        help="mmenc: two towers + CLIP/masked-modality loss (default); multiway: one BEiT-3-style "
+        "Multiway Transformer pre-trained by masked image/text modelling",
+    )
     p.add_argument("--image-encoder", help="image tower spec (default tiny-cnn)")
     p.add_argument("--text-encoder", help="text tower spec (default minilm)")
     p.add_argument("--arch", help="open_clip architecture for both towers (e.g. ViT-B-32)")
@@ -182,8 +232,9 @@ def register(sub: Subcommands) -> None:
     p.add_argument("--lr", type=float, help="peak learning rate (default 1e-3; multiway 2e-3)")
     p.add_argument("--layers", type=int, help="multiway: Transformer blocks (default 3)")
     p.add_argument("--tokenizer", choices=["words", "minilm"], help="multiway: title tokeniser (default words)")
-    p.add_argument("--no-pretrain", action="store_true",
-                   help="multiway: keep the random initialisation (0 steps), for comparison")
+    p.add_argument(
+        "--no-pretrain", action="store_true", help="multiway: keep the random initialisation (0 steps), for comparison"
+    )
     p.add_argument("--mask-weight", type=float, default=0.5, help="weight of the masked-modality objective")
     p.add_argument("--mask-prob", type=float, default=0.5, help="share of items whose one modality is masked")
     p.add_argument("--train-text", action="store_true", help="also train the text tower (default: frozen, LiT-style)")
@@ -197,8 +248,12 @@ def register(sub: Subcommands) -> None:
     add_quiet(p)
     p.set_defaults(func=_cmd_pretrain_ica)
 
-    e = add_command(sub, "evaluate-features", "judge item features without training: zero-shot, item-CF, masking",
-                "alignrec-lite evaluate-features data/ml --source text --source image+text --source mm")
+    e = add_command(
+        sub,
+        "evaluate-features",
+        "judge item features without training: zero-shot, item-CF, masking",
+        "alignrec-lite evaluate-features data/ml --source text --source image+text --source mm",
+    )
     add_dataset(e, "dataset (name or MMRec folder) with feature files")
     e.add_argument("--source", action="append", help="feature source (repeatable): image, text, image+text, mm")
     e.add_argument("--split", choices=["valid", "test"], default="test")

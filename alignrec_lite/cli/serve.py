@@ -44,8 +44,12 @@ def _cmd_timing(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------- registration
 def register(sub: Subcommands) -> None:
     """Add ``recommend``, ``new-user`` and ``timing`` to the ``alignrec-lite`` parser."""
-    r = add_command(sub, "recommend", "export every user's top-K (raw IDs, seen items removed)",
-                    "alignrec-lite recommend runs/lgcn --k 20 --out topk.csv")
+    r = add_command(
+        sub,
+        "recommend",
+        "export every user's top-K (raw IDs, seen items removed)",
+        "alignrec-lite recommend runs/lgcn --k 20 --out topk.csv",
+    )
     add_run(r)
     r.add_argument("--k", type=int, default=20)
     r.add_argument("--out", required=True, help=".csv or .parquet file")
@@ -53,8 +57,12 @@ def register(sub: Subcommands) -> None:
     add_quiet(r, "no timing line")
     r.set_defaults(func=_cmd_recommend)
 
-    p = add_command(sub, "new-user", "recommend for a user who is not in the data, from items they liked",
-                    "alignrec-lite new-user runs/lgcn --items 318 593 2571 --k 10")
+    p = add_command(
+        sub,
+        "new-user",
+        "recommend for a user who is not in the data, from items they liked",
+        "alignrec-lite new-user runs/lgcn --items 318 593 2571 --k 10",
+    )
     add_run(p)
     p.add_argument("--items", nargs="*", default=[], help="raw item IDs (none: the popularity list)")
     p.add_argument("--k", type=int, default=10)
@@ -62,8 +70,12 @@ def register(sub: Subcommands) -> None:
     add_seed(p, 0, "seed of the negatives of --method gradient")
     p.set_defaults(func=_cmd_new_user)
 
-    p = add_command(sub, "timing", "time top-K for every user (offline) and for one user at a time",
-                    "alignrec-lite timing runs/lgcn --k 20")
+    p = add_command(
+        sub,
+        "timing",
+        "time top-K for every user (offline) and for one user at a time",
+        "alignrec-lite timing runs/lgcn --k 20",
+    )
     add_run(p)
     p.add_argument("--k", type=int, default=20)
     p.add_argument("--batch-users", type=int, default=1024)

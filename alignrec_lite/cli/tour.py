@@ -29,8 +29,12 @@ def register(sub: Subcommands) -> None:
     """Add ``tour`` to the ``alignrec-lite`` parser."""
     from ..tour import REPO
 
-    p = add_command(sub, "tour", "the main job end to end: train, evaluate, export, render every notebook",
-                    "alignrec-lite tour --dataset toy --no-notebooks")
+    p = add_command(
+        sub,
+        "tour",
+        "the main job end to end: train, evaluate, export, render every notebook",
+        "alignrec-lite tour --dataset toy --no-notebooks",
+    )
     p.add_argument("--dataset", default="toy", help=f"{DATASET_HELP} (default toy)")
     p.add_argument("--build-dir", default=str(REPO / "_build"), help="where runs, exports and the site go")
     p.add_argument("--notebooks-only", action="store_true", help="only render the notebooks")

@@ -41,18 +41,21 @@ to OUT/best.json; rerunning the same command resumes an interrupted search."""
 
 # ---------------------------------------------------------------------- handlers
 def _cmd_train(args: argparse.Namespace) -> int:
-    from ..checks import out_lock, staging_dir, swap_dir
     from ..config import resolve_config
     from ..data.mmrec import load_mmrec
     from ..evaluate import format_metrics
+    from ..files import out_lock, staging_dir, swap_dir
     from ..train import train
 
     overrides = training_overrides(args)
     if args.out is None and args.resume:
         raise ConfigError("--resume needs --out RUN", row="--resume", fix="pass the run folder to continue")
     if args.resume and args.overwrite:
-        raise ConfigError("--resume and --overwrite exclude each other", row="--overwrite",
-                          fix="--resume continues the run in --out; --overwrite starts it again")
+        raise ConfigError(
+            "--resume and --overwrite exclude each other",
+            row="--overwrite",
+            fix="--resume continues the run in --out; --overwrite starts it again",
+        )
     ds = load_mmrec(dataset_folder(args))
     preset = preset_kw(args)
     resolve_config(args.model, overrides, ds.name, **preset)  # every setting checked before the lock and the work
@@ -60,8 +63,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
     with out_lock(out) if out is not None else _NoLock():
         holds_run = out is not None and any((out / f).exists() for f in RUN_FILES)
         if holds_run and not args.resume and not args.overwrite:
-            raise ConfigError(f"run folder {out} already holds a run", row="--out",
-                              fix="use --resume to continue it, --overwrite to start again, or another --out")
+            raise ConfigError(
+                f"run folder {out} already holds a run",
+                row="--out",
+                fix="use --resume to continue it, --overwrite to start again, or another --out",
+            )
         kw = dict(progress=not args.quiet, verbose=args.verbose, **preset)
         if holds_run and args.overwrite:  # build the new run beside the old one; swap only when complete
             stage = staging_dir(out)
@@ -73,8 +79,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
             swap_dir(stage, out)
         else:
             _, record = train(ds, args.model, overrides, out=out, resume=args.resume, **kw)
-    print(f"{record['model']} on {record['dataset']}: best epoch {record['best_epoch']} "
-          f"of {record['epochs_run']}, {record['seconds_per_epoch']:.2f} s/epoch")
+    print(
+        f"{record['model']} on {record['dataset']}: best epoch {record['best_epoch']} "
+        f"of {record['epochs_run']}, {record['seconds_per_epoch']:.2f} s/epoch"
+    )
     print("  valid " + format_metrics(record["valid"], KEYS))
     print("  test  " + format_metrics(record["test"], KEYS))
     if out is not None:
@@ -101,8 +109,11 @@ def _cmd_search(args: argparse.Namespace) -> int:
     base = training_overrides(args, flags=("device",))  # --seed seeds the draw of trials, not the training
     clash = sorted(set(space) & set(base))
     if clash:
-        raise ConfigError(f"{', '.join(clash)} is both searched (--grid) and fixed (--set)", row=clash[0],
-                          fix="keep it in one of the two")
+        raise ConfigError(
+            f"{', '.join(clash)} is both searched (--grid) and fixed (--set)",
+            row=clash[0],
+            fix="keep it in one of the two",
+        )
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} is a file", row="--out", fix="pass a folder")
@@ -113,11 +124,26 @@ def _cmd_search(args: argparse.Namespace) -> int:
         if args.quiet:
             return
         params = " ".join(f"{k}={v}" for k, v in rec["params"].items())
-        print(f"trial {rec['trial']:3d}  {params:40s}  valid {format_metrics(rec['valid'], keys)}  "
-              f"(epoch {rec['best_epoch']}, {rec['seconds']:.0f} s)", flush=True)
+        print(
+            f"trial {rec['trial']:3d}  {params:40s}  valid {format_metrics(rec['valid'], keys)}  "
+            f"(epoch {rec['best_epoch']}, {rec['seconds']:.0f} s)",
+            flush=True,
+        )
 
-    best = search(ds, args.model, space, budget=args.budget, mode=args.mode, seed=args.seed, out=out,
-                  base_overrides=base, progress=False, keep_runs=args.keep_runs, on_trial=show, **preset_kw(args))
+    best = search(
+        ds,
+        args.model,
+        space,
+        budget=args.budget,
+        mode=args.mode,
+        seed=args.seed,
+        out=out,
+        base_overrides=base,
+        progress=False,
+        keep_runs=args.keep_runs,
+        on_trial=show,
+        **preset_kw(args),
+    )
     params = " ".join(f"{k}={v}" for k, v in best["params"].items())
     print(f"best on valid: trial {best['best_trial']} of {best['n_trials']}: {params}")
     print("  valid " + format_metrics(best["valid"], keys))
@@ -143,8 +169,12 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------- registration
 def register(sub: Subcommands) -> None:
     """Add ``train``, ``search`` and ``evaluate`` to the ``alignrec-lite`` parser."""
-    t = add_command(sub, "train", "train a recommender with early stopping on valid",
-                    "alignrec-lite train toy --model lightgcn --set epochs=50 --seed 7 --out runs/lgcn")
+    t = add_command(
+        sub,
+        "train",
+        "train a recommender with early stopping on valid",
+        "alignrec-lite train toy --model lightgcn --set epochs=50 --seed 7 --out runs/lgcn",
+    )
     add_dataset(t)
     t.add_argument("--model", required=True, help=MODELS_HELP)
     add_settings(t)
@@ -158,16 +188,18 @@ def register(sub: Subcommands) -> None:
     t.add_argument("--verbose", action="store_true", help="one line per epoch")
     t.set_defaults(func=_cmd_train)
 
-    s = add_command(sub, "search", "hyper-parameter search (grid or random) selected on valid recall@20", "",
-                    epilog=SEARCH_EXAMPLE)
+    s = add_command(
+        sub, "search", "hyper-parameter search (grid or random) selected on valid recall@20", "", epilog=SEARCH_EXAMPLE
+    )
     s.description = "Train one run per setting and pick the best on the VALIDATION split."
     add_dataset(s)
     s.add_argument("--model", required=True, help=MODELS_HELP)
     s.add_argument("--grid", action="append", metavar="KEY=V1,V2", help="values to try for a setting (repeatable)")
     add_settings(s, "a setting shared by all trials (repeatable)")
     s.add_argument("--budget", type=int, default=None, help="at most this many trials (default: the whole grid)")
-    s.add_argument("--mode", choices=["grid", "random"], default="grid",
-                   help="grid: in order; random: a seeded draw from the grid")
+    s.add_argument(
+        "--mode", choices=["grid", "random"], default="grid", help="grid: in order; random: a seeded draw from the grid"
+    )
     add_seed(s, 0, "seed of the random draw")
     add_device(s, None, "auto, cpu or cuda for every trial (same as --set device=...)")
     add_preset(s)
@@ -176,8 +208,12 @@ def register(sub: Subcommands) -> None:
     add_quiet(s, "print only the result")
     s.set_defaults(func=_cmd_search)
 
-    e = add_command(sub, "evaluate", "evaluate a finished run again (MMRec's full ranking)",
-                    "alignrec-lite evaluate runs/lgcn --split both")
+    e = add_command(
+        sub,
+        "evaluate",
+        "evaluate a finished run again (MMRec's full ranking)",
+        "alignrec-lite evaluate runs/lgcn --split both",
+    )
     add_run(e)
     e.add_argument("--split", choices=["valid", "test", "both"], default="test")
     e.add_argument("--batch-users", type=int, default=1024)

@@ -6,5 +6,16 @@ from .mmrec_files import write_mmrec_files
 from .split import kcore, mmrec_split, reindex
 from .subset import subsample_users, working_copy
 
-__all__ = ["RecDataset", "format_stats", "kcore", "load_mmrec", "mmrec_split", "open_dataset", "reindex",
-           "resolve_dataset", "subsample_users", "working_copy", "write_mmrec_files"]
+__all__ = [
+    "RecDataset",
+    "format_stats",
+    "kcore",
+    "load_mmrec",
+    "mmrec_split",
+    "open_dataset",
+    "reindex",
+    "resolve_dataset",
+    "subsample_users",
+    "working_copy",
+    "write_mmrec_files",
+]

@@ -42,23 +42,23 @@ from ..errors import DataError, DownloadError
 from ..files import atomic_dir, atomic_write
 from .amazon_read import item_text, read_meta, read_reviews
 from .download import download, is_offline, is_valid_image
-from .split import kcore, mmrec_split, reindex
 from .sources import EXPECTED_STATS_2014, amazon_category, source_url
+from .split import kcore, mmrec_split, reindex
 
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]")
 
 
 # ---------------------------------------------------------------- images
-def _fetch_image(url: str, cache_file: Path, target: Path, *, timeout: float, retries: int,
-                 backoff: float, offline: bool) -> str | None:
+def _fetch_image(
+    url: str, cache_file: Path, target: Path, *, timeout: float, retries: int, backoff: float, offline: bool
+) -> str | None:
     """Download (or reuse) one image and save it as JPEG at ``target``; return a reason on failure."""
     from PIL import Image, UnidentifiedImageError
 
     if cache_file.exists() and not is_valid_image(cache_file):
         cache_file.unlink()  # broken leftover of an earlier run: fetch it again
     try:
-        download(url, cache_file, timeout=timeout, retries=retries, backoff=backoff, progress=False,
-                 offline=offline)
+        download(url, cache_file, timeout=timeout, retries=retries, backoff=backoff, progress=False, offline=offline)
     except DownloadError as exc:
         return f"download failed: {exc.message}"
     try:
@@ -75,9 +75,18 @@ def _fetch_image(url: str, cache_file: Path, target: Path, *, timeout: float, re
     return None
 
 
-def _download_images(jobs: list[tuple[int, str, str]], folder: Path, cache: Path, *, workers: int,
-                     progress: bool, timeout: float, retries: int, backoff: float,
-                     offline: bool) -> tuple[dict[int, str], list[dict]]:
+def _download_images(
+    jobs: list[tuple[int, str, str]],
+    folder: Path,
+    cache: Path,
+    *,
+    workers: int,
+    progress: bool,
+    timeout: float,
+    retries: int,
+    backoff: float,
+    offline: bool,
+) -> tuple[dict[int, str], list[dict]]:
     """Fetch ``(itemID, asin, url)`` images into ``folder/images``; return (paths, missing)."""
     from tqdm.auto import tqdm
 
@@ -90,8 +99,15 @@ def _download_images(jobs: list[tuple[int, str, str]], folder: Path, cache: Path
     def one(item: int, asin: str, url: str) -> None:
         suffix = Path(url.split("?")[0]).suffix.lower()
         suffix = suffix if suffix in (".jpg", ".jpeg", ".png", ".gif", ".webp") else ".img"
-        reason = _fetch_image(url, cache / f"{_SAFE.sub('_', asin)}{suffix}", folder / "images" / f"{item}.jpg",
-                              timeout=timeout, retries=retries, backoff=backoff, offline=offline)
+        reason = _fetch_image(
+            url,
+            cache / f"{_SAFE.sub('_', asin)}{suffix}",
+            folder / "images" / f"{item}.jpg",
+            timeout=timeout,
+            retries=retries,
+            backoff=backoff,
+            offline=offline,
+        )
         with lock:
             if reason is None:
                 paths[item] = f"images/{item}.jpg"
@@ -108,8 +124,9 @@ def _download_images(jobs: list[tuple[int, str, str]], folder: Path, cache: Path
 
 
 # ---------------------------------------------------------------- building
-def _resolve_input(value: str | Path | None, key: str, category: str, cache: Path, *,
-                   progress: bool, offline: bool) -> Path:
+def _resolve_input(
+    value: str | Path | None, key: str, category: str, cache: Path, *, progress: bool, offline: bool
+) -> Path:
     """A local path as is; a URL (or None = the default source) downloaded into the cache."""
     if value is not None and not re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", str(value)):
         p = Path(value).expanduser()
@@ -201,8 +218,9 @@ def build_amazon(
     cache = (Path(cache_dir) if cache_dir is not None else default_cache()) / f"amazon-{release}"
     offline = is_offline(offline)
 
-    reviews_path = _resolve_input(reviews, f"amazon{release}-reviews", full_cat, cache,
-                                  progress=progress, offline=offline)
+    reviews_path = _resolve_input(
+        reviews, f"amazon{release}-reviews", full_cat, cache, progress=progress, offline=offline
+    )
     meta_path = _resolve_input(meta, f"amazon{release}-meta", full_cat, cache, progress=progress, offline=offline)
 
     # 1-2. read, de-duplicate, k-core, reindex
@@ -212,21 +230,35 @@ def build_amazon(
     n_dedup = len(df)
     df = kcore(df, k=k, user_col="user", item_col="item")
     if df.empty:
-        raise DataError(f"no interactions are left after the {k}-core filter ({n_dedup:,} before)",
-                        path=reviews_path, fix="use a larger category or a smaller k")
+        raise DataError(
+            f"no interactions are left after the {k}-core filter ({n_dedup:,} before)",
+            path=reviews_path,
+            fix="use a larger category or a smaller k",
+        )
     user_ids, user_raw = reindex(df["user"])
     item_ids, item_raw = reindex(df["item"])
     # 3. MMRec split
     x_label = mmrec_split(user_ids, seed=seed)
-    inter = pd.DataFrame({"userID": user_ids, "itemID": item_ids, "rating": df["rating"].to_numpy(),
-                          "timestamp": df["timestamp"].to_numpy(np.int64), "x_label": x_label})
+    inter = pd.DataFrame(
+        {
+            "userID": user_ids,
+            "itemID": item_ids,
+            "rating": df["rating"].to_numpy(),
+            "timestamp": df["timestamp"].to_numpy(np.int64),
+            "x_label": x_label,
+        }
+    )
     # 4. item text
     metas = read_meta(meta_path, release, set(map(str, item_raw)), progress=progress)
     n_items = len(item_raw)
     texts = [item_text(metas.get(str(a))) for a in item_raw]
     stats = {
-        "users": int(len(user_raw)), "items": int(n_items), "interactions": int(len(inter)),
-        "train": int((x_label == 0).sum()), "valid": int((x_label == 1).sum()), "test": int((x_label == 2).sum()),
+        "users": int(len(user_raw)),
+        "items": int(n_items),
+        "interactions": int(len(inter)),
+        "train": int((x_label == 0).sum()),
+        "valid": int((x_label == 1).sum()),
+        "test": int((x_label == 2).sum()),
     }
     stats["sparsity_percent"] = round(100.0 * (1 - stats["interactions"] / (stats["users"] * stats["items"])), 4)
     check = compare_stats(stats, expected_stats(release, full_cat))
@@ -242,19 +274,38 @@ def build_amazon(
                 if url:
                     jobs.append((item, str(asin), str(url)))
                 else:
-                    missing.append({"itemID": item, "asin": str(asin), "url": "",
-                                    "reason": "no metadata" if str(asin) not in metas else "no image URL"})
-            paths, failed = _download_images(jobs, tmp, cache / f"images-{full_cat}", workers=workers,
-                                             progress=progress, timeout=timeout, retries=retries,
-                                             backoff=backoff, offline=offline)
+                    missing.append(
+                        {
+                            "itemID": item,
+                            "asin": str(asin),
+                            "url": "",
+                            "reason": "no metadata" if str(asin) not in metas else "no image URL",
+                        }
+                    )
+            paths, failed = _download_images(
+                jobs,
+                tmp,
+                cache / f"images-{full_cat}",
+                workers=workers,
+                progress=progress,
+                timeout=timeout,
+                retries=retries,
+                backoff=backoff,
+                offline=offline,
+            )
             missing.extend(failed)
             for item, rel in paths.items():
                 image_col[item] = rel
         missing.sort(key=lambda m: m["itemID"])
-        items_df = pd.DataFrame({
-            "itemID": np.arange(n_items), "raw_id": [str(a) for a in item_raw], "text": texts, "image": image_col,
-            "has_meta": [str(a) in metas for a in item_raw],
-        })
+        items_df = pd.DataFrame(
+            {
+                "itemID": np.arange(n_items),
+                "raw_id": [str(a) for a in item_raw],
+                "text": texts,
+                "image": image_col,
+                "has_meta": [str(a) in metas for a in item_raw],
+            }
+        )
         card = {
             "name": name,
             "source": f"Amazon review data {release} (McAuley et al.), category {full_cat}",
@@ -262,24 +313,34 @@ def build_amazon(
             "category": full_cat,
             "reviews": _describe_input(reviews, reviews_path),
             "meta": _describe_input(meta, meta_path),
-            "build": {"k_core": k, "seed": seed, "split": "MMRec random per-user (ALIGNREC_SPEC §3.4)",
-                      "reindex": "0-based, order of first appearance in the review file",
-                      "text": "title + ' ' + brand + ' ' + categories[0] names + description (MMRec, §3.3)",
-                      "images": "main image, re-encoded as JPEG" if images else "not downloaded"},
+            "build": {
+                "k_core": k,
+                "seed": seed,
+                "split": "MMRec random per-user (ALIGNREC_SPEC §3.4)",
+                "reindex": "0-based, order of first appearance in the review file",
+                "text": "title + ' ' + brand + ' ' + categories[0] names + description (MMRec, §3.3)",
+                "images": "main image, re-encoded as JPEG" if images else "not downloaded",
+            },
             "raw_reviews": n_raw,
             "after_dedup": n_dedup,
             "stats": stats,
             "items_without_metadata": int(n_items - sum(str(a) in metas for a in item_raw)),
-            "images": {"downloaded": int(sum(1 for v in image_col if v)),
-                       "missing": len(missing) if images else None},
+            "images": {"downloaded": int(sum(1 for v in image_col if v)), "missing": len(missing) if images else None},
             "expected_check": check,
             "next_step": f"alignrec-lite features {out}",
         }
         from .mmrec_files import write_mmrec_files
 
-        write_mmrec_files(tmp, name=name, inter=inter, user_raw_ids=[str(u) for u in user_raw],
-                          item_raw_ids=[str(a) for a in item_raw], raw_id_names=("user_id", "asin"),
-                          items=items_df, card=card)
+        write_mmrec_files(
+            tmp,
+            name=name,
+            inter=inter,
+            user_raw_ids=[str(u) for u in user_raw],
+            item_raw_ids=[str(a) for a in item_raw],
+            raw_id_names=("user_id", "asin"),
+            items=items_df,
+            card=card,
+        )
         if images:
             with atomic_write(tmp / "missing_images.csv", newline="") as fh:
                 w = csv.writer(fh, lineterminator="\n")

@@ -14,8 +14,9 @@ import io
 import json
 import math
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -44,11 +45,19 @@ def _parse_record(line: str, path: Path, lineno: int) -> dict:
         try:
             rec = ast.literal_eval(line)  # Python literal; safe, unlike eval
         except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-            raise DataError("the line is neither JSON nor a Python literal", path=path, row=lineno,
-                            fix="re-download the file; it may be truncated or corrupt") from None
+            raise DataError(
+                "the line is neither JSON nor a Python literal",
+                path=path,
+                row=lineno,
+                fix="re-download the file; it may be truncated or corrupt",
+            ) from None
     if not isinstance(rec, dict):
-        raise DataError(f"expected one object per line, got {type(rec).__name__}", path=path, row=lineno,
-                        fix="use the review/metadata dump as published (one record per line)")
+        raise DataError(
+            f"expected one object per line, got {type(rec).__name__}",
+            path=path,
+            row=lineno,
+            fix="use the review/metadata dump as published (one record per line)",
+        )
     return rec
 
 
@@ -58,8 +67,9 @@ def _iter_lines(path: Path, desc: str, progress: bool) -> Iterator[tuple[int, st
     try:
         fh = _open_text(path)
     except OSError as exc:
-        raise DataError(f"cannot read the file ({exc.strerror or exc})", path=path,
-                        fix="check the path or pass a URL") from None
+        raise DataError(
+            f"cannot read the file ({exc.strerror or exc})", path=path, fix="check the path or pass a URL"
+        ) from None
     try:
         with fh, tqdm(desc=desc, unit=" lines", unit_scale=True, disable=not progress, leave=False) as bar:
             for lineno, line in enumerate(fh, start=1):
@@ -68,8 +78,9 @@ def _iter_lines(path: Path, desc: str, progress: bool) -> Iterator[tuple[int, st
                 if line:
                     yield lineno, line
     except (EOFError, gzip.BadGzipFile, OSError) as exc:
-        raise DataError(f"the file is truncated or not valid gzip ({exc})", path=path,
-                        fix="delete it and download it again") from None
+        raise DataError(
+            f"the file is truncated or not valid gzip ({exc})", path=path, fix="delete it and download it again"
+        ) from None
 
 
 _REVIEW_FIELDS = {
@@ -115,15 +126,20 @@ def read_reviews(path: str | Path, release: str, *, progress: bool = True) -> pd
         user = rec.get(ufield)
         if not user or not item:
             missing = ufield if not user else ifield
-            raise DataError(f"the review has no {missing!r} field", path=path, row=lineno,
-                            fix=f"pass the {release} release's review file (fields {', '.join(_REVIEW_FIELDS[release])})")
+            raise DataError(
+                f"the review has no {missing!r} field",
+                path=path,
+                row=lineno,
+                fix=f"pass the {release} release's review file (fields {', '.join(_REVIEW_FIELDS[release])})",
+            )
         ts = rec.get(tfield, 0) or 0
         try:
             ts = int(ts)
             rating = float(rec.get(rfield, 1.0) or 0.0)
         except (TypeError, ValueError):
-            raise DataError(f"non-numeric {tfield} or {rfield}", path=path, row=lineno,
-                            fix="the file is corrupt; download it again") from None
+            raise DataError(
+                f"non-numeric {tfield} or {rfield}", path=path, row=lineno, fix="the file is corrupt; download it again"
+            ) from None
         users.append(str(user))
         items.append(str(item))
         ratings.append(rating)
@@ -147,20 +163,28 @@ def _read_reviews_csv(path: Path, release: str) -> pd.DataFrame:
         with _open_text(path) as fh:
             df = pd.read_csv(fh, header=0 if has_header else None, dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise DataError(f"cannot parse the CSV ({exc})", path=path,
-                        fix="use the review dump as published (JSON lines or the rating-only CSV)") from None
+        raise DataError(
+            f"cannot parse the CSV ({exc})",
+            path=path,
+            fix="use the review dump as published (JSON lines or the rating-only CSV)",
+        ) from None
     if has_header:
         cols = {c.lower(): c for c in df.columns}
         pick = [cols.get(n) for n in ("user_id", "parent_asin", "rating", "timestamp")]
         if pick[1] is None:
             pick[1] = cols.get("asin") or cols.get("item_id")
         if pick[0] is None or pick[1] is None:
-            raise DataError(f"the CSV header {list(df.columns)} has no user_id/parent_asin columns", path=path,
-                            row=1, fix="use the 2023 benchmark CSV (user_id,parent_asin,rating,timestamp)")
+            raise DataError(
+                f"the CSV header {list(df.columns)} has no user_id/parent_asin columns",
+                path=path,
+                row=1,
+                fix="use the 2023 benchmark CSV (user_id,parent_asin,rating,timestamp)",
+            )
         df = df[[p for p in pick if p is not None]]
     if df.shape[1] < 2:
-        raise DataError("expected at least user and item columns", path=path, row=1,
-                        fix="use user,item,rating,timestamp rows")
+        raise DataError(
+            "expected at least user and item columns", path=path, row=1, fix="use user,item,rating,timestamp rows"
+        )
     df = df.iloc[:, :4].copy()
     df.columns = ["user", "item", "rating", "timestamp"][: df.shape[1]]
     if "rating" not in df:
@@ -172,13 +196,23 @@ def _read_reviews_csv(path: Path, release: str) -> pd.DataFrame:
     bad = rating.isna() | ts.isna() | (df["user"] == "") | (df["item"] == "")
     if bad.any():
         i = int(np.flatnonzero(bad.to_numpy())[0])
-        raise DataError("missing or non-numeric field", path=path, row=i + 1 + int(has_header),
-                        fix="the file is corrupt; download it again")
+        raise DataError(
+            "missing or non-numeric field",
+            path=path,
+            row=i + 1 + int(has_header),
+            fix="the file is corrupt; download it again",
+        )
     ts = ts.astype(np.int64)
     if release == "2023" and len(ts) and ts.max() > 10**11:
         ts = ts // 1000
-    return pd.DataFrame({"user": df["user"].astype(str), "item": df["item"].astype(str),
-                         "rating": rating.astype(float), "timestamp": ts})
+    return pd.DataFrame(
+        {
+            "user": df["user"].astype(str),
+            "item": df["item"].astype(str),
+            "rating": rating.astype(float),
+            "timestamp": ts,
+        }
+    )
 
 
 def read_meta(path: str | Path, release: str, asins: set[str], *, progress: bool = True) -> dict[str, dict]:

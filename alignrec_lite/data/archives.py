@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import re
 import zipfile
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
-from typing import Callable
 
 from ..errors import DownloadError
 from ..files import atomic_dir
@@ -64,8 +64,9 @@ def extract_zip(
     try:
         zf = zipfile.ZipFile(archive)
     except (zipfile.BadZipFile, OSError) as exc:
-        raise DownloadError(f"not a readable zip archive ({exc})", path=archive,
-                            fix="delete the file and download it again") from None
+        raise DownloadError(
+            f"not a readable zip archive ({exc})", path=archive, fix="delete the file and download it again"
+        ) from None
     with zf:
         plan: list[tuple[zipfile.ZipInfo, tuple[str, ...]]] = []
         total = 0
@@ -73,32 +74,44 @@ def extract_zip(
             try:
                 parts = _member_parts(info.filename)
             except ValueError as exc:
-                raise DownloadError(f"refusing unsafe archive member {info.filename!r}: it {exc}",
-                                    path=archive, row=info.filename,
-                                    fix="the archive is corrupt or malicious; download it from the official source") from None
+                raise DownloadError(
+                    f"refusing unsafe archive member {info.filename!r}: it {exc}",
+                    path=archive,
+                    row=info.filename,
+                    fix="the archive is corrupt or malicious; download it from the official source",
+                ) from None
             mode = (info.external_attr >> 16) & 0o170000
             if mode == 0o120000:
-                raise DownloadError(f"refusing archive member {info.filename!r}: it is a symbolic link",
-                                    path=archive, row=info.filename,
-                                    fix="the archive is corrupt or malicious; download it from the official source")
+                raise DownloadError(
+                    f"refusing archive member {info.filename!r}: it is a symbolic link",
+                    path=archive,
+                    row=info.filename,
+                    fix="the archive is corrupt or malicious; download it from the official source",
+                )
             parts = parts[strip_components:]
             if not parts:
                 continue
             total += info.file_size
             plan.append((info, parts))
         if total > max_bytes:
-            raise DownloadError(f"the archive expands to {total:,} bytes (limit {max_bytes:,})", path=archive,
-                                fix="check that this is the right file")
+            raise DownloadError(
+                f"the archive expands to {total:,} bytes (limit {max_bytes:,})",
+                path=archive,
+                fix="check that this is the right file",
+            )
         if dest.exists() and not overwrite:
-            raise DownloadError("the target folder already exists", path=dest,
-                                fix="delete it or pass overwrite=True")
+            raise DownloadError("the target folder already exists", path=dest, fix="delete it or pass overwrite=True")
         with atomic_dir(dest, overwrite=overwrite) as tmp:
             root = tmp.resolve()
             for info, parts in plan:
                 target = tmp.joinpath(*parts)
                 if not target.resolve().is_relative_to(root):  # belt and braces
-                    raise DownloadError(f"refusing archive member {info.filename!r}", path=archive,
-                                        row=info.filename, fix="download the archive from the official source")
+                    raise DownloadError(
+                        f"refusing archive member {info.filename!r}",
+                        path=archive,
+                        row=info.filename,
+                        fix="download the archive from the official source",
+                    )
                 if info.is_dir():
                     target.mkdir(parents=True, exist_ok=True)
                     continue
@@ -108,8 +121,12 @@ def extract_zip(
                         while block := src.read(CHUNK):
                             out.write(block)
                 except (zipfile.BadZipFile, OSError, EOFError) as exc:
-                    raise DownloadError(f"archive member {info.filename!r} is corrupt ({exc})", path=archive,
-                                        row=info.filename, fix="delete the archive and download it again") from None
+                    raise DownloadError(
+                        f"archive member {info.filename!r} is corrupt ({exc})",
+                        path=archive,
+                        row=info.filename,
+                        fix="delete the archive and download it again",
+                    ) from None
             if check is not None:
                 check(tmp)
     return dest

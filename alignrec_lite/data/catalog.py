@@ -49,17 +49,27 @@ def read_registry(registry: str | Path | None = None) -> dict[str, dict]:
     path = registry_path(registry)
     if not entry_exists(path):
         return {}
-    data = read_json(path, "dataset registry", invalid="the dataset registry is not valid JSON",
-                     fix="delete the file and import the datasets again")
+    data = read_json(
+        path,
+        "dataset registry",
+        invalid="the dataset registry is not valid JSON",
+        fix="delete the file and import the datasets again",
+    )
     if not isinstance(data, dict) or not isinstance(data.get("datasets", {}), dict):
-        raise DataError("the dataset registry has an unexpected layout", path=path,
-                        fix="delete the file and import the datasets again")
+        raise DataError(
+            "the dataset registry has an unexpected layout",
+            path=path,
+            fix="delete the file and import the datasets again",
+        )
     reg = dict(data.get("datasets", {}))
     for name, entry in reg.items():
         if not isinstance(entry, dict) or not isinstance(entry.get("path"), str) or not entry["path"]:
-            raise DataError(f"the registry entry {name!r} has no folder path (found {type(entry).__name__})",
-                            path=path, row=f"datasets.{name}",
-                            fix=f"import the folder again with `alignrec-lite data import DIR --name {name}`")
+            raise DataError(
+                f"the registry entry {name!r} has no folder path (found {type(entry).__name__})",
+                path=path,
+                row=f"datasets.{name}",
+                fix=f"import the folder again with `alignrec-lite data import DIR --name {name}`",
+            )
     return reg
 
 
@@ -88,23 +98,33 @@ def import_mmrec(folder: str | Path, name: str | None = None, registry: str | Pa
     stats = ds.stats()
     name = name or ds.name
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
-        raise DataError(f"invalid dataset name {name!r}", row="--name",
-                        fix="use letters, digits, '_', '.' and '-' only")
-    entry = {"name": name, "path": str(folder), "inter": f"{ds.name}.inter", "stats": stats,
-             "features": {k: list(v.shape) for k, v in ds.features.items()}}
+        raise DataError(
+            f"invalid dataset name {name!r}", row="--name", fix="use letters, digits, '_', '.' and '-' only"
+        )
+    entry = {
+        "name": name,
+        "path": str(folder),
+        "inter": f"{ds.name}.inter",
+        "stats": stats,
+        "features": {k: list(v.shape) for k, v in ds.features.items()},
+    }
     path = registry_path(registry)
     current = read_registry(path)
     if name in BUILTIN_DATASETS:
-        raise DataError(f"{name!r} is the name of a built-in dataset", row="--name",
-                        fix="register the folder under another name with --name")
+        raise DataError(
+            f"{name!r} is the name of a built-in dataset",
+            row="--name",
+            fix="register the folder under another name with --name",
+        )
     current[name] = entry
     write_json(path, {"datasets": current})
     return entry
 
 
 # ---------------------------------------------------------------- resolving
-def movielens_folder(*, data_root: str | Path | None = None, cache: str | Path | None = None,
-                     progress: bool = True) -> Path:
+def movielens_folder(
+    *, data_root: str | Path | None = None, cache: str | Path | None = None, progress: bool = True
+) -> Path:
     """MovieLens ml-latest-small with posters, built once into ``<cache>/movielens-posters`` and reused.
 
     Args:
@@ -124,14 +144,20 @@ def movielens_folder(*, data_root: str | Path | None = None, cache: str | Path |
 
     root = Path(data_root) if data_root else default_root()
     if root is None:
-        raise DataError("DATASET='movielens' needs the real data", row="ALIGNREC_DATA",
-                        fix="set ALIGNREC_DATA (or DATA_ROOT in the parameters cell) to the folder "
-                        "holding ml-latest-small/ and ml-posters/posters/")
+        raise DataError(
+            "DATASET='movielens' needs the real data",
+            row="ALIGNREC_DATA",
+            fix="set ALIGNREC_DATA (or DATA_ROOT in the parameters cell) to the folder "
+            "holding ml-latest-small/ and ml-posters/posters/",
+        )
     ratings, posters = root / "ml-latest-small", root / "ml-posters" / "posters"
     for p in (ratings, posters):
         if not p.is_dir():
-            raise DataError("MovieLens folder not found", path=p,
-                            fix="place ml-latest-small/ and ml-posters/posters/ under the data root")
+            raise DataError(
+                "MovieLens folder not found",
+                path=p,
+                fix="place ml-latest-small/ and ml-posters/posters/ under the data root",
+            )
     out = (Path(cache) if cache is not None else cache_dir()) / MOVIELENS_FOLDER
     if not (out / "dataset.json").exists():
         from .movielens import build_movielens
@@ -140,9 +166,14 @@ def movielens_folder(*, data_root: str | Path | None = None, cache: str | Path |
     return out
 
 
-def resolve_dataset(name_or_path: str | Path, *, data_root: str | Path | None = None,
-                    cache: str | Path | None = None, progress: bool = True,
-                    registry: str | Path | None = None) -> Path:
+def resolve_dataset(
+    name_or_path: str | Path,
+    *,
+    data_root: str | Path | None = None,
+    cache: str | Path | None = None,
+    progress: bool = True,
+    registry: str | Path | None = None,
+) -> Path:
     """The folder a dataset name or path stands for (see the module docstring for the order).
 
     Args:
@@ -174,15 +205,24 @@ def resolve_dataset(name_or_path: str | Path, *, data_root: str | Path | None = 
     reg = read_registry(registry)
     if name in reg:
         return Path(reg[name]["path"])
-    raise DataError(f"{name!r} is neither a folder nor a registered dataset",
-                    fix=f"pass a folder, one of {', '.join(BUILTIN_DATASETS)}, or import a folder with "
-                    f"`alignrec-lite data import DIR` (registered: {', '.join(sorted(reg)) or 'none'})")
+    raise DataError(
+        f"{name!r} is neither a folder nor a registered dataset",
+        fix=f"pass a folder, one of {', '.join(BUILTIN_DATASETS)}, or import a folder with "
+        f"`alignrec-lite data import DIR` (registered: {', '.join(sorted(reg)) or 'none'})",
+    )
 
 
 # ---------------------------------------------------------------- opening
-def open_dataset(name_or_path: str | Path, *, smoke: bool = False, features: str | None = "auto",
-                 data_root: str | Path | None = None, cache: str | Path | None = None,
-                 progress: bool = True, registry: str | Path | None = None) -> RecDataset:
+def open_dataset(
+    name_or_path: str | Path,
+    *,
+    smoke: bool = False,
+    features: str | None = "auto",
+    data_root: str | Path | None = None,
+    cache: str | Path | None = None,
+    progress: bool = True,
+    registry: str | Path | None = None,
+) -> RecDataset:
     """Resolve a dataset name or folder (:func:`resolve_dataset`) and load it.
 
     Args:
@@ -206,8 +246,11 @@ def open_dataset(name_or_path: str | Path, *, smoke: bool = False, features: str
         DataError: as for :func:`resolve_dataset` and :func:`~alignrec_lite.data.mmrec.load_mmrec`.
     """
     if features not in ("auto", None):
-        raise ConfigError(f"unknown features={features!r}", row="features",
-                          fix='use "auto" (load, extract the defaults on first use) or None (no features)')
+        raise ConfigError(
+            f"unknown features={features!r}",
+            row="features",
+            fix='use "auto" (load, extract the defaults on first use) or None (no features)',
+        )
     if smoke and str(name_or_path) == "toy":
         name_or_path = "toy-smoke"
     folder = resolve_dataset(name_or_path, data_root=data_root, cache=cache, progress=progress, registry=registry)
@@ -220,5 +263,14 @@ def open_dataset(name_or_path: str | Path, *, smoke: bool = False, features: str
     return ds
 
 
-__all__ = ["BUILTIN_DATASETS", "DEFAULT_ENCODERS", "MOVIELENS_FOLDER", "import_mmrec", "movielens_folder",
-           "open_dataset", "read_registry", "registry_path", "resolve_dataset"]
+__all__ = [
+    "BUILTIN_DATASETS",
+    "DEFAULT_ENCODERS",
+    "MOVIELENS_FOLDER",
+    "import_mmrec",
+    "movielens_folder",
+    "open_dataset",
+    "read_registry",
+    "registry_path",
+    "resolve_dataset",
+]

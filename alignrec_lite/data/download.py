@@ -74,7 +74,7 @@ def _request(url: str, offset: int = 0) -> urllib.request.Request:
 def _open(url: str, *, offset: int, timeout: float):
     """Open ``url``; translate every failure into _Retryable or DownloadError."""
     try:
-        return urllib.request.urlopen(_request(url, offset), timeout=timeout)  # noqa: S310 (http/https/file only)
+        return urllib.request.urlopen(_request(url, offset), timeout=timeout)
     except urllib.error.HTTPError as exc:
         code = exc.code
         body_headers = exc.headers
@@ -98,7 +98,7 @@ def _open(url: str, *, offset: int, timeout: float):
         if isinstance(reason, (TimeoutError, socket.timeout)):
             raise _Retryable(f"no answer within {timeout:g} s") from None
         raise _Retryable(f"connection failed ({reason})") from None
-    except (TimeoutError, socket.timeout):
+    except TimeoutError:
         raise _Retryable(f"no answer within {timeout:g} s") from None
     except (ConnectionError, http.client.HTTPException, OSError) as exc:
         raise _Retryable(f"connection failed ({type(exc).__name__}: {exc})") from None
@@ -147,17 +147,26 @@ def _fetch_to_part(url: str, part: Path, *, timeout: float, progress: bool, desc
         total = None if length is None else offset + length
         written = 0
         read = getattr(resp, "read1", resp.read)  # read1: return what has arrived, so a stall loses nothing
-        with open(part, mode) as fh, tqdm(
-            total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024,
-            desc=desc, disable=not progress, leave=False,
-        ) as bar:
+        with (
+            open(part, mode) as fh,
+            tqdm(
+                total=total,
+                initial=offset,
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                desc=desc,
+                disable=not progress,
+                leave=False,
+            ) as bar,
+        ):
             while True:
                 try:
                     block = read(CHUNK)
                 except http.client.IncompleteRead as exc:
                     fh.write(exc.partial)
                     raise _Retryable(f"connection closed after {offset + written + len(exc.partial):,} bytes") from None
-                except (TimeoutError, socket.timeout):
+                except TimeoutError:
                     raise _Retryable(f"no data for {timeout:g} s (at byte {offset + written:,})") from None
                 except (ConnectionError, http.client.HTTPException, OSError) as exc:
                     raise _Retryable(f"connection lost at byte {offset + written:,} ({type(exc).__name__})") from None
@@ -233,8 +242,11 @@ def download(
             attempt += 1
             if attempt > retries:
                 _give_up(part, state)
-                kept = (f"; {part.stat().st_size:,} bytes are kept in {part.name} and the next run resumes"
-                        if part.exists() else "")
+                kept = (
+                    f"; {part.stat().st_size:,} bytes are kept in {part.name} and the next run resumes"
+                    if part.exists()
+                    else ""
+                )
                 raise DownloadError(
                     f"download of {shown} failed after {attempt} attempt(s): {exc}{kept}",
                     path=dest,
@@ -306,34 +318,39 @@ def fetch(
     while True:
         try:
             try:
-                resp = urllib.request.urlopen(_request(url), timeout=timeout)  # noqa: S310
+                resp = urllib.request.urlopen(_request(url), timeout=timeout)
             except urllib.error.HTTPError as exc:
                 code, reason = exc.code, exc.reason
                 exc.close()
                 if code >= 500 or code in (408, 429):
                     raise _Retryable(f"HTTP {code} {reason}") from None
-                raise DownloadError(f"HTTP {code} {reason} for {shown}", row=f"HTTP {code}",
-                                    fix="check the address and the API key") from None
+                raise DownloadError(
+                    f"HTTP {code} {reason} for {shown}", row=f"HTTP {code}", fix="check the address and the API key"
+                ) from None
             except urllib.error.URLError as exc:
                 raise _Retryable(f"connection failed ({exc.reason})") from None
-            except (TimeoutError, socket.timeout):
+            except TimeoutError:
                 raise _Retryable(f"no answer within {timeout:g} s") from None
             except (ConnectionError, http.client.HTTPException, OSError) as exc:
                 raise _Retryable(f"connection failed ({type(exc).__name__})") from None
             with resp:
                 try:
                     body = resp.read(max_bytes + 1)
-                except (TimeoutError, socket.timeout, ConnectionError, http.client.HTTPException, OSError) as exc:
+                except (TimeoutError, ConnectionError, http.client.HTTPException, OSError) as exc:
                     raise _Retryable(f"reading the answer failed ({type(exc).__name__})") from None
             if len(body) > max_bytes:
-                raise DownloadError(f"the answer from {shown} is larger than {max_bytes:,} bytes",
-                                    fix="this address does not look like an API endpoint")
+                raise DownloadError(
+                    f"the answer from {shown} is larger than {max_bytes:,} bytes",
+                    fix="this address does not look like an API endpoint",
+                )
             return body
         except _Retryable as exc:
             attempt += 1
             if attempt > retries:
-                raise DownloadError(f"request to {shown} failed after {attempt} attempt(s): {exc}",
-                                    fix="check the network and run again") from None
+                raise DownloadError(
+                    f"request to {shown} failed after {attempt} attempt(s): {exc}",
+                    fix="check the network and run again",
+                ) from None
             time.sleep(backoff * 2 ** (attempt - 1))
 
 

@@ -24,9 +24,9 @@ file, the line and the fix.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 import pandas as pd
@@ -195,15 +195,18 @@ class RecDataset:
 def _check_contiguous(ids: np.ndarray, name: str, path: Path) -> int:
     n = int(ids.max()) + 1
     if n > 50_000_000:  # checked before allocating n flags: a stray huge ID must not exhaust memory
-        raise DataError(f"{name} {n - 1} is implausibly large", path=path, row=int(np.argmax(ids)) + 2,
-                        fix=f"re-index {name}s as 0..N-1")
+        raise DataError(
+            f"{name} {n - 1} is implausibly large",
+            path=path,
+            row=int(np.argmax(ids)) + 2,
+            fix=f"re-index {name}s as 0..N-1",
+        )
     seen = np.zeros(n, dtype=bool)
     seen[ids] = True
     if not seen.all():
         missing = np.flatnonzero(~seen)
         raise DataError(
-            f"{name}s are not contiguous: {len(missing)} of 0..{n - 1} never occur "
-            f"(first missing: {int(missing[0])})",
+            f"{name}s are not contiguous: {len(missing)} of 0..{n - 1} never occur (first missing: {int(missing[0])})",
             path=path,
             fix=f"re-index {name}s as 0..N-1 (MMRec sets n = max({name}) + 1)",
         )
@@ -249,7 +252,8 @@ def load_mmrec(
             first_line = int(np.flatnonzero(df["userID"].to_numpy() == cold[0])[0]) + 2
             raise DataError(
                 f"{len(cold)} user(s) have no training rows (x_label 0), e.g. userID {int(cold[0])}",
-                path=inter_path, row=first_line,
+                path=inter_path,
+                row=first_line,
                 fix="every user needs at least one training interaction; re-split the data "
                 "(MMRec's split keeps >= 3 per user) or drop those users",
             )
@@ -307,15 +311,19 @@ def check_images(ds: RecDataset, *, max_items: int | None = None) -> int:
             if entry_exists(p):  # a missing file is PIL's FileNotFoundError below; a FIFO would block PIL
                 check_regular_file(p, f"image of itemID {item}")
         except DataError as exc:
-            raise DataError(f"image of itemID {item} cannot be read ({exc.message})", path=p,
-                            fix="replace the file with a valid JPEG/PNG or clear the `image` cell in items.csv") from None
+            raise DataError(
+                f"image of itemID {item} cannot be read ({exc.message})",
+                path=p,
+                fix="replace the file with a valid JPEG/PNG or clear the `image` cell in items.csv",
+            ) from None
         try:
             with Image.open(p) as im:
                 im.verify()
         except (OSError, UnidentifiedImageError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
             raise DataError(
                 f"image of itemID {item} cannot be read ({type(exc).__name__})",
-                path=p, fix="replace the file with a valid JPEG/PNG or clear the `image` cell in items.csv",
+                path=p,
+                fix="replace the file with a valid JPEG/PNG or clear the `image` cell in items.csv",
             ) from None
         n += 1
     return n
@@ -327,7 +335,8 @@ def format_stats(stats: Mapping) -> str:
         f"dataset      {stats['name']}",
         f"users        {stats['users']:,}",
         f"items        {stats['items']:,}",
-        f"interactions {stats['interactions']:,} (train {stats['train']:,} / valid {stats['valid']:,} / test {stats['test']:,})",
+        f"interactions {stats['interactions']:,} "
+        f"(train {stats['train']:,} / valid {stats['valid']:,} / test {stats['test']:,})",
         f"sparsity     {stats['sparsity_percent']:.4f} %",
     ]
     if stats.get("items_without_train_interactions"):

@@ -9,8 +9,8 @@ naming the file, the line and the fix.
 from __future__ import annotations
 
 import io
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -32,7 +32,9 @@ def find_inter_file(folder: str | Path) -> Path:
     if not folder.exists():
         raise DataError("folder does not exist", path=folder, fix="check the path or build the dataset first")
     if not folder.is_dir():
-        raise DataError("expected a dataset folder, got a file", path=folder, fix="pass the folder that holds <name>.inter")
+        raise DataError(
+            "expected a dataset folder, got a file", path=folder, fix="pass the folder that holds <name>.inter"
+        )
     found = sorted(folder.glob("*.inter"))
     if not found:
         raise DataError(
@@ -65,15 +67,23 @@ def read_inter(path: str | Path) -> pd.DataFrame:
     except OSError as exc:
         raise DataError(f"cannot read the file ({exc.strerror})", path=path, fix="check permissions") from None
     if not raw.strip():
-        raise DataError("the file is empty", path=path, fix="write a header line `userID\\titemID\\tx_label` and one row per interaction")
+        raise DataError(
+            "the file is empty",
+            path=path,
+            fix="write a header line `userID\\titemID\\tx_label` and one row per interaction",
+        )
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
-        raise DataError("the file is not UTF-8 text", path=path, row=line, fix="save it as UTF-8 tab-separated text") from None
+        raise DataError(
+            "the file is not UTF-8 text", path=path, row=line, fix="save it as UTF-8 tab-separated text"
+        ) from None
     if "\x00" in text:
         line = text[: text.index("\x00")].count("\n") + 1
-        raise DataError("the file contains NUL bytes (a binary or corrupt file)", path=path, row=line, fix="re-create the file")
+        raise DataError(
+            "the file contains NUL bytes (a binary or corrupt file)", path=path, row=line, fix="re-create the file"
+        )
     text = text.removeprefix("\ufeff")  # a byte-order mark written by some Windows editors
     # One definition of a line for checking *and* parsing: "\n", "\r\n" or "\r" ends it, nothing
     # else (str.splitlines also splits on \x0b, \x1c, \u2028, ..., which pandas does not: rows
@@ -86,7 +96,11 @@ def read_inter(path: str | Path) -> pd.DataFrame:
     header = [h.strip() for h in header]
     missing = [c for c in REQUIRED_COLUMNS if c not in header]
     if missing:
-        hint = " (the header looks comma-separated; MMRec files use tabs)" if "," in lines[0] and "\t" not in lines[0] else ""
+        hint = (
+            " (the header looks comma-separated; MMRec files use tabs)"
+            if "," in lines[0] and "\t" not in lines[0]
+            else ""
+        )
         raise DataError(
             f"missing required column(s) {', '.join(missing)}{hint}; the header is {lines[0][:120]!r}",
             path=path,
@@ -95,7 +109,9 @@ def read_inter(path: str | Path) -> pd.DataFrame:
             "(rating and timestamp are optional)",
         )
     if len(set(header)) != len(header):
-        raise DataError("duplicate column names in the header", path=path, row=1, fix="give every column a distinct name")
+        raise DataError(
+            "duplicate column names in the header", path=path, row=1, fix="give every column a distinct name"
+        )
     n_cols = len(header)
     for i, line in enumerate(lines[1:], start=2):
         if not line.strip():
@@ -109,8 +125,9 @@ def read_inter(path: str | Path) -> pd.DataFrame:
             )
     if len(lines) < 2:
         raise DataError("the file has a header but no interactions", path=path, fix="add one row per interaction")
-    df = pd.read_csv(io.StringIO(text), sep="\t", dtype=str, keep_default_na=False, quoting=3, engine="c",
-                     lineterminator="\n")
+    df = pd.read_csv(
+        io.StringIO(text), sep="\t", dtype=str, keep_default_na=False, quoting=3, engine="c", lineterminator="\n"
+    )
     df.columns = header
     out = pd.DataFrame(index=df.index)
     for col in REQUIRED_COLUMNS:
@@ -124,7 +141,9 @@ def read_inter(path: str | Path) -> pd.DataFrame:
             i = int(np.flatnonzero(bad)[0])
             raise DataError(
                 f"rating {df['rating'].iloc[i]!r} is not a number",
-                path=path, row=i + 2, fix="ratings must be finite numbers (or drop the column)",
+                path=path,
+                row=i + 2,
+                fix="ratings must be finite numbers (or drop the column)",
             )
         out["rating"] = vals.astype(float)
     bad = ~out["x_label"].isin([0, 1, 2]).to_numpy()
@@ -132,7 +151,9 @@ def read_inter(path: str | Path) -> pd.DataFrame:
         i = int(np.flatnonzero(bad)[0])
         raise DataError(
             f"x_label is {out['x_label'].iloc[i]}, expected 0, 1 or 2",
-            path=path, row=i + 2, fix="use 0 = train, 1 = valid, 2 = test",
+            path=path,
+            row=i + 2,
+            fix="use 0 = train, 1 = valid, 2 = test",
         )
     dup = out.duplicated(subset=["userID", "itemID"], keep="first").to_numpy()
     if dup.any():
@@ -141,7 +162,9 @@ def read_inter(path: str | Path) -> pd.DataFrame:
         first = int(np.flatnonzero(((out["userID"] == u) & (out["itemID"] == it)).to_numpy())[0])
         raise DataError(
             f"duplicate interaction (userID {u}, itemID {it}), first seen on line {first + 2}",
-            path=path, row=i + 2, fix="keep one row per (user, item) pair",
+            path=path,
+            row=i + 2,
+            fix="keep one row per (user, item) pair",
         )
     return out
 
@@ -156,14 +179,18 @@ def _int_column(col: pd.Series, name: str, path: Path, allow_float: bool = False
         i = int(np.flatnonzero(~ok)[0])
         raise DataError(
             f"{name} {col.iloc[i]!r} is not an integer",
-            path=path, row=i + 2, fix=f"{name} values must be whole numbers",
+            path=path,
+            row=i + 2,
+            fix=f"{name} values must be whole numbers",
         )
     vals = s.str.replace(r"\.0*$", "", regex=True).astype(np.int64)
     if name in ("userID", "itemID") and (vals < 0).any():
         i = int(np.flatnonzero((vals < 0).to_numpy())[0])
         raise DataError(
             f"{name} {vals.iloc[i]} is negative",
-            path=path, row=i + 2, fix="IDs are 0-based non-negative integers; re-index them from 0",
+            path=path,
+            row=i + 2,
+            fix="IDs are 0-based non-negative integers; re-index them from 0",
         )
     return vals
 
@@ -183,28 +210,37 @@ def read_id_mapping(path: Path, id_col: str, n: int) -> np.ndarray:
     try:
         df = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, quoting=3)
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError, ValueError) as exc:
-        raise DataError(f"cannot parse the mapping ({type(exc).__name__})", path=path,
-                        fix="it must be tab-separated with a header: raw_id<TAB>" + id_col) from None
+        raise DataError(
+            f"cannot parse the mapping ({type(exc).__name__})",
+            path=path,
+            fix="it must be tab-separated with a header: raw_id<TAB>" + id_col,
+        ) from None
     if id_col not in df.columns or len(df.columns) != 2:
         raise DataError(
             f"expected two tab-separated columns, one named {id_col}; found {list(df.columns)[:5]}",
-            path=path, row=1, fix=f"write the header as `<raw id name>\\t{id_col}`",
+            path=path,
+            row=1,
+            fix=f"write the header as `<raw id name>\\t{id_col}`",
         )
     raw_col = [c for c in df.columns if c != id_col][0]
     ids = _int_column(df[id_col], id_col, path)
     if len(df) != n or set(ids.tolist()) != set(range(n)):
         raise DataError(
             f"the mapping has {len(df)} rows but the interaction file has {n} {id_col}s (0..{n - 1})",
-            path=path, fix="regenerate the mapping together with the .inter file",
+            path=path,
+            fix="regenerate the mapping together with the .inter file",
         )
     dup = df[raw_col].duplicated(keep="first").to_numpy()
     if dup.any():  # two IDs sharing one raw ID would label two items (users) alike in every export
         i = int(np.flatnonzero(dup)[0])
         raw = df[raw_col].iloc[i]
         first = int(np.flatnonzero((df[raw_col] == raw).to_numpy())[0])
-        raise DataError(f"raw ID {raw!r} is given to two {id_col}s ({ids.iloc[first]} on line {first + 2} "
-                        f"and {ids.iloc[i]})", path=path, row=i + 2,
-                        fix="every raw ID must map to exactly one " + id_col + "; regenerate the mapping")
+        raise DataError(
+            f"raw ID {raw!r} is given to two {id_col}s ({ids.iloc[first]} on line {first + 2} and {ids.iloc[i]})",
+            path=path,
+            row=i + 2,
+            fix="every raw ID must map to exactly one " + id_col + "; regenerate the mapping",
+        )
     out = np.empty(n, dtype=object)
     out[ids.to_numpy()] = df[raw_col].to_numpy()
     return out
@@ -233,24 +269,36 @@ def read_feature(path: Path, n_items: int) -> np.ndarray:
             msg = "the file is shorter than its header says (truncated: an interrupted save or download?)"
         else:
             msg = f"not a valid .npy file ({exc})"
-        raise DataError(msg, path=path, fix="save a numeric array with np.save(path, array.astype('float32'))") from None
+        raise DataError(
+            msg, path=path, fix="save a numeric array with np.save(path, array.astype('float32'))"
+        ) from None
     except (OSError, EOFError) as exc:
-        raise DataError(f"not a valid .npy file ({type(exc).__name__}: {exc})", path=path,
-                        fix="re-create it; the file may be truncated") from None
-    except Exception as exc:  # noqa: BLE001 - a damaged header also raises SyntaxError, tokenize.TokenError, ...
-        raise DataError(f"not a valid .npy file (damaged header: {type(exc).__name__})", path=path,
-                        fix="re-create it with np.save(path, array.astype('float32'))") from None
+        raise DataError(
+            f"not a valid .npy file ({type(exc).__name__}: {exc})",
+            path=path,
+            fix="re-create it; the file may be truncated",
+        ) from None
+    except Exception as exc:
+        raise DataError(
+            f"not a valid .npy file (damaged header: {type(exc).__name__})",
+            path=path,
+            fix="re-create it with np.save(path, array.astype('float32'))",
+        ) from None
     if not isinstance(arr, np.ndarray):
-        raise DataError("expected a single .npy array, found an archive", path=path, fix="save with np.save, not np.savez")
+        raise DataError(
+            "expected a single .npy array, found an archive", path=path, fix="save with np.save, not np.savez"
+        )
     if arr.ndim != 2:
-        raise DataError(f"expected a 2-D array (n_items, d), got shape {arr.shape}", path=path,
-                        fix="save one row per itemID")
+        raise DataError(
+            f"expected a 2-D array (n_items, d), got shape {arr.shape}", path=path, fix="save one row per itemID"
+        )
     if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
         raise DataError(f"expected numbers, got dtype {arr.dtype}", path=path, fix="save a float32 array")
     if arr.shape[0] != n_items:
         raise DataError(
             f"has {arr.shape[0]} rows but the dataset has {n_items} items",
-            path=path, fix="row i must be the feature of itemID i; re-extract the features for this folder",
+            path=path,
+            fix="row i must be the feature of itemID i; re-extract the features for this folder",
         )
     if arr.shape[1] == 0:
         raise DataError("has zero columns", path=path, fix="re-extract the features")
@@ -259,16 +307,21 @@ def read_feature(path: Path, n_items: int) -> np.ndarray:
             too_big = (np.abs(arr) > np.finfo(np.float32).max) & np.isfinite(arr)
         if too_big.any():
             i = int(np.flatnonzero(too_big.any(axis=1))[0])
-            raise DataError(f"row {i} (itemID {i}) holds values too large for float32 (|x| > 3.4e38)",
-                            path=path, row=f"itemID {i}",
-                            fix="rescale the features (e.g. L2-normalise the rows) and save them as float32")
+            raise DataError(
+                f"row {i} (itemID {i}) holds values too large for float32 (|x| > 3.4e38)",
+                path=path,
+                row=f"itemID {i}",
+                fix="rescale the features (e.g. L2-normalise the rows) and save them as float32",
+            )
     arr = np.array(arr, dtype=np.float32)  # a plain in-memory copy; the file is closed
     finite = np.isfinite(arr).all(axis=1)
     if not finite.all():
         i = int(np.flatnonzero(~finite)[0])
         raise DataError(
             f"row {i} (itemID {i}) contains NaN or inf ({int((~finite).sum())} bad rows in all)",
-            path=path, row=f"itemID {i}", fix="re-extract the features or replace missing items by the mean vector, as MMRec does",
+            path=path,
+            row=f"itemID {i}",
+            fix="re-extract the features or replace missing items by the mean vector, as MMRec does",
         )
     return arr
 
@@ -284,15 +337,19 @@ def read_items_table(path: Path, n_items: int) -> pd.DataFrame:
     try:
         df = pd.read_csv(path, dtype={"itemID": str, "raw_id": str, "text": str, "image": str}, keep_default_na=False)
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError, ValueError) as exc:
-        raise DataError(f"cannot parse the items table ({type(exc).__name__})", path=path,
-                        fix="it must be a CSV with columns itemID, raw_id, text, image") from None
+        raise DataError(
+            f"cannot parse the items table ({type(exc).__name__})",
+            path=path,
+            fix="it must be a CSV with columns itemID, raw_id, text, image",
+        ) from None
     if "itemID" not in df.columns:
         raise DataError("missing column itemID", path=path, row=1, fix="the header must include itemID")
     ids = _int_column(df["itemID"].astype(str), "itemID", path)  # 1.5 must not silently become 1
     if len(df) != n_items or set(ids.tolist()) != set(range(n_items)):
         raise DataError(
             f"expected one row per itemID 0..{n_items - 1}, found {len(df)} rows",
-            path=path, fix="rebuild the dataset so items.csv matches the .inter file",
+            path=path,
+            fix="rebuild the dataset so items.csv matches the .inter file",
         )
     df["itemID"] = ids
     return df.set_index("itemID").sort_index()
@@ -305,8 +362,11 @@ def read_card(folder: str | Path) -> dict:
         return {}
     card = read_json(p, "dataset card", fix="rebuild the dataset or delete dataset.json")
     if not isinstance(card, dict):
-        raise DataError(f"expected a JSON object, found a {type(card).__name__}", path=p,
-                        fix="rebuild the dataset or delete dataset.json")
+        raise DataError(
+            f"expected a JSON object, found a {type(card).__name__}",
+            path=p,
+            fix="rebuild the dataset or delete dataset.json",
+        )
     return card
 
 
@@ -361,8 +421,11 @@ def _write_mapping(path: Path, raw_name: str, id_name: str, raw: list[str]) -> N
     seen: dict[str, int] = {}
     for i, r in enumerate(map(str, raw)):  # the reader refuses a raw ID given to two IDs: never write one
         if seen.setdefault(r, i) != i:
-            raise DataError(f"raw ID {r!r} is given to two {id_name}s ({seen[r]} and {i})", path=path,
-                            fix="every raw ID must map to exactly one " + id_name)
+            raise DataError(
+                f"raw ID {r!r} is given to two {id_name}s ({seen[r]} and {i})",
+                path=path,
+                fix="every raw ID must map to exactly one " + id_name,
+            )
     with atomic_write(path, newline="") as fh:
         fh.write(f"{raw_name}\t{id_name}\n")
         for i, r in enumerate(raw):

@@ -52,19 +52,26 @@ _POSTER = re.compile(r"^(\d+)\.jpg$")
 def _read_table(path: Path, required: tuple[str, ...], numeric: tuple[str, ...], what: str) -> pd.DataFrame:
     """Read a MovieLens CSV and check its columns and numeric values."""
     if not path.is_file():
-        raise DataError(f"{what} file is missing", path=path,
-                        fix=f"point ratings_dir at an unpacked MovieLens folder (e.g. ml-latest-small) "
-                        f"that contains {path.name}")
+        raise DataError(
+            f"{what} file is missing",
+            path=path,
+            fix=f"point ratings_dir at an unpacked MovieLens folder (e.g. ml-latest-small) that contains {path.name}",
+        )
     try:
         df = pd.read_csv(path, dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
-        raise DataError(f"cannot parse the file as CSV ({type(exc).__name__})", path=path,
-                        fix="use the comma-separated UTF-8 file from the MovieLens release") from None
+        raise DataError(
+            f"cannot parse the file as CSV ({type(exc).__name__})",
+            path=path,
+            fix="use the comma-separated UTF-8 file from the MovieLens release",
+        ) from None
     missing = [c for c in required if c not in df.columns]
     if missing:
         raise DataError(
             f"missing column(s) {', '.join(missing)}; the header is {','.join(df.columns)[:120]!r}",
-            path=path, row=1, fix=f"the header must contain {', '.join(required)} (MovieLens layout)",
+            path=path,
+            row=1,
+            fix=f"the header must contain {', '.join(required)} (MovieLens layout)",
         )
     if df.empty:
         raise DataError("the file has a header but no rows", path=path, fix="use the full MovieLens file")
@@ -73,8 +80,12 @@ def _read_table(path: Path, required: tuple[str, ...], numeric: tuple[str, ...],
         bad = vals.isna().to_numpy()
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
-            raise DataError(f"{col} {df[col].iloc[i]!r} is not a number", path=path, row=i + 2,
-                            fix=f"every {col} must be numeric; repair or remove that line")
+            raise DataError(
+                f"{col} {df[col].iloc[i]!r} is not a number",
+                path=path,
+                row=i + 2,
+                fix=f"every {col} must be numeric; repair or remove that line",
+            )
         df[col] = vals
     return df
 
@@ -118,9 +129,11 @@ def movie_text(title: str, genres: str) -> tuple[str, str, int | None, list[str]
 
 def _poster_ids(posters_dir: Path) -> dict[int, Path]:
     if not posters_dir.is_dir():
-        raise DataError("the posters folder does not exist", path=posters_dir,
-                        fix="point posters_dir at a folder of {movieId}.jpg files "
-                        "(e.g. $ALIGNREC_DATA/ml-posters/posters)")
+        raise DataError(
+            "the posters folder does not exist",
+            path=posters_dir,
+            fix="point posters_dir at a folder of {movieId}.jpg files (e.g. $ALIGNREC_DATA/ml-posters/posters)",
+        )
     out = {}
     for p in posters_dir.iterdir():
         m = _POSTER.match(p.name)
@@ -180,22 +193,32 @@ def build_movielens(
     t0 = time.perf_counter()
     out, ratings_dir, posters_dir = Path(out), Path(ratings_dir), Path(posters_dir)
     if out.exists() and not overwrite:
-        raise DataError("the output folder already exists", path=out,
-                        fix="pass overwrite=True (--overwrite) or choose another folder")
+        raise DataError(
+            "the output folder already exists",
+            path=out,
+            fix="pass overwrite=True (--overwrite) or choose another folder",
+        )
     if not ratings_dir.is_dir():
-        raise DataError("the MovieLens folder does not exist", path=ratings_dir,
-                        fix="unpack ml-latest-small (GroupLens) and pass its folder as ratings_dir")
+        raise DataError(
+            "the MovieLens folder does not exist",
+            path=ratings_dir,
+            fix="unpack ml-latest-small (GroupLens) and pass its folder as ratings_dir",
+        )
     ratings_csv, movies_csv, links_csv = (ratings_dir / f for f in ("ratings.csv", "movies.csv", "links.csv"))
-    ratings = _read_table(ratings_csv, ("userId", "movieId", "rating"),
-                          ("userId", "movieId", "rating", "timestamp"), "ratings")
+    ratings = _read_table(
+        ratings_csv, ("userId", "movieId", "rating"), ("userId", "movieId", "rating", "timestamp"), "ratings"
+    )
     has_ts = "timestamp" in ratings.columns
     movies = _read_table(movies_csv, ("movieId", "title", "genres"), ("movieId",), "movies")
     links = None
     if links_csv.exists():
         links = _read_table(links_csv, ("movieId", "imdbId", "tmdbId"), ("movieId",), "links")
     posters = _poster_ids(posters_dir)
-    stats: dict = {"ratings": int(len(ratings)), "movies_in_movies_csv": int(len(movies)),
-                   "posters_found": len(posters)}
+    stats: dict = {
+        "ratings": int(len(ratings)),
+        "movies_in_movies_csv": int(len(movies)),
+        "posters_found": len(posters),
+    }
 
     df = ratings.astype({"userId": np.int64, "movieId": np.int64})
     df["timestamp"] = df["timestamp"].astype(np.int64) if has_ts else np.int64(0)
@@ -207,27 +230,45 @@ def build_movielens(
     df = df[df["movieId"].isin(list(posters))]
     stats["positives_with_poster"] = int(len(df))
     if df.empty:
-        raise DataError("no positive rating has a poster", path=posters_dir,
-                        fix="check that the posters are named {movieId}.jpg with MovieLens movieIds")
+        raise DataError(
+            "no positive rating has a poster",
+            path=posters_dir,
+            fix="check that the posters are named {movieId}.jpg with MovieLens movieIds",
+        )
     df = kcore(df, k=k, user_col="userId", item_col="movieId")
     if df.empty:
-        raise DataError(f"nothing is left after the {k}-core filter", path=ratings_csv,
-                        fix="lower k or min_rating, or use a larger MovieLens release")
+        raise DataError(
+            f"nothing is left after the {k}-core filter",
+            path=ratings_csv,
+            fix="lower k or min_rating, or use a larger MovieLens release",
+        )
     user, user_raw = reindex(df["userId"])
     item, item_raw = reindex(df["movieId"])
-    inter = pd.DataFrame({
-        "userID": user, "itemID": item,
-        "rating": df["rating"].to_numpy(dtype=float), "timestamp": df["timestamp"].to_numpy(dtype=np.int64),
-    })
+    inter = pd.DataFrame(
+        {
+            "userID": user,
+            "itemID": item,
+            "rating": df["rating"].to_numpy(dtype=float),
+            "timestamp": df["timestamp"].to_numpy(dtype=np.int64),
+        }
+    )
     inter["x_label"] = mmrec_split(user, seed=seed)
 
     meta = movies.assign(movieId=movies["movieId"].astype(np.int64)).drop_duplicates("movieId").set_index("movieId")
     rows = []
     for iid, mid in enumerate(item_raw):
         text, title, year, genres = movie_text(meta.at[mid, "title"], meta.at[mid, "genres"])
-        rows.append({"itemID": iid, "raw_id": str(mid), "text": text,
-                     "image": f"images/{iid}.jpg" if copy_posters else str(posters[int(mid)]),
-                     "title": title, "year": "" if year is None else year, "genres": "|".join(genres)})
+        rows.append(
+            {
+                "itemID": iid,
+                "raw_id": str(mid),
+                "text": text,
+                "image": f"images/{iid}.jpg" if copy_posters else str(posters[int(mid)]),
+                "title": title,
+                "year": "" if year is None else year,
+                "genres": "|".join(genres),
+            }
+        )
     items = pd.DataFrame(rows)
     if links is not None:
         lk = links.assign(movieId=links["movieId"].astype(np.int64)).drop_duplicates("movieId").set_index("movieId")
@@ -236,11 +277,17 @@ def build_movielens(
 
     lab = np.bincount(inter["x_label"], minlength=3)
     n_u, n_i = len(user_raw), len(item_raw)
-    stats.update({
-        "users": n_u, "items": n_i, "interactions": int(len(inter)),
-        "train": int(lab[0]), "valid": int(lab[1]), "test": int(lab[2]),
-        "sparsity_percent": round(100.0 * (1 - len(inter) / (n_u * n_i)), 4),
-    })
+    stats.update(
+        {
+            "users": n_u,
+            "items": n_i,
+            "interactions": int(len(inter)),
+            "train": int(lab[0]),
+            "valid": int(lab[1]),
+            "test": int(lab[2]),
+            "sparsity_percent": round(100.0 * (1 - len(inter) / (n_u * n_i)), 4),
+        }
+    )
     sources = {f.name: sha256_file(f) for f in (ratings_csv, movies_csv, links_csv) if f.exists()}
     used_posters = [posters[int(m)] for m in item_raw]
     card = {
@@ -249,13 +296,15 @@ def build_movielens(
         "builder": "alignrec_lite.data.movielens.build_movielens",
         "ratings_dir": str(ratings_dir.resolve()),
         "posters_dir": str(posters_dir.resolve()),
-        "seed": int(seed), "min_rating": float(min_rating), "k": int(k),
+        "seed": int(seed),
+        "min_rating": float(min_rating),
+        "k": int(k),
         "copy_posters": bool(copy_posters),
         "source_sha256": sources,
         "posters_listing_sha256": _listing_sha256(used_posters),
         "stats": stats,
         "licence": "MovieLens: GroupLens usage licence (research use, cite Harper & Konstan 2015); "
-                   "posters: studio artwork, research/teaching only, do not redistribute",
+        "posters: studio artwork, research/teaching only, do not redistribute",
     }
     with atomic_dir(out, overwrite=overwrite) as tmp:
         if copy_posters:
@@ -263,13 +312,22 @@ def build_movielens(
             for iid, src in enumerate(used_posters):
                 shutil.copyfile(src, tmp / "images" / f"{iid}.jpg")
         stats["build_seconds"] = round(time.perf_counter() - t0, 2)
-        write_mmrec_files(tmp, name=NAME, inter=inter, user_raw_ids=[str(u) for u in user_raw],
-                          item_raw_ids=[str(m) for m in item_raw], raw_id_names=("userId", "movieId"),
-                          items=items, card=card)
+        write_mmrec_files(
+            tmp,
+            name=NAME,
+            inter=inter,
+            user_raw_ids=[str(u) for u in user_raw],
+            item_raw_ids=[str(m) for m in item_raw],
+            raw_id_names=("userId", "movieId"),
+            items=items,
+            card=card,
+        )
     if progress:
         print(format_stats({"name": NAME, **stats}))
-        print(f"positives {stats['positives']:,}, with poster {stats['positives_with_poster']:,}; "
-              f"built in {stats['build_seconds']} s -> {out}")
+        print(
+            f"positives {stats['positives']:,}, with poster {stats['positives_with_poster']:,}; "
+            f"built in {stats['build_seconds']} s -> {out}"
+        )
     return out
 
 
@@ -279,13 +337,18 @@ def _verify_files(folder: Path, checksums: dict[str, str] | None, *, archive: Pa
     for name, want in (checksums or {}).items():
         p = folder / name
         if not p.is_file():
-            raise DownloadError(f"{name} is missing from the archive", path=archive or folder, row=name,
-                                fix="the archive is not ml-latest-small; use the official address")
+            raise DownloadError(
+                f"{name} is missing from the archive",
+                path=archive or folder,
+                row=name,
+                fix="the archive is not ml-latest-small; use the official address",
+            )
         got = sha256_file(p)
         if got != want:
             raise DownloadError(
                 f"{name} does not match the official checksum (expected sha256 {want}, got {got})",
-                path=archive or folder, row=name,
+                path=archive or folder,
+                row=name,
                 fix="the source serves a different version of the data; delete the archive and use "
                 "the official GroupLens address (datasets/movielens-small-download.md)",
             )
@@ -357,13 +420,15 @@ def download_movielens_small(
             fix=f"download {address} by hand and save it as {archive} (or unzip it so that "
             f"{folder / 'ratings.csv'} exists), or turn offline mode off",
         )
-    download(address, archive, timeout=timeout, retries=retries, backoff=backoff, progress=progress,
-             offline=offline)
+    download(address, archive, timeout=timeout, retries=retries, backoff=backoff, progress=progress, offline=offline)
 
     def check(tmp: Path) -> None:
         if not (tmp / "ratings.csv").is_file():
-            raise DownloadError("the archive has no ratings.csv", path=archive,
-                                fix="this is not ml-latest-small; use the official address")
+            raise DownloadError(
+                "the archive has no ratings.csv",
+                path=archive,
+                fix="this is not ml-latest-small; use the official address",
+            )
         _verify_files(tmp, expected, archive=archive)
 
     try:

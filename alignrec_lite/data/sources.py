@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Mapping
 
 from ..errors import ConfigError
 
@@ -47,34 +47,60 @@ class Source:
 
 #: SHA-256 of the files of GroupLens' ml-latest-small (generated 2018-09-26), as
 #: extracted from ml-latest-small.zip. Computed from an unmodified copy.
-MOVIELENS_SMALL_FILES: Mapping[str, str] = MappingProxyType({
-    "README.txt": "e165937702ae1fac9237b6bd377f03d027f7ef97175d4a04a203e8b12d5516ea",
-    "links.csv": "97ad18e4e56a09363c65676b6cb3482ce3e2cea2372a24620c1599c843325f31",
-    "movies.csv": "5a5f32dd9bb3797b8e728a1b98958789d2b13f294a69fdfbc5727f8a9611aa07",
-    "ratings.csv": "aa289ca83157595d0df6aea1be6a4ded676ddc4385472e8313a8ed9805352646",
-    "tags.csv": "92a9f8bb7916dceef6151209845788c3643f794dfa79d1feaec7121b5960399d",
-})
+MOVIELENS_SMALL_FILES: Mapping[str, str] = MappingProxyType(
+    {
+        "README.txt": "e165937702ae1fac9237b6bd377f03d027f7ef97175d4a04a203e8b12d5516ea",
+        "links.csv": "97ad18e4e56a09363c65676b6cb3482ce3e2cea2372a24620c1599c843325f31",
+        "movies.csv": "5a5f32dd9bb3797b8e728a1b98958789d2b13f294a69fdfbc5727f8a9611aa07",
+        "ratings.csv": "aa289ca83157595d0df6aea1be6a4ded676ddc4385472e8313a8ed9805352646",
+        "tags.csv": "92a9f8bb7916dceef6151209845788c3643f794dfa79d1feaec7121b5960399d",
+    }
+)
 
 _SOURCES = [
-    Source("movielens-small", "https://files.grouplens.org/datasets/movielens/ml-latest-small.zip",
-           "ALIGNREC_URL_MOVIELENS_SMALL", "GroupLens MovieLens ml-latest-small (zip)",
-           files=MOVIELENS_SMALL_FILES),
-    Source("amazon2014-reviews",
-           "http://snap.stanford.edu/data/amazon/productGraph/categoryFiles/reviews_{category}_5.json.gz",
-           "ALIGNREC_URL_AMAZON2014_REVIEWS", "Amazon review data 2014 (McAuley): 5-core reviews, JSON lines"),
-    Source("amazon2014-meta",
-           "http://snap.stanford.edu/data/amazon/productGraph/categoryFiles/meta_{category}.json.gz",
-           "ALIGNREC_URL_AMAZON2014_META", "Amazon review data 2014 (McAuley): item metadata, Python-literal lines"),
-    Source("amazon2023-reviews",
-           "https://mcauleylab.ucsd.edu/public_datasets/data/amazon_2023/raw/review_categories/{category}.jsonl.gz",
-           "ALIGNREC_URL_AMAZON2023_REVIEWS", "Amazon Reviews'23 (McAuley Lab): reviews, JSON lines"),
-    Source("amazon2023-meta",
-           "https://mcauleylab.ucsd.edu/public_datasets/data/amazon_2023/raw/meta_categories/meta_{category}.jsonl.gz",
-           "ALIGNREC_URL_AMAZON2023_META", "Amazon Reviews'23 (McAuley Lab): item metadata, JSON lines"),
-    Source("tmdb-api", "https://api.themoviedb.org/3", "ALIGNREC_URL_TMDB_API",
-           "The Movie Database (TMDB) API v3 base address"),
-    Source("tmdb-image", "https://image.tmdb.org/t/p/w342", "ALIGNREC_URL_TMDB_IMAGE",
-           "TMDB image base address with the poster size (w342)"),
+    Source(
+        "movielens-small",
+        "https://files.grouplens.org/datasets/movielens/ml-latest-small.zip",
+        "ALIGNREC_URL_MOVIELENS_SMALL",
+        "GroupLens MovieLens ml-latest-small (zip)",
+        files=MOVIELENS_SMALL_FILES,
+    ),
+    Source(
+        "amazon2014-reviews",
+        "http://snap.stanford.edu/data/amazon/productGraph/categoryFiles/reviews_{category}_5.json.gz",
+        "ALIGNREC_URL_AMAZON2014_REVIEWS",
+        "Amazon review data 2014 (McAuley): 5-core reviews, JSON lines",
+    ),
+    Source(
+        "amazon2014-meta",
+        "http://snap.stanford.edu/data/amazon/productGraph/categoryFiles/meta_{category}.json.gz",
+        "ALIGNREC_URL_AMAZON2014_META",
+        "Amazon review data 2014 (McAuley): item metadata, Python-literal lines",
+    ),
+    Source(
+        "amazon2023-reviews",
+        "https://mcauleylab.ucsd.edu/public_datasets/data/amazon_2023/raw/review_categories/{category}.jsonl.gz",
+        "ALIGNREC_URL_AMAZON2023_REVIEWS",
+        "Amazon Reviews'23 (McAuley Lab): reviews, JSON lines",
+    ),
+    Source(
+        "amazon2023-meta",
+        "https://mcauleylab.ucsd.edu/public_datasets/data/amazon_2023/raw/meta_categories/meta_{category}.jsonl.gz",
+        "ALIGNREC_URL_AMAZON2023_META",
+        "Amazon Reviews'23 (McAuley Lab): item metadata, JSON lines",
+    ),
+    Source(
+        "tmdb-api",
+        "https://api.themoviedb.org/3",
+        "ALIGNREC_URL_TMDB_API",
+        "The Movie Database (TMDB) API v3 base address",
+    ),
+    Source(
+        "tmdb-image",
+        "https://image.tmdb.org/t/p/w342",
+        "ALIGNREC_URL_TMDB_IMAGE",
+        "TMDB image base address with the poster size (w342)",
+    ),
 ]
 
 #: All known sources by key.
@@ -82,22 +108,67 @@ SOURCES: Mapping[str, Source] = MappingProxyType({s.key: s for s in _SOURCES})
 
 #: Category spellings of the Amazon 2014 release (file names on the SNAP mirror).
 AMAZON_2014_CATEGORIES = (
-    "Amazon_Instant_Video", "Apps_for_Android", "Automotive", "Baby", "Beauty", "Books", "CDs_and_Vinyl",
-    "Cell_Phones_and_Accessories", "Clothing_Shoes_and_Jewelry", "Digital_Music", "Electronics",
-    "Grocery_and_Gourmet_Food", "Health_and_Personal_Care", "Home_and_Kitchen", "Kindle_Store",
-    "Movies_and_TV", "Musical_Instruments", "Office_Products", "Patio_Lawn_and_Garden", "Pet_Supplies",
-    "Sports_and_Outdoors", "Tools_and_Home_Improvement", "Toys_and_Games", "Video_Games",
+    "Amazon_Instant_Video",
+    "Apps_for_Android",
+    "Automotive",
+    "Baby",
+    "Beauty",
+    "Books",
+    "CDs_and_Vinyl",
+    "Cell_Phones_and_Accessories",
+    "Clothing_Shoes_and_Jewelry",
+    "Digital_Music",
+    "Electronics",
+    "Grocery_and_Gourmet_Food",
+    "Health_and_Personal_Care",
+    "Home_and_Kitchen",
+    "Kindle_Store",
+    "Movies_and_TV",
+    "Musical_Instruments",
+    "Office_Products",
+    "Patio_Lawn_and_Garden",
+    "Pet_Supplies",
+    "Sports_and_Outdoors",
+    "Tools_and_Home_Improvement",
+    "Toys_and_Games",
+    "Video_Games",
 )
 #: Category spellings of the Amazon Reviews'23 release.
 AMAZON_2023_CATEGORIES = (
-    "All_Beauty", "Amazon_Fashion", "Appliances", "Arts_Crafts_and_Sewing", "Automotive", "Baby_Products",
-    "Beauty_and_Personal_Care", "Books", "CDs_and_Vinyl", "Cell_Phones_and_Accessories",
-    "Clothing_Shoes_and_Jewelry", "Digital_Music", "Electronics", "Gift_Cards", "Grocery_and_Gourmet_Food",
-    "Handmade_Products", "Health_and_Household", "Health_and_Personal_Care", "Home_and_Kitchen",
-    "Industrial_and_Scientific", "Kindle_Store", "Magazine_Subscriptions", "Movies_and_TV",
-    "Musical_Instruments", "Office_Products", "Patio_Lawn_and_Garden", "Pet_Supplies", "Software",
-    "Sports_and_Outdoors", "Subscription_Boxes", "Tools_and_Home_Improvement", "Toys_and_Games",
-    "Unknown", "Video_Games",
+    "All_Beauty",
+    "Amazon_Fashion",
+    "Appliances",
+    "Arts_Crafts_and_Sewing",
+    "Automotive",
+    "Baby_Products",
+    "Beauty_and_Personal_Care",
+    "Books",
+    "CDs_and_Vinyl",
+    "Cell_Phones_and_Accessories",
+    "Clothing_Shoes_and_Jewelry",
+    "Digital_Music",
+    "Electronics",
+    "Gift_Cards",
+    "Grocery_and_Gourmet_Food",
+    "Handmade_Products",
+    "Health_and_Household",
+    "Health_and_Personal_Care",
+    "Home_and_Kitchen",
+    "Industrial_and_Scientific",
+    "Kindle_Store",
+    "Magazine_Subscriptions",
+    "Movies_and_TV",
+    "Musical_Instruments",
+    "Office_Products",
+    "Patio_Lawn_and_Garden",
+    "Pet_Supplies",
+    "Software",
+    "Sports_and_Outdoors",
+    "Subscription_Boxes",
+    "Tools_and_Home_Improvement",
+    "Toys_and_Games",
+    "Unknown",
+    "Video_Games",
 )
 # Short names used by MMRec (baby, sports, elec, clothing) and friendly aliases.
 _ALIASES = {
@@ -107,16 +178,22 @@ _ALIASES = {
     "electronics": ("Electronics", "Electronics"),
     "clothing": ("Clothing_Shoes_and_Jewelry", "Clothing_Shoes_and_Jewelry"),
 }
-_MMREC_NAMES = {"Baby": "baby", "Baby_Products": "baby", "Sports_and_Outdoors": "sports",
-                "Electronics": "elec", "Clothing_Shoes_and_Jewelry": "clothing"}
+_MMREC_NAMES = {
+    "Baby": "baby",
+    "Baby_Products": "baby",
+    "Sports_and_Outdoors": "sports",
+    "Electronics": "elec",
+    "Clothing_Shoes_and_Jewelry": "clothing",
+}
 
 #: Statistics MMRec publishes for its 2014 5-core builds (ALIGNREC_SPEC §3.1).
-EXPECTED_STATS_2014: Mapping[str, Mapping[str, int]] = MappingProxyType({
-    "Baby": {"users": 19445, "items": 7050, "interactions": 160792,
-             "train": 118551, "valid": 20559, "test": 21682},
-    "Sports_and_Outdoors": {"users": 35598, "items": 18357, "interactions": 296337},
-    "Electronics": {"users": 192403, "items": 63001, "interactions": 1689188},
-})
+EXPECTED_STATS_2014: Mapping[str, Mapping[str, int]] = MappingProxyType(
+    {
+        "Baby": {"users": 19445, "items": 7050, "interactions": 160792, "train": 118551, "valid": 20559, "test": 21682},
+        "Sports_and_Outdoors": {"users": 35598, "items": 18357, "interactions": 296337},
+        "Electronics": {"users": 192403, "items": 63001, "interactions": 1689188},
+    }
+)
 
 
 def source_url(key: str, override: str | None = None, **fields: str) -> str:
@@ -143,8 +220,11 @@ def source_url(key: str, override: str | None = None, **fields: str) -> str:
     try:
         return re.sub(r"\{(\w+)\}", lambda m: str(fields[m.group(1)]), url)
     except KeyError as exc:
-        raise ConfigError(f"the address {url!r} has a placeholder {{{exc.args[0]}}} without a value",
-                          row=src.env, fix="remove the placeholder or give the value") from None
+        raise ConfigError(
+            f"the address {url!r} has a placeholder {{{exc.args[0]}}} without a value",
+            row=src.env,
+            fix="remove the placeholder or give the value",
+        ) from None
 
 
 def amazon_category(release: str, category: str) -> tuple[str, str]:

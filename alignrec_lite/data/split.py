@@ -104,8 +104,13 @@ def _with_splits(ds: RecDataset, train: np.ndarray, valid: np.ndarray, test: np.
     return dataclasses.replace(ds, train=train, valid=valid, test=test, timestamps=None)
 
 
-def _hold_out(dataset: RecDataset, column: int, share: float, seed: int, min_count: int,
-              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.random.Generator]:
+def _hold_out(
+    dataset: RecDataset,
+    column: int,
+    share: float,
+    seed: int,
+    min_count: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.random.Generator]:
     """The seeded draw both cold-start splits make: a share of the users (column 0) or items (column 1).
 
     Returns:
@@ -119,8 +124,11 @@ def _hold_out(dataset: RecDataset, column: int, share: float, seed: int, min_cou
     eligible = np.flatnonzero(count >= min_count)
     n_cold = int(round(share * len(eligible)))
     if n_cold < 1 or n_cold >= n_total:
-        raise ConfigError(f"share {share} holds out {n_cold} of {len(eligible)} eligible {what}s",
-                          row="share", fix=f"choose a share that keeps at least one cold and one warm {what}")
+        raise ConfigError(
+            f"share {share} holds out {n_cold} of {len(eligible)} eligible {what}s",
+            row="share",
+            fix=f"choose a share that keeps at least one cold and one warm {what}",
+        )
     rng = np.random.default_rng(seed)
     cold = np.sort(rng.choice(eligible, size=n_cold, replace=False))
     is_cold = np.zeros(n_total, dtype=bool)
@@ -146,8 +154,9 @@ class ColdItemSplit:
     original: RecDataset
 
 
-def item_disjoint_split(dataset: RecDataset, share: float = 0.2, *, seed: int = 0,
-                        min_interactions: int = 1) -> ColdItemSplit:
+def item_disjoint_split(
+    dataset: RecDataset, share: float = 0.2, *, seed: int = 0, min_interactions: int = 1
+) -> ColdItemSplit:
     """Hold out a random share of the items with all their interactions.
 
     Args:
@@ -202,13 +211,15 @@ class ColdUserSplit:
     def targets(self) -> sp.csr_matrix:
         """Cold user (row = position in ``cold_users``) x item matrix of the target items."""
         rows = np.concatenate([np.full(len(o) - self.max_given, r) for r, o in enumerate(self.orders)])
-        cols = np.concatenate([o[self.max_given:] for o in self.orders])
-        return sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)),
-                             shape=(len(self.orders), self.original.n_items))
+        cols = np.concatenate([o[self.max_given :] for o in self.orders])
+        return sp.csr_matrix(
+            (np.ones(len(rows), np.float32), (rows, cols)), shape=(len(self.orders), self.original.n_items)
+        )
 
 
-def user_coldstart_split(dataset: RecDataset, share: float = 0.2, *, seed: int = 0,
-                         max_given: int = 5) -> ColdUserSplit:
+def user_coldstart_split(
+    dataset: RecDataset, share: float = 0.2, *, seed: int = 0, max_given: int = 5
+) -> ColdUserSplit:
     """Hold out a random share of the users (with more than ``max_given`` interactions).
 
     Args:

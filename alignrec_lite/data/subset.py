@@ -51,7 +51,11 @@ def subsample_users(dataset: RecDataset, share: float, *, seed: int = 0) -> RecD
     new_i[items] = np.arange(len(items))
     remap = {k: np.stack([new_u[p[:, 0]], new_i[p[:, 1]]], axis=1) for k, p in parts.items()}
     return dataclasses.replace(
-        dataset, n_users=len(users), n_items=len(items), timestamps=None, **remap,
+        dataset,
+        n_users=len(users),
+        n_items=len(items),
+        timestamps=None,
+        **remap,
         features={k: v[items] for k, v in dataset.features.items()},
         items=None if dataset.items is None else dataset.items.loc[items].reset_index(drop=True).rename_axis("itemID"),
         user_raw_ids=None if dataset.user_raw_ids is None else dataset.user_raw_ids[users],
@@ -97,24 +101,29 @@ def working_copy(src: str | Path, dest: str | Path | None = None, *, max_items: 
         users_with_train = inter.loc[inter["x_label"] == 0, "userID"].unique()
         inter = inter[inter["userID"].isin(users_with_train)]
     keep_users = np.sort(inter["userID"].unique())
-    inter = inter.assign(userID=np.searchsorted(keep_users, inter["userID"]),
-                         itemID=np.searchsorted(keep_items, inter["itemID"]))
+    inter = inter.assign(
+        userID=np.searchsorted(keep_users, inter["userID"]), itemID=np.searchsorted(keep_items, inter["itemID"])
+    )
     items = None
     if ds.items is not None:
         items = ds.items.sort_index().loc[keep_items].copy()
         items.index = np.arange(len(keep_items))
         items.index.name = "itemID"
         if "image" in items.columns and ds.path is not None:
-            items["image"] = [str((ds.path / p).resolve()) if isinstance(p, str) and p else ""
-                              for p in items["image"]]
+            items["image"] = [str((ds.path / p).resolve()) if isinstance(p, str) and p else "" for p in items["image"]]
     card = dict(read_card(src)) if (Path(src) / "dataset.json").exists() else {}
     card.update({"derived_from": str(Path(src).resolve()), "max_items": max_items})
     dest = Path(dest) if dest is not None else Path(tempfile.mkdtemp(prefix="alignrec-nb-")) / Path(src).name
     with atomic_dir(dest, overwrite=True) as tmp:
-        write_mmrec_files(tmp, name=ds.name, inter=inter.sort_values(["userID", "x_label"], kind="stable"),
-                          user_raw_ids=None if ds.user_raw_ids is None else ds.user_raw_ids[keep_users],
-                          item_raw_ids=None if ds.item_raw_ids is None else ds.item_raw_ids[keep_items],
-                          items=items, card=card)
+        write_mmrec_files(
+            tmp,
+            name=ds.name,
+            inter=inter.sort_values(["userID", "x_label"], kind="stable"),
+            user_raw_ids=None if ds.user_raw_ids is None else ds.user_raw_ids[keep_users],
+            item_raw_ids=None if ds.item_raw_ids is None else ds.item_raw_ids[keep_items],
+            items=items,
+            card=card,
+        )
     return dest
 
 

@@ -23,9 +23,9 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
-from typing import Iterable
 
 import pandas as pd
 
@@ -75,22 +75,36 @@ def read_links(links_csv: str | Path) -> pd.DataFrame:
     """
     path = Path(links_csv)
     if not path.is_file():
-        raise DataError("links.csv not found", path=path,
-                        fix="pass the links.csv of ml-latest-small (alignrec-lite data download movielens-small)")
+        raise DataError(
+            "links.csv not found",
+            path=path,
+            fix="pass the links.csv of ml-latest-small (alignrec-lite data download movielens-small)",
+        )
     try:
         df = pd.read_csv(path, dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise DataError(f"cannot parse the file ({type(exc).__name__})", path=path,
-                        fix="it must be MovieLens' CSV with columns movieId,imdbId,tmdbId") from None
+        raise DataError(
+            f"cannot parse the file ({type(exc).__name__})",
+            path=path,
+            fix="it must be MovieLens' CSV with columns movieId,imdbId,tmdbId",
+        ) from None
     for col in ("movieId", "tmdbId"):
         if col not in df.columns:
-            raise DataError(f"missing column {col}", path=path, row=1,
-                            fix="it must be MovieLens' CSV with columns movieId,imdbId,tmdbId")
+            raise DataError(
+                f"missing column {col}",
+                path=path,
+                row=1,
+                fix="it must be MovieLens' CSV with columns movieId,imdbId,tmdbId",
+            )
     movie = pd.to_numeric(df["movieId"], errors="coerce")
     if movie.isna().any():
         i = int(movie.isna().to_numpy().nonzero()[0][0])
-        raise DataError(f"movieId {df['movieId'].iloc[i]!r} is not an integer", path=path, row=i + 2,
-                        fix="movieId values must be whole numbers")
+        raise DataError(
+            f"movieId {df['movieId'].iloc[i]!r} is not an integer",
+            path=path,
+            row=i + 2,
+            fix="movieId values must be whole numbers",
+        )
     tmdb = pd.to_numeric(df["tmdbId"].str.strip().replace("", None), errors="coerce").astype("Int64")
     return pd.DataFrame({"movieId": movie.astype("int64"), "tmdbId": tmdb})
 
@@ -138,9 +152,12 @@ def fetch_posters(
     from tqdm.auto import tqdm
 
     if not api_key:
-        raise DownloadError("a TMDB API key is needed to fetch posters", row="--api-key",
-                            fix="create a free key at https://www.themoviedb.org/settings/api and pass "
-                            "--api-key or set TMDB_API_KEY; or use a local posters folder (--posters-dir)")
+        raise DownloadError(
+            "a TMDB API key is needed to fetch posters",
+            row="--api-key",
+            fix="create a free key at https://www.themoviedb.org/settings/api and pass "
+            "--api-key or set TMDB_API_KEY; or use a local posters folder (--posters-dir)",
+        )
     api = source_url("tmdb-api", api_base).rstrip("/")
     images = source_url("tmdb-image", image_base).rstrip("/")
     out = Path(out_dir)
@@ -164,8 +181,9 @@ def fetch_posters(
             return "missing", "skipped after a fatal error"
         limiter.wait()
         try:
-            body = fetch(f"{api}/movie/{int(tmdb_id)}?api_key={api_key}", timeout=timeout,
-                         retries=retries, backoff=backoff)
+            body = fetch(
+                f"{api}/movie/{int(tmdb_id)}?api_key={api_key}", timeout=timeout, retries=retries, backoff=backoff
+            )
         except DownloadError as exc:
             if exc.row == "HTTP 401":
                 stop.set()
@@ -181,8 +199,14 @@ def fetch_posters(
             return "missing", "TMDB has no poster for this movie"
         limiter.wait()
         try:
-            download(f"{images}/{str(poster).lstrip('/')}", dest, timeout=timeout, retries=retries,
-                     backoff=backoff, progress=False)
+            download(
+                f"{images}/{str(poster).lstrip('/')}",
+                dest,
+                timeout=timeout,
+                retries=retries,
+                backoff=backoff,
+                progress=False,
+            )
         except DownloadError as exc:
             return "missing", f"image download failed: {exc.message}"
         if not is_valid_image(dest):
@@ -196,12 +220,16 @@ def fetch_posters(
     if first is not None:
         limiter.wait()
         try:
-            fetch(f"{api}/movie/{int(first.tmdbId)}?api_key={api_key}", timeout=timeout, retries=retries,
-                  backoff=backoff)
+            fetch(
+                f"{api}/movie/{int(first.tmdbId)}?api_key={api_key}", timeout=timeout, retries=retries, backoff=backoff
+            )
         except DownloadError as exc:
             if exc.row == "HTTP 401":
-                raise DownloadError(f"TMDB refused the API key ({redact(api)})", row="--api-key",
-                                    fix="check the key at https://www.themoviedb.org/settings/api") from None
+                raise DownloadError(
+                    f"TMDB refused the API key ({redact(api)})",
+                    row="--api-key",
+                    fix="check the key at https://www.themoviedb.org/settings/api",
+                ) from None
             if exc.row != "HTTP 404":
                 raise
     counts = {"downloaded": 0, "present": 0}
@@ -213,9 +241,13 @@ def fetch_posters(
                 r = futures[fut]
                 status, reason = fut.result()
                 if status == "missing":
-                    missing.append({"movieId": int(r.movieId),
-                                    "tmdbId": None if pd.isna(r.tmdbId) else int(r.tmdbId),
-                                    "reason": reason})
+                    missing.append(
+                        {
+                            "movieId": int(r.movieId),
+                            "tmdbId": None if pd.isna(r.tmdbId) else int(r.tmdbId),
+                            "reason": reason,
+                        }
+                    )
                 else:
                     counts[status] += 1
                 bar.update(1)

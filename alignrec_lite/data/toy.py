@@ -129,11 +129,31 @@ def _shape_primitives(category: str) -> list[tuple]:
     if category == "mug":
         return [("rect", (17, 18, 41, 52)), ("arc", (34, 24, 54, 44), 5)]
     if category == "t-shirt":
-        return [("poly", ((18, 12), (27, 9), (37, 9), (46, 12), (57, 24), (49, 31), (46, 27),
-                          (46, 55), (18, 55), (18, 27), (15, 31), (7, 24)))]
+        return [
+            (
+                "poly",
+                (
+                    (18, 12),
+                    (27, 9),
+                    (37, 9),
+                    (46, 12),
+                    (57, 24),
+                    (49, 31),
+                    (46, 27),
+                    (46, 55),
+                    (18, 55),
+                    (18, 27),
+                    (15, 31),
+                    (7, 24),
+                ),
+            )
+        ]
     if category == "lamp":
-        return [("poly", ((21, 9), (43, 9), (53, 33), (11, 33))), ("rect", (29, 33, 35, 50)),
-                ("ellipse", (18, 47, 46, 57))]
+        return [
+            ("poly", ((21, 9), (43, 9), (53, 33), (11, 33))),
+            ("rect", (29, 33, 35, 50)),
+            ("ellipse", (18, 47, 46, 57)),
+        ]
     if category == "bag":
         return [("rect", (12, 24, 52, 55)), ("arc", (20, 9, 44, 37), 5)]
     if category == "vase":
@@ -213,8 +233,9 @@ def render_item(category: str, colour: str, pattern: str, *, dx: int = 0, dy: in
 
 
 # ------------------------------------------------------------------------- text
-def make_title(rng: np.random.Generator, category: str, colour: str, pattern: str, brand: str
-               ) -> tuple[str, bool, bool]:
+def make_title(
+    rng: np.random.Generator, category: str, colour: str, pattern: str, brand: str
+) -> tuple[str, bool, bool]:
     """Compose a product title with synonyms and omissions.
 
     Returns:
@@ -316,28 +337,32 @@ def generate_toy(*, size: str = "default", seed: int = 0) -> tuple[pd.DataFrame,
     used[i_arr] = True
     new_id = np.cumsum(used) - 1
     kept = np.flatnonzero(used)
-    inter = pd.DataFrame({
-        "userID": u_arr.astype(np.int64),
-        "itemID": new_id[i_arr].astype(np.int64),
-        "rating": np.concatenate(rows_r).astype(np.int64),
-        "timestamp": np.concatenate(rows_t).astype(np.int64),
-    })
+    inter = pd.DataFrame(
+        {
+            "userID": u_arr.astype(np.int64),
+            "itemID": new_id[i_arr].astype(np.int64),
+            "rating": np.concatenate(rows_r).astype(np.int64),
+            "timestamp": np.concatenate(rows_t).astype(np.int64),
+        }
+    )
     inter["x_label"] = mmrec_split(inter["userID"].to_numpy(), seed=seed)
-    items = pd.DataFrame({
-        "itemID": np.arange(len(kept), dtype=np.int64),
-        "raw_id": [f"item-{i + 1:04d}" for i in kept],
-        "text": [titles[i] for i in kept],
-        "image": [f"images/{j}.png" for j in range(len(kept))],
-        "category": [CATEGORIES[c] for c in cat[kept]],
-        "colour": [COLOURS[c] for c in col[kept]],
-        "pattern": [PATTERNS[c] for c in pat[kept]],
-        "brand": [BRANDS[c] for c in brand[kept]],
-        "popularity": np.round(pop[kept], 8),
-        "text_has_colour": [has_c[i] for i in kept],
-        "text_has_pattern": [has_p[i] for i in kept],
-        "dx": offsets[kept, 0],
-        "dy": offsets[kept, 1],
-    })
+    items = pd.DataFrame(
+        {
+            "itemID": np.arange(len(kept), dtype=np.int64),
+            "raw_id": [f"item-{i + 1:04d}" for i in kept],
+            "text": [titles[i] for i in kept],
+            "image": [f"images/{j}.png" for j in range(len(kept))],
+            "category": [CATEGORIES[c] for c in cat[kept]],
+            "colour": [COLOURS[c] for c in col[kept]],
+            "pattern": [PATTERNS[c] for c in pat[kept]],
+            "brand": [BRANDS[c] for c in brand[kept]],
+            "popularity": np.round(pop[kept], 8),
+            "text_has_colour": [has_c[i] for i in kept],
+            "text_has_pattern": [has_p[i] for i in kept],
+            "dx": offsets[kept, 0],
+            "dy": offsets[kept, 1],
+        }
+    )
     users = [f"u{u + 1:04d}" for u in range(n_u)]
     return inter, items, users
 
@@ -401,8 +426,11 @@ def build_toy(
     out = Path(out)
     _check_size(size)
     if out.exists() and not overwrite:
-        raise DataError("the output folder already exists", path=out,
-                        fix="pass overwrite=True (--overwrite) or choose another folder")
+        raise DataError(
+            "the output folder already exists",
+            path=out,
+            fix="pass overwrite=True (--overwrite) or choose another folder",
+        )
     inter, items, users = generate_toy(size=size, seed=seed)
     card = {
         "name": FOLDERS[size],
@@ -416,7 +444,7 @@ def build_toy(
         "modalities": {
             "image": "shape = category, fill = colour + pattern; never the brand",
             "text": "brand + [colour] + [pattern] + category with synonyms; pattern omitted for "
-                    f"~{P_OMIT_PATTERN:.0%}, colour for ~{P_OMIT_COLOUR:.0%} of the items",
+            f"~{P_OMIT_PATTERN:.0%}, colour for ~{P_OMIT_COLOUR:.0%} of the items",
         },
     }
     with atomic_dir(out, overwrite=overwrite) as tmp:

@@ -18,8 +18,7 @@ from .mmrec import RecDataset, load_mmrec
 from .toy import CATEGORIES, COLOURS, PATTERNS, text_vocabulary
 
 
-def attribute_features(ds: RecDataset | str | Path, *, noise: float = 0.05, seed: int = 0
-                       ) -> dict[str, np.ndarray]:
+def attribute_features(ds: RecDataset | str | Path, *, noise: float = 0.05, seed: int = 0) -> dict[str, np.ndarray]:
     """Honest hand-made content features of a toy-shop dataset (no encoder needed).
 
     * ``"image"``: one-hot of what the picture shows — category (6) + colour (8)
@@ -43,16 +42,23 @@ def attribute_features(ds: RecDataset | str | Path, *, noise: float = 0.05, seed
         ds = load_mmrec(ds, load_features=False)
     need = ("text", "category", "colour", "pattern")
     if ds.items is None or any(c not in ds.items.columns for c in need):
-        raise DataError("items.csv with columns text, category, colour, pattern is required",
-                        path=ds.path, fix="use a folder made by build_toy")
+        raise DataError(
+            "items.csv with columns text, category, colour, pattern is required",
+            path=ds.path,
+            fix="use a folder made by build_toy",
+        )
     items = ds.items.sort_index()
     blocks = []
     for col, values in (("category", CATEGORIES), ("colour", COLOURS), ("pattern", PATTERNS)):
         idx = {v: j for j, v in enumerate(values)}
         bad = [v for v in items[col] if v not in idx]
         if bad:
-            raise DataError(f"unknown {col} {bad[0]!r}", path=ds.path, row=f"items.csv:{col}",
-                            fix=f"{col} must be one of {list(values)}")
+            raise DataError(
+                f"unknown {col} {bad[0]!r}",
+                path=ds.path,
+                row=f"items.csv:{col}",
+                fix=f"{col} must be one of {list(values)}",
+            )
         codes = items[col].map(idx).to_numpy()
         blocks.append(np.eye(len(values), dtype=np.float32)[codes])  # (n_items, n_values)
     image = np.concatenate(blocks, axis=1)  # (n_items, 18)
@@ -73,10 +79,21 @@ def write_attribute_features(folder: str | Path) -> dict[str, Path]:
     for modality, arr in feats.items():
         paths[modality] = folder / f"{modality}_feat.npy"
         save_npy(paths[modality], arr)
-    write_json(folder / "features.json", {
-        "image": {"encoder": "toy-attributes", "file": "image_feat.npy", "dim": int(feats["image"].shape[1]),
-                  "description": "one-hot category+colour+pattern (what the image shows) + N(0, 0.05^2) noise"},
-        "text": {"encoder": "toy-attributes", "file": "text_feat.npy", "dim": int(feats["text"].shape[1]),
-                 "description": "L2-normalised bag of words of the title over the toy vocabulary"},
-    })
+    write_json(
+        folder / "features.json",
+        {
+            "image": {
+                "encoder": "toy-attributes",
+                "file": "image_feat.npy",
+                "dim": int(feats["image"].shape[1]),
+                "description": "one-hot category+colour+pattern (what the image shows) + N(0, 0.05^2) noise",
+            },
+            "text": {
+                "encoder": "toy-attributes",
+                "file": "text_feat.npy",
+                "dim": int(feats["text"].shape[1]),
+                "description": "L2-normalised bag of words of the title over the toy vocabulary",
+            },
+        },
+    )
     return paths

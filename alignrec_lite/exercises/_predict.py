@@ -15,7 +15,8 @@ which prediction was right, so it stays correct on any data set and any setting.
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from ._check import NOT_ATTEMPTED, WrongAnswer
 
@@ -24,8 +25,7 @@ def _stub(prediction: Any) -> bool:
     return prediction is None or prediction is Ellipsis
 
 
-def check_choice(name: str, prediction: Any, choices: Sequence[str], correct: str, measured: str,
-                 why: str) -> bool:
+def check_choice(name: str, prediction: Any, choices: Sequence[str], correct: str, measured: str, why: str) -> bool:
     """Compare a one-word prediction with the one the measurement supports.
 
     Args:
@@ -50,8 +50,7 @@ def check_choice(name: str, prediction: Any, choices: Sequence[str], correct: st
     return True
 
 
-def check_number(name: str, prediction: Any, measured: float, *, tolerance: float, why: str,
-                 unit: str = "") -> bool:
+def check_number(name: str, prediction: Any, measured: float, *, tolerance: float, why: str, unit: str = "") -> bool:
     """Compare a numeric prediction with a measured value (``|prediction - measured| <= tolerance``)."""
     if _stub(prediction):
         print(f"{name}: {NOT_ATTEMPTED} (set my_prediction to a number)")
@@ -61,7 +60,9 @@ def check_number(name: str, prediction: Any, measured: float, *, tolerance: floa
     except (TypeError, ValueError):
         raise WrongAnswer(f"predict a number, got {prediction!r}") from None
     if not math.isfinite(value) or abs(value - measured) > tolerance:
-        raise WrongAnswer(f"you predicted {value:.3g}{unit}, the run measured {measured:.3f}{unit} "
-                          f"(within {tolerance:g} counts as right). {why}")
+        raise WrongAnswer(
+            f"you predicted {value:.3g}{unit}, the run measured {measured:.3f}{unit} "
+            f"(within {tolerance:g} counts as right). {why}"
+        )
     print(f"{name}: OK (predicted {value:.3g}{unit}, measured {measured:.3f}{unit}). {why}")
     return True

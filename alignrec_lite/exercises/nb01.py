@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -23,6 +24,7 @@ def check_cosine_similarity(fn: Callable[[torch.Tensor, torch.Tensor], Any]) -> 
     Shape:
         a: ``(n, d)``, b: ``(m, d)``; result ``(n, m)``.
     """
+
     def body() -> None:
         a, b = _inputs()
         got = attempt(fn, a.clone(), b.clone())
@@ -38,6 +40,7 @@ def check_cosine_similarity(fn: Callable[[torch.Tensor, torch.Tensor], Any]) -> 
 
 def check_nearest_items(fn: Callable[[torch.Tensor, int, int], Any]) -> bool:
     """Check ``fn(item_emb, item, k) -> k item indices``, most cosine-similar first, ``item`` excluded."""
+
     def body() -> None:
         g = torch.Generator().manual_seed(2)
         emb = torch.randn(30, 6, generator=g) * torch.rand(30, 1, generator=g).mul(5).add(0.1)  # (30, 6)
@@ -58,8 +61,7 @@ def check_nearest_items(fn: Callable[[torch.Tensor, int, int], Any]) -> bool:
     return run_checks("check_nearest_items", body, "fill in my_nearest_items")
 
 
-def check_colour_classifier(prediction: Any, category_p10_colour_classifier: float,
-                            category_p10_pixels: float) -> bool:
+def check_colour_classifier(prediction: Any, category_p10_colour_classifier: float, category_p10_pixels: float) -> bool:
     """Predict-then-run: will a classifier trained on *colour* keep the category in its neighbours?
 
     Args:
@@ -72,8 +74,11 @@ def check_colour_classifier(prediction: Any, category_p10_colour_classifier: flo
     clf, pix = float(category_p10_colour_classifier), float(category_p10_pixels)
     correct = "less" if clf < pix else "more"
     measured = f"category precision@10 {clf:.2f} in the colour classifier's space, {pix:.2f} in raw pixels"
-    why = ("A classifier keeps what its labels need: trained on colour, it no longer has to tell a mug from "
-           "a lamp, so it lets the shape go." if correct == "less" else
-           "Here the colour classifier kept more of the category than the pixels: its hidden layer did not "
-           "throw the shape away on this run.")
+    why = (
+        "A classifier keeps what its labels need: trained on colour, it no longer has to tell a mug from "
+        "a lamp, so it lets the shape go."
+        if correct == "less"
+        else "Here the colour classifier kept more of the category than the pixels: its hidden layer did not "
+        "throw the shape away on this run."
+    )
     return check_choice("check_colour_classifier", prediction, ("more", "less"), correct, measured, why)

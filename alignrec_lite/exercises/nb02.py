@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -24,6 +25,7 @@ def check_positive_probability(fn: Callable[[torch.Tensor, torch.Tensor, float],
     ``p_k = softmax_j(x̂_k . ŷ_j / temperature)_k`` over the batch's texts ``j``
     (InfoNCE is ``-mean_k log p_k``).
     """
+
     def body() -> None:
         for t in (0.05, 1.0):
             a, b = _pairs()
@@ -35,8 +37,11 @@ def check_positive_probability(fn: Callable[[torch.Tensor, torch.Tensor, float],
             if g.shape == want.shape and torch.allclose(g, raw.double(), atol=1e-5):
                 raise WrongAnswer("you used raw dot products: L2-normalise both sides first")
             wrong_axis = (an @ bn.T / t).softmax(dim=0).diagonal()
-            if g.shape == want.shape and torch.allclose(g, wrong_axis.double(), atol=1e-5) and \
-                    not torch.allclose(wrong_axis, want):
+            if (
+                g.shape == want.shape
+                and torch.allclose(g, wrong_axis.double(), atol=1e-5)
+                and not torch.allclose(wrong_axis, want)
+            ):
                 raise WrongAnswer("normalise over the texts of each image (each row), not over the images")
             expect_close(g, want, f"positive probabilities at temperature {t}")
 
@@ -45,6 +50,7 @@ def check_positive_probability(fn: Callable[[torch.Tensor, torch.Tensor, float],
 
 def check_clip_loss(fn: Callable[[torch.Tensor, torch.Tensor, float], Any]) -> bool:
     """Check ``fn(image_emb, text_emb, temperature) -> scalar`` CLIP loss (both directions, averaged)."""
+
     def body() -> None:
         a, b = _pairs(seed=4)
         t = 0.2
@@ -69,8 +75,11 @@ def check_collapse_loss(prediction: Any, measured: float, n: int) -> bool:
     """
     from ._predict import check_number
 
-    why = (f"Every logit of a row is the same, so the softmax gives each of the {n} titles 1/{n} and the "
-           f"loss is log {n} = {math.log(n):.3f} — whatever the temperature. log N is the loss of a model "
-           "that knows nothing; a trained model's loss is measured against it.")
-    return check_number("check_collapse_loss", prediction, float(measured), tolerance=0.05 * max(1.0, measured),
-                        why=why)
+    why = (
+        f"Every logit of a row is the same, so the softmax gives each of the {n} titles 1/{n} and the "
+        f"loss is log {n} = {math.log(n):.3f} — whatever the temperature. log N is the loss of a model "
+        "that knows nothing; a trained model's loss is measured against it."
+    )
+    return check_number(
+        "check_collapse_loss", prediction, float(measured), tolerance=0.05 * max(1.0, measured), why=why
+    )

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -17,6 +18,7 @@ def _unit(n: int, d: int, seed: int) -> torch.Tensor:
 
 def check_align(fn: Callable[[torch.Tensor, torch.Tensor], Any]) -> bool:
     """Check ``fn(x, y) -> scalar`` alignment ``mean ||x_i - y_i||^2`` of unit-norm pairs."""
+
     def body() -> None:
         x = _unit(50, 8, 5)
         y = F.normalize(x + 0.5 * _unit(50, 8, 6), dim=1)
@@ -34,6 +36,7 @@ def check_align(fn: Callable[[torch.Tensor, torch.Tensor], Any]) -> bool:
 
 def check_uniform(fn: Callable[[torch.Tensor, float], Any]) -> bool:
     """Check ``fn(x, t) -> scalar`` uniformity ``log mean_{i<j} exp(-t ||x_i - x_j||^2)``."""
+
     def body() -> None:
         x = _unit(40, 3, 7)
         for t in (2.0, 0.5):
@@ -58,7 +61,9 @@ def check_two_clumps(prediction: Any, measured: float) -> bool:
     """
     from ._predict import check_number
 
-    why = ("About half of the distinct pairs are in the same clump (distance 0, e^0 = 1) and half are "
-           "opposite (squared distance 4, e^-8 ≈ 0), so the mean is about 1/2 and l_uniform ≈ log(1/2) = "
-           "-0.69. k clumps far apart give about -log k: a uniformity of -2 is worth roughly e^2 ≈ 7 clumps.")
+    why = (
+        "About half of the distinct pairs are in the same clump (distance 0, e^0 = 1) and half are "
+        "opposite (squared distance 4, e^-8 ≈ 0), so the mean is about 1/2 and l_uniform ≈ log(1/2) = "
+        "-0.69. k clumps far apart give about -log k: a uniformity of -2 is worth roughly e^2 ≈ 7 clumps."
+    )
     return check_number("check_two_clumps", prediction, float(measured), tolerance=0.15, why=why)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -18,6 +19,7 @@ def _reference_recall(img: torch.Tensor, txt: torch.Tensor, k: int) -> float:
 
 def check_cross_modal_recall(fn: Callable[[torch.Tensor, torch.Tensor, int], Any]) -> bool:
     """Check ``fn(image_emb, text_emb, k) -> float``: share of images whose own text is in their top ``k``."""
+
     def body() -> None:
         g = torch.Generator().manual_seed(8)
         img = torch.randn(40, 6, generator=g)
@@ -37,6 +39,7 @@ def check_cross_modal_recall(fn: Callable[[torch.Tensor, torch.Tensor, int], Any
 
 def check_mean_fusion(fn: Callable[[torch.Tensor, torch.Tensor], Any]) -> bool:
     """Check ``fn(z_img, z_txt) -> (n, d)``: the unit-norm average of two unit-norm embeddings."""
+
     def body() -> None:
         g = torch.Generator().manual_seed(9)
         zi = F.normalize(torch.randn(10, 4, generator=g), dim=1)

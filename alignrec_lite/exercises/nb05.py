@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -27,6 +28,7 @@ def _scalar(x: Any, what: str) -> torch.Tensor:
 
 def check_uia_loss(fn: Callable[[torch.Tensor, torch.Tensor], Any]) -> bool:
     """Check ``fn(user_emb, pos_item_emb) -> scalar``: UIA ``1 - mean_B cos(h_u, h_i+)``."""
+
     def body() -> None:
         u, p = _batch(51)
         got = _scalar(attempt(fn, u.clone(), p.clone()), "UIA")
@@ -42,6 +44,7 @@ def check_uia_loss(fn: Callable[[torch.Tensor, torch.Tensor], Any]) -> bool:
 
 def check_cca_loss(fn: Callable[[torch.Tensor, torch.Tensor, float], Any]) -> bool:
     """Check ``fn(content, ids, tau) -> scalar``: InfoNCE with content anchors and ID candidates."""
+
     def body() -> None:
         c, i = _batch(52)
         for tau in (0.2, 0.5):
@@ -51,8 +54,10 @@ def check_cca_loss(fn: Callable[[torch.Tensor, torch.Tensor, float], Any]) -> bo
             if torch.allclose(got, raw.double(), atol=1e-4):
                 raise WrongAnswer("L2-normalise both sides first: the logits are cosines / tau")
             if torch.allclose(got, info_nce(i, c, tau).double(), atol=1e-5):
-                raise WrongAnswer("wrong direction: the content vectors are the anchors (rows of the logits), "
-                                  "the ID vectors the candidates")
+                raise WrongAnswer(
+                    "wrong direction: the content vectors are the anchors (rows of the logits), "
+                    "the ID vectors the candidates"
+                )
             if torch.allclose(got, info_nce(c, i, 1.0).double(), atol=1e-5) and tau != 1.0:
                 raise WrongAnswer("divide the cosines by the temperature tau")
             expect_close(got, info_nce(c, i, tau), f"CCA InfoNCE at tau = {tau}")
@@ -69,7 +74,9 @@ def check_untrained_bpr(prediction: Any, measured: float) -> bool:
     """
     from ._predict import check_number
 
-    why = ("Untrained embeddings are small random vectors, so every score u·i is close to 0 and the difference "
-           "of a positive and a negative score too: -log σ(0) = log 2 ≈ 0.693. A BPR term well below 0.69 means "
-           "the model already ranks positives first; one above it means it ranks them last.")
+    why = (
+        "Untrained embeddings are small random vectors, so every score u·i is close to 0 and the difference "
+        "of a positive and a negative score too: -log σ(0) = log 2 ≈ 0.693. A BPR term well below 0.69 means "
+        "the model already ranks positives first; one above it means it ranks them last."
+    )
     return check_number("check_untrained_bpr", prediction, float(measured), tolerance=0.05, why=why)

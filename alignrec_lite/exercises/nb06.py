@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -25,6 +26,7 @@ def _recall(ranked: Sequence[int], relevant: Sequence[int], k: int) -> float:
 
 def check_recall_at_k(fn: Callable[[list, list, int], Any]) -> bool:
     """Check ``fn(ranked, relevant, k) -> float``: MMRec's Recall@K of one user."""
+
     def body() -> None:
         for ranked, relevant, k in _CASES:
             got = as_tensor(attempt(fn, list(ranked), list(relevant), k), "recall").reshape(-1)
@@ -32,7 +34,10 @@ def check_recall_at_k(fn: Callable[[list, list, int], Any]) -> bool:
                 raise WrongAnswer("return one number for the user")
             hits = len(set(ranked[:k]) & set(relevant))
             want = _recall(ranked, relevant, k)
-            if abs(want - hits / min(k, len(relevant))) > 1e-9 and abs(float(got[0]) - hits / min(k, len(relevant))) < 1e-9:
+            if (
+                abs(want - hits / min(k, len(relevant))) > 1e-9
+                and abs(float(got[0]) - hits / min(k, len(relevant))) < 1e-9
+            ):
                 raise WrongAnswer("MMRec divides by |T_u|, the number of relevant items, not by min(K, |T_u|)")
             if abs(want - hits / k) > 1e-9 and abs(float(got[0]) - hits / k) < 1e-9:
                 raise WrongAnswer("that is Precision@K (hits / K); Recall@K divides by the number of relevant items")
@@ -43,6 +48,7 @@ def check_recall_at_k(fn: Callable[[list, list, int], Any]) -> bool:
 
 def check_relative_gain(fn: Callable[[np.ndarray, np.ndarray], Any]) -> bool:
     """Check ``fn(new, old) -> float``: relative gain of the mean over seeds, ``mean(new)/mean(old) - 1``."""
+
     def body() -> None:
         for new, old in (([0.110, 0.114, 0.106], [0.100, 0.098, 0.102]), ([0.05, 0.06], [0.06, 0.06])):
             new_a, old_a = np.array(new), np.array(old)
@@ -79,13 +85,18 @@ def check_one_seed(prediction: Any, diff: float, combined_std: float) -> bool:
     measured = f"first seed only: AlignRec minus the best baseline {d:+.4f}, combined seed std {s:.4f}"
     if not math.isfinite(s):
         correct = "cannot tell"
-        why = ("One run per model says nothing about the seed-to-seed spread: the standard deviation of a single "
-               "value is undefined (pandas gives NaN), so the two-std rule has nothing to weigh the gap against. "
-               "Beware: in Python abs(diff) > 2 * nan is False, so an unguarded script prints 'not significant', a "
-               "verdict the data cannot give either. A table with one run per model, as most papers report, is in "
-               "this position; only repeated seeds (or a test over users) can tell.")
+        why = (
+            "One run per model says nothing about the seed-to-seed spread: the standard deviation of a single "
+            "value is undefined (pandas gives NaN), so the two-std rule has nothing to weigh the gap against. "
+            "Beware: in Python abs(diff) > 2 * nan is False, so an unguarded script prints 'not significant', a "
+            "verdict the data cannot give either. A table with one run per model, as most papers report, is in "
+            "this position; only repeated seeds (or a test over users) can tell."
+        )
     else:
         correct = "yes" if abs(d) > 2 * s else "no"
-        why = ("With more than one run per model the rule can be applied: the gap is "
-               + ("larger" if correct == "yes" else "not larger") + " than twice the combined std.")
+        why = (
+            "With more than one run per model the rule can be applied: the gap is "
+            + ("larger" if correct == "yes" else "not larger")
+            + " than twice the combined std."
+        )
     return check_choice("check_one_seed", prediction, ("yes", "no", "cannot tell"), correct, measured, why)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -13,10 +14,15 @@ from ._check import WrongAnswer, as_tensor, attempt, expect_close, run_checks
 
 def check_gini(fn: Callable[[np.ndarray], Any]) -> bool:
     """Check ``fn(exposure) -> float``: the Gini coefficient of non-negative counts (0 = equal)."""
+
     def body() -> None:
         rng = np.random.default_rng(71)
-        cases = [np.array([5, 5, 5, 5]), np.array([0, 0, 0, 8]), rng.integers(0, 30, size=25),
-                 np.array([9, 0, 3, 1, 0, 7])]
+        cases = [
+            np.array([5, 5, 5, 5]),
+            np.array([0, 0, 0, 8]),
+            rng.integers(0, 30, size=25),
+            np.array([9, 0, 3, 1, 0, 7]),
+        ]
         for x in cases:
             got = as_tensor(attempt(fn, x.copy()), "gini").reshape(-1)
             if got.numel() != 1:
@@ -35,6 +41,7 @@ def check_gini(fn: Callable[[np.ndarray], Any]) -> bool:
 
 def check_aplt(fn: Callable[[np.ndarray, np.ndarray], Any]) -> bool:
     """Check ``fn(lists, long_tail) -> float``: mean share of long-tail items per top-K list."""
+
     def body() -> None:
         rng = np.random.default_rng(72)
         tail = rng.random(40) < 0.7
@@ -68,16 +75,22 @@ def check_tail_test_share(prediction: Any, train_share: float, test_share: float
     correct = "same" if abs(te - tr) < 0.01 else ("larger" if te > tr else "smaller")
     measured = f"the tail holds {tr:.1%} of the training interactions and {te:.1%} of the test interactions"
     if correct == "larger":
-        why = ("Items land in the tail *because* their training count is low, and part of a low count is luck: "
-               "which of an item's interactions the random split put into train (an item with no training "
-               "interaction at all is in the tail, yet can be bought in test). The test split does not share that "
-               "luck, so tail items drift back towards their real popularity: regression to the mean. The head, "
-               "chosen for high counts, drifts down. Buckets built from training counts are a selection, and "
-               "per-bucket results carry it.")
+        why = (
+            "Items land in the tail *because* their training count is low, and part of a low count is luck: "
+            "which of an item's interactions the random split put into train (an item with no training "
+            "interaction at all is in the tail, yet can be bought in test). The test split does not share that "
+            "luck, so tail items drift back towards their real popularity: regression to the mean. The head, "
+            "chosen for high counts, drifts down. Buckets built from training counts are a selection, and "
+            "per-bucket results carry it."
+        )
     elif correct == "smaller":
-        why = ("Here the tail holds less of the test set than of the training set: the random split put more of "
-               "its interactions into train than regression to the mean gives back.")
+        why = (
+            "Here the tail holds less of the test set than of the training set: the random split put more of "
+            "its interactions into train than regression to the mean gives back."
+        )
     else:
-        why = ("Here the two shares agree within 0.01: the random split gives train and test the same mix, and "
-               "the selection effect of bucketing by training counts is small on this data.")
+        why = (
+            "Here the two shares agree within 0.01: the random split gives train and test the same mix, and "
+            "the selection effect of bucketing by training counts is small on this data."
+        )
     return check_choice("check_tail_test_share", prediction, ("larger", "same", "smaller"), correct, measured, why)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -14,6 +15,7 @@ from ._check import WrongAnswer, as_tensor, attempt, expect_close, run_checks
 def check_fold_in_topk(fn: Callable[[torch.Tensor, Sequence[int], int], Any]) -> bool:
     """Check ``fn(item_emb, given, k) -> k itemIDs``: rank by the mean of the given items' vectors,
     never returning a given item."""
+
     def body() -> None:
         g = torch.Generator().manual_seed(81)
         items = torch.randn(30, 5, generator=g)
@@ -35,6 +37,7 @@ def check_fold_in_topk(fn: Callable[[torch.Tensor, Sequence[int], int], Any]) ->
 
 def check_power_law(fn: Callable[[np.ndarray, np.ndarray], Any]) -> bool:
     """Check ``fn(sizes, seconds) -> b``: the exponent of ``t = a n^b`` fitted in log-log space."""
+
     def body() -> None:
         rng = np.random.default_rng(82)
         sizes = np.array([500, 1000, 2000, 4000, 8000], dtype=float)
@@ -65,16 +68,24 @@ def check_nightly_job_cost(prediction: Any, batched_ms_per_user: float, single_r
     batched, single = float(batched_ms_per_user), float(single_request_ms)
     ratio = single / batched if batched > 0 else float("inf")
     correct = "less" if ratio > 1.5 else ("more" if ratio < 1 / 1.5 else "same")
-    measured = (f"nightly job {batched:.4f} ms per user, one request {single:.4f} ms: "
-                f"a request costs {ratio:.1f}x the job's share per user")
-    same_work = ("Both compute the same numbers for a user: one row of the user-item product, the training items "
-                 "masked, a top-K. ")
+    measured = (
+        f"nightly job {batched:.4f} ms per user, one request {single:.4f} ms: "
+        f"a request costs {ratio:.1f}x the job's share per user"
+    )
+    same_work = (
+        "Both compute the same numbers for a user: one row of the user-item product, the training items "
+        "masked, a top-K. "
+    )
     if correct == "less":
-        why = (same_work + "The job does it for a chunk of users at once, so the fixed cost of each call (Python, "
-               "masking, launching the product and the top-K) is paid once per chunk instead of once per user. "
-               "That is the offline engine's case: the nightly job spreads the overhead over every user, while a "
-               "real-time service pays it on every request.")
+        why = (
+            same_work + "The job does it for a chunk of users at once, so the fixed cost of each call (Python, "
+            "masking, launching the product and the top-K) is paid once per chunk instead of once per user. "
+            "That is the offline engine's case: the nightly job spreads the overhead over every user, while a "
+            "real-time service pays it on every request."
+        )
     else:
-        why = (same_work + "On this run the fixed cost per call was small against the arithmetic, so chunking "
-               "the users saved " + ("little." if correct == "same" else "nothing (a busy machine can do this)."))
+        why = (
+            same_work + "On this run the fixed cost per call was small against the arithmetic, so chunking "
+            "the users saved " + ("little." if correct == "same" else "nothing (a busy machine can do this).")
+        )
     return check_choice("check_nightly_job_cost", prediction, ("less", "same", "more"), correct, measured, why)

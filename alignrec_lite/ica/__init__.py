@@ -60,6 +60,18 @@ from .pretrain import (
 )
 
 __all__ = [
-    "FUSIONS", "MASKED_FILES", "MAX_LOGIT_SCALE", "MM_FILE", "ICAConfig", "ItemContent", "MMEnc", "build_mmenc",
-    "encode_items", "ica_config_dict", "load_checkpoint", "load_mmenc", "pretrain_ica", "retrieval_top1",
+    "FUSIONS",
+    "MASKED_FILES",
+    "MAX_LOGIT_SCALE",
+    "MM_FILE",
+    "ICAConfig",
+    "ItemContent",
+    "MMEnc",
+    "build_mmenc",
+    "encode_items",
+    "ica_config_dict",
+    "load_checkpoint",
+    "load_mmenc",
+    "pretrain_ica",
+    "retrieval_top1",
 ]

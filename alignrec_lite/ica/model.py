@@ -88,8 +88,15 @@ class MMEnc(nn.Module):
         init_temperature: CLIP's initial temperature.
     """
 
-    def __init__(self, image_tower: ImageTower, text_tower: TextTower, *, embed_dim: int = 128,
-                 fusion: str = "mean", init_temperature: float = 0.07) -> None:
+    def __init__(
+        self,
+        image_tower: ImageTower,
+        text_tower: TextTower,
+        *,
+        embed_dim: int = 128,
+        fusion: str = "mean",
+        init_temperature: float = 0.07,
+    ) -> None:
         super().__init__()
         if fusion not in FUSIONS:
             raise ConfigError(f"unknown fusion {fusion!r}", row="fusion", fix=f"use one of {FUSIONS}")
@@ -149,9 +156,16 @@ class MMEnc(nn.Module):
         return float(torch.exp(-self.logit_scale.detach()))
 
     # ---------------------------------------------------------------- loss
-    def ica_loss(self, z_img: torch.Tensor, z_txt: torch.Tensor, *, mask_weight: float = 0.5,
-                 mask_prob: float = 0.5, mask_temperature: float = 0.1,
-                 generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+    def ica_loss(
+        self,
+        z_img: torch.Tensor,
+        z_txt: torch.Tensor,
+        *,
+        mask_weight: float = 0.5,
+        mask_prob: float = 0.5,
+        mask_temperature: float = 0.1,
+        generator: torch.Generator | None = None,
+    ) -> dict[str, torch.Tensor]:
         """The ICA objective on one batch of projected, normalised pairs.
 
         Returns:
@@ -171,8 +185,9 @@ class MMEnc(nn.Module):
             if masked.any():
                 p_img = self.predict(z_txt, "image")  # (B, e)
                 p_txt = self.predict(z_img, "text")
-                pred_loss = torch.where(which_img, 1 - (p_img * z_img.detach()).sum(-1),
-                                        1 - (p_txt * z_txt.detach()).sum(-1))  # (B,)
+                pred_loss = torch.where(
+                    which_img, 1 - (p_img * z_img.detach()).sum(-1), 1 - (p_txt * z_txt.detach()).sum(-1)
+                )  # (B,)
                 view_img = torch.where(which_img[:, None], p_img, z_img)  # (B, e) image replaced by its guess
                 view_txt = torch.where(which_img[:, None], z_txt, p_txt)
                 full = self.fuse(z_img, z_txt).detach()  # (B, out)
@@ -207,4 +222,3 @@ def build_mmenc(cfg: ICAConfig) -> MMEnc:
         if frozen and tower.dim == cfg.embed_dim:
             proj.weight.requires_grad_(False)  # LiT: a locked tower whose width is embed_dim defines the space
     return model
-

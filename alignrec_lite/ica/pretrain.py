@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -42,8 +43,9 @@ class ItemContent:
 
     def __init__(self, ds: RecDataset, model: MMEnc, *, progress: bool = False) -> None:
         tower = model.image_tower
-        self.pixels, self.has_image = decode_item_images(ds, tower.preprocess, tower.image_size,
-                                                         progress=progress)  # (n_items, 3, S, S), (n_items,)
+        self.pixels, self.has_image = decode_item_images(
+            ds, tower.preprocess, tower.image_size, progress=progress
+        )  # (n_items, 3, S, S), (n_items,)
         self.texts = [ds.item_text(i) for i in range(ds.n_items)]
         self.n_items = ds.n_items
 
@@ -58,8 +60,9 @@ def _augment(pix: torch.Tensor, gen: torch.Generator, shift: int = 4) -> torch.T
 
 
 @torch.no_grad()
-def _tower_outputs(model: MMEnc, content: ItemContent, modality: str, device: torch.device, precision: str,
-                   batch_size: int = 128) -> torch.Tensor:
+def _tower_outputs(
+    model: MMEnc, content: ItemContent, modality: str, device: torch.device, precision: str, batch_size: int = 128
+) -> torch.Tensor:
     """Outputs of one tower for every item (used for frozen towers and for the final features)."""
     tower = model.image_tower if modality == "image" else model.text_tower
     tower.eval()
@@ -76,9 +79,15 @@ def _tower_outputs(model: MMEnc, content: ItemContent, modality: str, device: to
 
 
 @torch.no_grad()
-def encode_items(model: MMEnc, content: ItemContent, *, device: torch.device | str = "cpu",
-                 precision: str = "fp32", batch_size: int = 128,
-                 tower_outputs: dict[str, torch.Tensor] | None = None) -> dict[str, np.ndarray]:
+def encode_items(
+    model: MMEnc,
+    content: ItemContent,
+    *,
+    device: torch.device | str = "cpu",
+    precision: str = "fp32",
+    batch_size: int = 128,
+    tower_outputs: dict[str, torch.Tensor] | None = None,
+) -> dict[str, np.ndarray]:
     """Every item's embeddings and fused vectors, complete and with one modality masked.
 
     Items without a readable image are encoded as if their image were masked.
@@ -95,16 +104,17 @@ def encode_items(model: MMEnc, content: ItemContent, *, device: torch.device | s
     device = torch.device(device)
     model.eval()
     known = tower_outputs or {}
-    f_img = known["image"] if "image" in known else _tower_outputs(model, content, "image", device, precision,
-                                                                   batch_size)
-    f_txt = known["text"] if "text" in known else _tower_outputs(model, content, "text", device, precision,
-                                                                 batch_size)
+    f_img = (
+        known["image"] if "image" in known else _tower_outputs(model, content, "image", device, precision, batch_size)
+    )
+    f_txt = known["text"] if "text" in known else _tower_outputs(model, content, "text", device, precision, batch_size)
     z_img, z_txt = model.project_image(f_img), model.project_text(f_txt)  # (n_items, e)
     p_img, p_txt = model.predict(z_txt, "image"), model.predict(z_img, "text")
     missing = (~content.has_image).to(device)[:, None]
     z_img_used = torch.where(missing, p_img, z_img)
     out = {
-        "image": z_img, "text": z_txt,
+        "image": z_img,
+        "text": z_txt,
         "mm": model.fuse(z_img_used, z_txt),
         "mm_mask_image": model.fuse(p_img, z_txt),
         "mm_mask_text": model.fuse(z_img_used, p_txt),
@@ -120,14 +130,30 @@ def _checkpoint_state(model: MMEnc, cfg: ICAConfig) -> dict[str, torch.Tensor]:
         skip.append("text_tower.")
     if cfg.freeze_image and model.image_tower.pretrained:
         skip.append("image_tower.")
-    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()
-            if not any(k.startswith(s) for s in skip)}
+    return {
+        k: v.detach().cpu().clone() for k, v in model.state_dict().items() if not any(k.startswith(s) for s in skip)
+    }
 
 
-def _save(run: Path, model: MMEnc, opt: torch.optim.Optimizer, cfg: ICAConfig, epoch: int, history: list,
-          gen: torch.Generator, seconds: float) -> None:
-    save_stage1_checkpoint(run, "mmenc-ica", {"config": asdict(cfg), "epoch": epoch,
-                                              "model": _checkpoint_state(model, cfg)}, opt, gen, history, seconds)
+def _save(
+    run: Path,
+    model: MMEnc,
+    opt: torch.optim.Optimizer,
+    cfg: ICAConfig,
+    epoch: int,
+    history: list,
+    gen: torch.Generator,
+    seconds: float,
+) -> None:
+    save_stage1_checkpoint(
+        run,
+        "mmenc-ica",
+        {"config": asdict(cfg), "epoch": epoch, "model": _checkpoint_state(model, cfg)},
+        opt,
+        gen,
+        history,
+        seconds,
+    )
 
 
 def load_checkpoint(path: str | Path) -> dict:
@@ -147,8 +173,9 @@ def load_mmenc(run: str | Path) -> tuple[MMEnc, ICAConfig]:
     missing, unexpected = model.load_state_dict(state["model"], strict=False)
     bad = [k for k in missing if not k.startswith(("text_tower.", "image_tower."))] + list(unexpected)
     if bad:
-        raise CheckpointError(f"checkpoint does not match the model ({bad[:3]})", path=run,
-                              fix="train again with --overwrite")
+        raise CheckpointError(
+            f"checkpoint does not match the model ({bad[:3]})", path=run, fix="train again with --overwrite"
+        )
     return model.eval(), cfg
 
 
@@ -170,10 +197,15 @@ def _pair_geometry(emb: dict[str, np.ndarray], items: np.ndarray, max_items: int
     zi, zt = emb["image"][items], emb["text"][items]
     sub = np.random.default_rng(0).permutation(len(items))[:max_items]
     full_clip = float(clip_loss(torch.from_numpy(zi[sub]), torch.from_numpy(zt[sub]), 1 / 0.07))
-    return {"clip_loss_all_items": full_clip, "align_image_text": alignment(zi, zt),
-            "uniform_image": uniformity(zi), "uniform_text": uniformity(zt),
-            "uniform_mm": uniformity(emb["mm"]), "image_to_text_top1": retrieval_top1(zi, zt),
-            "chance_top1": 1.0 / max(1, min(len(items), 4096))}
+    return {
+        "clip_loss_all_items": full_clip,
+        "align_image_text": alignment(zi, zt),
+        "uniform_image": uniformity(zi),
+        "uniform_text": uniformity(zt),
+        "uniform_mm": uniformity(emb["mm"]),
+        "image_to_text_top1": retrieval_top1(zi, zt),
+        "chance_top1": 1.0 / max(1, min(len(items), 4096)),
+    }
 
 
 def pretrain_ica(
@@ -222,11 +254,21 @@ def pretrain_ica(
     folder = Path(folder)
     ds = load_mmrec(folder, load_features=False)
     if ds.items is None or "image" not in ds.items.columns:
-        raise DataError("ICA needs items.csv with `text` and `image` columns", path=folder,
-                        fix="build the dataset with `alignrec-lite data build ...`")
+        raise DataError(
+            "ICA needs items.csv with `text` and `image` columns",
+            path=folder,
+            fix="build the dataset with `alignrec-lite data build ...`",
+        )
     run = Path(out) if out is not None else folder / ".cache" / "ica" / cfg.key()
-    done = reuse_mm_features(folder, "mmenc-ica", cfg.key(), cfg.epochs, resume=resume, overwrite=overwrite,
-                             extra=("geometry_before", "geometry_after"))
+    done = reuse_mm_features(
+        folder,
+        "mmenc-ica",
+        cfg.key(),
+        cfg.epochs,
+        resume=resume,
+        overwrite=overwrite,
+        extra=("geometry_before", "geometry_after"),
+    )
     if done is not None:
         return done
     state = open_stage1_run(run, cfg, resume=resume, overwrite=overwrite, load=load_checkpoint, name="an ICA")
@@ -254,8 +296,14 @@ def pretrain_ica(
     scaler = torch.amp.GradScaler("cuda") if use_scaler else None
 
     t0 = time.perf_counter()
-    bar = tqdm(total=cfg.epochs, initial=min(start_epoch, cfg.epochs), disable=not progress, desc="ICA",
-               unit="epoch", dynamic_ncols=True)
+    bar = tqdm(
+        total=cfg.epochs,
+        initial=min(start_epoch, cfg.epochs),
+        disable=not progress,
+        desc="ICA",
+        unit="epoch",
+        dynamic_ncols=True,
+    )
     for epoch in range(start_epoch, cfg.epochs):
         model.train()
         for m, is_frozen in frozen.items():
@@ -282,8 +330,14 @@ def pretrain_ica(
                     tok = model.text_tower.tokenize([content.texts[i] for i in idx.tolist()])
                     f_txt = model.text_tower({k: v.to(device) for k, v in tok.items()})
             z_img, z_txt = model.project_image(f_img), model.project_text(f_txt)  # (B, e) fp32
-            terms = model.ica_loss(z_img, z_txt, mask_weight=cfg.mask_weight, mask_prob=cfg.mask_prob,
-                                   mask_temperature=cfg.mask_temperature, generator=gen)
+            terms = model.ica_loss(
+                z_img,
+                z_txt,
+                mask_weight=cfg.mask_weight,
+                mask_prob=cfg.mask_prob,
+                mask_temperature=cfg.mask_temperature,
+                generator=gen,
+            )
             opt.zero_grad(set_to_none=True)
             if scaler is not None:
                 scaler.scale(terms["loss"]).backward()
@@ -297,11 +351,17 @@ def pretrain_ica(
             for k, v in terms.items():
                 sums[k] = sums.get(k, 0.0) + float(v.detach())
             n_batches += 1
-        record = {"epoch": epoch, **{k: v / max(1, n_batches) for k, v in sums.items()},
-                  "temperature": model.temperature()}
+        record = {
+            "epoch": epoch,
+            **{k: v / max(1, n_batches) for k, v in sums.items()},
+            "temperature": model.temperature(),
+        }
         if not math.isfinite(record.get("loss", 0.0)):
-            raise ConfigError(f"the ICA loss became {record['loss']} at epoch {epoch}", row="lr",
-                              fix="lower the learning rate (--lr) or use --precision fp32")
+            raise ConfigError(
+                f"the ICA loss became {record['loss']} at epoch {epoch}",
+                row="lr",
+                fix="lower the learning rate (--lr) or use --precision fp32",
+            )
         history.append(record)
         for cb in callbacks or []:
             cb(epoch, model, record)
@@ -317,19 +377,36 @@ def pretrain_ica(
     geometry_after = _pair_geometry(emb, train_items.numpy())
     save_npy(run / "ica_image.npy", emb["image"])
     save_npy(run / "ica_text.npy", emb["text"])
-    manifest = write_mm_features(folder, run, emb, {
-        "encoder": "mmenc-ica",
-        "image_tower": model.image_tower.describe(),
-        "text_tower": model.text_tower.describe(),
-        "fusion": cfg.fusion,
-        "temperature": model.temperature(),
+    manifest = write_mm_features(
+        folder,
+        run,
+        emb,
+        {
+            "encoder": "mmenc-ica",
+            "image_tower": model.image_tower.describe(),
+            "text_tower": model.text_tower.describe(),
+            "fusion": cfg.fusion,
+            "temperature": model.temperature(),
+            "geometry_before": geometry_before,
+            "geometry_after": geometry_after,
+        },
+        config=cfg,
+        history=history,
+        train_seconds=train_seconds,
+        missing_images=int((~content.has_image).sum()),
+        device=device,
+    )
+    return {
+        "shape": list(emb["mm"].shape),
+        "epochs_run": len(history),
+        "train_seconds": train_seconds,
+        "final_loss": history[-1]["loss"] if history else float("nan"),
+        "run_dir": run,
+        "history": history,
         "geometry_before": geometry_before,
         "geometry_after": geometry_after,
-    }, config=cfg, history=history, train_seconds=train_seconds, missing_images=int((~content.has_image).sum()),
-        device=device)
-    return {"shape": list(emb["mm"].shape), "epochs_run": len(history), "train_seconds": train_seconds,
-            "final_loss": history[-1]["loss"] if history else float("nan"), "run_dir": run, "history": history,
-            "geometry_before": geometry_before, "geometry_after": geometry_after, "manifest": manifest}
+        "manifest": manifest,
+    }
 
 
 def ica_config_dict(cfg: ICAConfig) -> dict[str, Any]:

@@ -7,10 +7,11 @@ imported on first use so that importing the package stays cheap.
 from __future__ import annotations
 
 import importlib
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
-from ..errors import ConfigError
 from ..data.mmrec import RecDataset
+from ..errors import ConfigError
 from .base import Recommender
 
 MODELS: dict[str, str] = {
@@ -31,8 +32,9 @@ def get_model_class(name: str) -> type[Recommender]:
     return getattr(importlib.import_module(f"{__name__}.{module}"), cls)
 
 
-def build_model(name: str, dataset: RecDataset, config: Mapping[str, Any] | None = None, *,
-                preset: str = "none") -> Recommender:
+def build_model(
+    name: str, dataset: RecDataset, config: Mapping[str, Any] | None = None, *, preset: str = "none"
+) -> Recommender:
     """Build the model registered under ``name`` from a checked config (:meth:`Recommender.from_config`).
 
     Args:

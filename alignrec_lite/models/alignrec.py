@@ -27,7 +27,8 @@ Training objective (spec §1.3; each term is a function of :mod:`alignrec_lite.l
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -148,9 +149,11 @@ class AlignRec(Recommender):
             feat, self.feature_source = dataset.feature(str(cfg["feature_source"]))
             feat_t = torch.from_numpy(np.ascontiguousarray(feat, dtype=np.float32))  # (n_items, d_m)
             if feat_t.shape[0] != self.n_items:
-                raise ConfigError(f"the feature has {feat_t.shape[0]} rows but the dataset has "
-                                  f"{self.n_items} items", row="feature_source",
-                                  fix="recompute the features for this dataset")
+                raise ConfigError(
+                    f"the feature has {feat_t.shape[0]} rows but the dataset has {self.n_items} items",
+                    row="feature_source",
+                    fix="recompute the features for this dataset",
+                )
             d_m = feat_t.shape[1]
             if cfg["finetune_features"]:
                 self.feat_table = nn.Parameter(feat_t.clone())  # trainable, drifts (official quirk)
@@ -179,11 +182,17 @@ class AlignRec(Recommender):
     @staticmethod
     def _check_config(cfg: Mapping[str, Any]) -> None:
         if cfg["branches"] not in BRANCHES:
-            raise ConfigError(f"branches={cfg['branches']!r} is not one of {', '.join(BRANCHES)}",
-                              row="branches", fix="use --set branches=both (or id, content)")
+            raise ConfigError(
+                f"branches={cfg['branches']!r} is not one of {', '.join(BRANCHES)}",
+                row="branches",
+                fix="use --set branches=both (or id, content)",
+            )
         if cfg["feature_source"] not in FEATURE_SOURCES:
-            raise ConfigError(f"feature_source={cfg['feature_source']!r} is not known", row="feature_source",
-                              fix="use one of " + ", ".join(FEATURE_SOURCES))
+            raise ConfigError(
+                f"feature_source={cfg['feature_source']!r} is not known",
+                row="feature_source",
+                fix="use one of " + ", ".join(FEATURE_SOURCES),
+            )
         for key in ("cl_loss", "sim_weight", "ui_cosine_loss_weight", "reg_weight", "sim_cache_mb"):
             if not float(cfg[key]) >= 0:
                 raise ConfigError(f"{key} must be >= 0, got {cfg[key]}", row=key, fix=f"--set {key}=0")
@@ -251,8 +260,7 @@ class AlignRec(Recommender):
 
         A branch that is switched off gives ``None``.
         """
-        out: dict[str, torch.Tensor | None] = dict.fromkeys(("user_id", "item_id", "user_content",
-                                                             "item_content"))
+        out: dict[str, torch.Tensor | None] = dict.fromkeys(("user_id", "item_id", "user_content", "item_content"))
         if self.use_id:
             out["user_id"], out["item_id"] = self.aggregate_id()
         if self.use_content:
@@ -319,8 +327,14 @@ class AlignRec(Recommender):
         if need_cca:
             _, first_u, user_counts = _distinct(users)
             terms["cca"] = cfg["cl_loss"] * cca_loss(
-                i_m[first_i], i_id[first_i], u_m[first_u], u_id[first_u], temperature=float(cfg["cl_temperature"]),
-                item_counts=item_counts, user_counts=user_counts)
+                i_m[first_i],
+                i_id[first_i],
+                u_m[first_u],
+                u_id[first_u],
+                temperature=float(cfg["cl_temperature"]),
+                item_counts=item_counts,
+                user_counts=user_counts,
+            )
         if need_sim:
             terms["sim"] = cfg["sim_weight"] * self._sim_term(i_m[first_i], items, item_counts)
         terms["loss"] = sum(terms.values())
@@ -373,8 +387,11 @@ class AlignRec(Recommender):
             returns ``(n_items, d)``.
         """
         if not self.use_content:
-            raise ConfigError("this AlignRec has no content branch", row="branches",
-                              fix="train with branches=both or branches=content")
+            raise ConfigError(
+                "this AlignRec has no content branch",
+                row="branches",
+                fix="train with branches=both or branches=content",
+            )
         return self.aggregate_content()[1]
 
     @torch.no_grad()
@@ -402,12 +419,18 @@ class AlignRec(Recommender):
             features: ``(m, d_m)``.
         """
         if not self.use_content:
-            raise ConfigError("items without interactions need the content branch", row="branches",
-                              fix="train with branches=both or branches=content")
+            raise ConfigError(
+                "items without interactions need the content branch",
+                row="branches",
+                fix="train with branches=both or branches=content",
+            )
         new = torch.as_tensor(features, dtype=torch.float32, device=self.feat_unit.device)
         if new.ndim != 2 or new.shape[1] != self.feat_unit.shape[1]:
-            raise ConfigError(f"expected features of shape (m, {self.feat_unit.shape[1]}), got "
-                              f"{tuple(new.shape)}", row="features", fix="use the same feature source as training")
+            raise ConfigError(
+                f"expected features of shape (m, {self.feat_unit.shape[1]}), got {tuple(new.shape)}",
+                row="features",
+                fix="use the same feature source as training",
+            )
         if int(self.config["n_layers"]) == 0:  # no item-graph hop: only the item's own (missing) term
             own = self.project_content(new) if not self.use_id else None
             return own if own is not None else new.new_zeros(new.shape[0], self.mm_trs.out_features)

@@ -24,7 +24,8 @@ Everything else may use the declared interface, never the private attributes:
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Mapping
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -32,7 +33,6 @@ from torch import nn
 
 from ..data.mmrec import RecDataset
 from ..errors import ConfigError
-
 
 #: Defaults shared by the models with a LightGCN user-item graph and a frozen item-item kNN graph
 #: (FREEDOM, AlignRec; MMRec's and the official code's values): ``d``, user-item layers, item-item
@@ -56,8 +56,9 @@ class Recommender(nn.Module):
     needs_features: ClassVar[bool] = False
 
     @classmethod
-    def from_config(cls, dataset: RecDataset, config: Mapping[str, Any] | None = None, *,
-                    preset: str = "none") -> "Recommender":
+    def from_config(
+        cls, dataset: RecDataset, config: Mapping[str, Any] | None = None, *, preset: str = "none"
+    ) -> Recommender:
         """Build the model from a config that is checked first (the validating constructor).
 
         The plain constructor ignores keys it does not know; this one resolves the config
@@ -84,8 +85,11 @@ class Recommender(nn.Module):
         settings = dict(config or {})
         named = settings.pop("model", cls.name)
         if named != cls.name:
-            raise ConfigError(f"the config is for model {named!r}, not {cls.name!r}", row="model",
-                              fix=f"drop the model key or build {named!r}")
+            raise ConfigError(
+                f"the config is for model {named!r}, not {cls.name!r}",
+                row="model",
+                fix=f"drop the model key or build {named!r}",
+            )
         cfg = resolve_config(cls.name, settings, dataset.name, model_defaults=cls.defaults, preset=preset)
         return cls(dataset, cfg)
 
@@ -130,11 +134,11 @@ class Recommender(nn.Module):
         nn.init.xavier_uniform_(self.user_emb.weight)
         nn.init.xavier_uniform_(self.item_emb.weight)
 
-    def train(self, mode: bool = True) -> "Recommender":  # noqa: D102 - nn.Module API
+    def train(self, mode: bool = True) -> Recommender:
         self._cache = None
         return super().train(mode)
 
-    def to(self, *args: Any, **kwargs: Any) -> "Recommender":  # noqa: D102
+    def to(self, *args: Any, **kwargs: Any) -> Recommender:
         out = super().to(*args, **kwargs)
         for p in self.parameters():
             self.device_ = p.device
@@ -206,9 +210,11 @@ class Recommender(nn.Module):
         Raises:
             ConfigError: the model has no content path.
         """
-        raise ConfigError(f"model {self.name!r} has no content path: it cannot place items from their features",
-                          row="model", fix="use a content-aware model (alignrec, vbpr, freedom) for items "
-                          "without interactions")
+        raise ConfigError(
+            f"model {self.name!r} has no content path: it cannot place items from their features",
+            row="model",
+            fix="use a content-aware model (alignrec, vbpr, freedom) for items without interactions",
+        )
 
     #: how the content path wants several modalities joined: ``"normalised"`` (each block
     #: L2-normalised, concatenated, normalised again: :meth:`RecDataset.feature`) or

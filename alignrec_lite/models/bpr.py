@@ -8,7 +8,8 @@ initialised Xavier-normal, as MMRec's ``BPR`` does (``xavier_normal_initializati
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import nn

@@ -25,7 +25,8 @@ built from the initial features (``finetune_features=False`` freezes them).
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -109,11 +110,15 @@ class FREEDOM(Recommender):
         super().__init__(dataset, config)
         cfg = self.config
         if not 0.0 <= float(cfg["dropout"]) < 1.0:
-            raise ConfigError(f"dropout must be in [0, 1), got {cfg['dropout']}", row="dropout",
-                              fix="--set dropout=0.8")
+            raise ConfigError(
+                f"dropout must be in [0, 1), got {cfg['dropout']}", row="dropout", fix="--set dropout=0.8"
+            )
         if not 0.0 <= float(cfg["mm_image_weight"]) <= 1.0:
-            raise ConfigError(f"mm_image_weight must be in [0, 1], got {cfg['mm_image_weight']}",
-                              row="mm_image_weight", fix="--set mm_image_weight=0.1")
+            raise ConfigError(
+                f"mm_image_weight must be in [0, 1], got {cfg['mm_image_weight']}",
+                row="mm_image_weight",
+                fix="--set mm_image_weight=0.1",
+            )
         d = int(cfg["embedding_size"])
         self.modalities = self._pick_modalities(dataset, str(cfg["feature_source"]))
         self.feature_source = "+".join(self.modalities)
@@ -155,17 +160,26 @@ class FREEDOM(Recommender):
         if source == "auto":
             picked = [m for m in ("image", "text") if m in have] or (["mm"] if "mm" in have else [])
             if not picked:
-                raise DataError("FREEDOM needs image_feat.npy, text_feat.npy or mm_feat.npy", path=dataset.path,
-                                fix="compute features first (`alignrec-lite features DIR`)")
+                raise DataError(
+                    "FREEDOM needs image_feat.npy, text_feat.npy or mm_feat.npy",
+                    path=dataset.path,
+                    fix="compute features first (`alignrec-lite features DIR`)",
+                )
             return picked
         picked = source.split("+")
         for m in picked:
             if m not in ("image", "text", "mm"):
-                raise ConfigError(f"unknown feature_source {source!r}", row="feature_source",
-                                  fix="use auto, image, text, mm or image+text")
+                raise ConfigError(
+                    f"unknown feature_source {source!r}",
+                    row="feature_source",
+                    fix="use auto, image, text, mm or image+text",
+                )
             if m not in have:
-                raise DataError(f"feature {m}_feat.npy is missing", path=dataset.path,
-                                fix=f"choose another feature_source (available: {sorted(have) or 'none'})")
+                raise DataError(
+                    f"feature {m}_feat.npy is missing",
+                    path=dataset.path,
+                    fix=f"choose another feature_source (available: {sorted(have) or 'none'})",
+                )
         return picked
 
     # ----------------------------------------------------------------- graphs
@@ -179,8 +193,9 @@ class FREEDOM(Recommender):
         # floor of E (1 - p); the epsilon keeps 120 * (1 - 0.8) = 23.99999... at 24
         keep = int(n_edges * (1.0 - float(self.config["dropout"])) + 1e-9)
         kept = self._edges[degree_sensitive_keep(self._edge_weight, keep, rng)]  # (keep, 2)
-        r = sp.csr_matrix((np.ones(len(kept), dtype=np.float32), (kept[:, 0], kept[:, 1])),
-                          shape=(self.n_users, self.n_items))
+        r = sp.csr_matrix(
+            (np.ones(len(kept), dtype=np.float32), (kept[:, 0], kept[:, 1])), shape=(self.n_users, self.n_items)
+        )
         return normalized_adjacency(r)
 
     def pre_epoch(self, epoch: int, rng: np.random.Generator) -> None:
@@ -256,8 +271,11 @@ class FREEDOM(Recommender):
         x = torch.as_tensor(features, dtype=torch.float32, device=self.item_emb.weight.device)
         dims = [getattr(self, f"feat_{m}").shape[1] for m in self.modalities]
         if x.ndim != 2 or x.shape[1] != sum(dims):
-            raise ConfigError(f"expected features of shape (m, {sum(dims)}) ({self.feature_source}), got "
-                              f"{tuple(x.shape)}", row="features", fix="use the same feature source as training")
+            raise ConfigError(
+                f"expected features of shape (m, {sum(dims)}) ({self.feature_source}), got {tuple(x.shape)}",
+                row="features",
+                fix="use the same feature source as training",
+            )
         k = int(self.config["knn_k"])
         w_img = float(self.config["mm_image_weight"]) if len(self.modalities) == 2 else 1.0
         e = self.item_emb.weight  # (n_items, d)

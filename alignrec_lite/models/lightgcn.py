@@ -9,7 +9,8 @@ the final embedding is the mean of layers ``0..L``; ``score = dot``; loss = BPR 
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 
@@ -51,8 +52,9 @@ class LightGCN(Recommender):
         super().__init__(dataset, config)
         d = int(self.config["embedding_size"])
         self.init_id_embeddings(d)
-        self.register_buffer("adj", to_torch(normalized_adjacency(dataset.interaction_matrix("train"))),
-                             persistent=False)
+        self.register_buffer(
+            "adj", to_torch(normalized_adjacency(dataset.interaction_matrix("train"))), persistent=False
+        )
 
     def forward(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean of the propagated layers, split into users and items.

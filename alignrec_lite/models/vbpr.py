@@ -15,7 +15,8 @@ with one, that feature as it is. ``W`` is initialised Xavier-normal with a zero 
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -81,11 +82,13 @@ class VBPR(Recommender):
         super().__init__(dataset, config)
         d = int(self.config["embedding_size"])
         if not 0.0 <= float(self.config["dropout"]) < 1.0:
-            raise ConfigError(f"dropout must be in [0, 1), got {self.config['dropout']}", row="dropout",
-                              fix="--set dropout=0")
+            raise ConfigError(
+                f"dropout must be in [0, 1), got {self.config['dropout']}", row="dropout", fix="--set dropout=0"
+            )
         feat, self.feature_source = vbpr_input(dataset, str(self.config["feature_source"]))
-        self.register_buffer("feat", torch.from_numpy(np.ascontiguousarray(feat, dtype=np.float32)),
-                             persistent=False)  # (n_items, d_m), frozen raw input
+        self.register_buffer(
+            "feat", torch.from_numpy(np.ascontiguousarray(feat, dtype=np.float32)), persistent=False
+        )  # (n_items, d_m), frozen raw input
         self.init_id_embeddings(2 * d, d)
         self.item_linear = nn.Linear(feat.shape[1], d)  # W, b
         nn.init.xavier_normal_(self.item_linear.weight)  # MMRec: xavier_normal_initialization,

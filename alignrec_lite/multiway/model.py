@@ -81,8 +81,11 @@ class MultiwayConfig(Stage1Config):
     def validate(self) -> None:
         """Raise :class:`ConfigError` on an impossible setting, naming it and the fix."""
         checks = [
-            (self.patch_size >= 1 and self.image_size % self.patch_size == 0, "patch_size",
-             "use a patch size that divides image_size, e.g. 8 for 64"),
+            (
+                self.patch_size >= 1 and self.image_size % self.patch_size == 0,
+                "patch_size",
+                "use a patch size that divides image_size, e.g. 8 for 64",
+            ),
             (self.dim >= 8 and self.dim % max(1, self.heads) == 0, "dim", "use a width divisible by heads, e.g. 128"),
             (self.heads >= 1, "heads", "use 1 or more"),
             (self.layers >= 1, "layers", "use 1 or more"),
@@ -125,11 +128,13 @@ class MultiwayBlock(nn.Module):
         hidden = int(dim * mlp_ratio)
         names = ["vision", "language"] + (["vl"] if vl_expert else [])
         self.norm2 = nn.ModuleDict({n: nn.LayerNorm(dim) for n in names})
-        self.ffn = nn.ModuleDict({n: nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
-                                  for n in names})
+        self.ffn = nn.ModuleDict(
+            {n: nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim)) for n in names}
+        )
 
-    def forward(self, x: torch.Tensor, is_text: torch.Tensor, key_pad: torch.Tensor | None, *,
-                use_vl: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, x: torch.Tensor, is_text: torch.Tensor, key_pad: torch.Tensor | None, *, use_vl: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Attend over the whole sequence, then route every token to its expert.
 
         Args:
@@ -184,9 +189,12 @@ class MultiwayEncoder(nn.Module):
         self.pos_image = nn.Parameter(torch.zeros(1, 1 + p, d))  # [CLS] + patches
         self.pos_text = nn.Parameter(torch.zeros(1, cfg.max_text_len, d))
         self.type_embed = nn.Parameter(torch.zeros(2, d))  # vision / language
-        self.blocks = nn.ModuleList([MultiwayBlock(d, cfg.heads, cfg.mlp_ratio,
-                                                   vl_expert=i >= cfg.layers - cfg.vl_layers)
-                                     for i in range(cfg.layers)])
+        self.blocks = nn.ModuleList(
+            [
+                MultiwayBlock(d, cfg.heads, cfg.mlp_ratio, vl_expert=i >= cfg.layers - cfg.vl_layers)
+                for i in range(cfg.layers)
+            ]
+        )
         self.norm = nn.LayerNorm(d)
         self.mim_head = nn.Linear(d, cfg.codebook_size)  # -> visual token logits
         self.mlm_head = nn.Linear(d, vocab_size)  # -> word logits
@@ -199,8 +207,9 @@ class MultiwayEncoder(nn.Module):
                 nn.init.zeros_(m.bias)
         nn.init.trunc_normal_(self.word_embed.weight, std=0.02)
 
-    def embed(self, pixels: torch.Tensor | None, tokens: torch.Tensor | None,
-              patch_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    def embed(
+        self, pixels: torch.Tensor | None, tokens: torch.Tensor | None, patch_mask: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """Build the input sequence ``[CLS] + patches + title`` (either modality may be left out).
 
         Returns:
@@ -230,9 +239,15 @@ class MultiwayEncoder(nn.Module):
         is_text[n_vision:] = True
         return x, is_text, key_pad
 
-    def forward(self, pixels: torch.Tensor | None, tokens: torch.Tensor | None,
-                patch_mask: torch.Tensor | None = None, *, return_attention: bool = False,
-                return_layer: int | None = None) -> dict[str, torch.Tensor | list]:
+    def forward(
+        self,
+        pixels: torch.Tensor | None,
+        tokens: torch.Tensor | None,
+        patch_mask: torch.Tensor | None = None,
+        *,
+        return_attention: bool = False,
+        return_layer: int | None = None,
+    ) -> dict[str, torch.Tensor | list]:
         """Encode one batch of items (pairs, images alone or titles alone).
 
         Args:
@@ -250,8 +265,7 @@ class MultiwayEncoder(nn.Module):
             hidden ``(B, T, d)``, cls ``(B, d)``, attention: list of ``(B, heads, T, T)``.
         """
         if pixels is None and tokens is None:
-            raise ConfigError("an item needs an image, a title or both", row="inputs",
-                              fix="pass pixels and/or tokens")
+            raise ConfigError("an item needs an image, a title or both", row="inputs", fix="pass pixels and/or tokens")
         x, is_text, key_pad = self.embed(pixels, tokens, patch_mask)
         use_vl = pixels is not None and tokens is not None
         atts, mid = [], None
@@ -270,8 +284,16 @@ class MultiwayEncoder(nn.Module):
         return out
 
     # ---------------------------------------------------------------- loss
-    def masked_loss(self, pixels: torch.Tensor | None, tokens: torch.Tensor | None, *, image_ratio: float,
-                    text_ratio: float, gen: torch.Generator, cls_weight: float = 0.0) -> dict[str, torch.Tensor]:
+    def masked_loss(
+        self,
+        pixels: torch.Tensor | None,
+        tokens: torch.Tensor | None,
+        *,
+        image_ratio: float,
+        text_ratio: float,
+        gen: torch.Generator,
+        cls_weight: float = 0.0,
+    ) -> dict[str, torch.Tensor]:
         """Masked multimodal modelling on one pass (pair, image-only or title-only).
 
         ``mim`` = cross-entropy of the masked patches' visual tokens, ``mlm`` = cross-entropy
@@ -330,4 +352,3 @@ def build_multiway(cfg: MultiwayConfig, vocab_size: int) -> MultiwayEncoder:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
         return MultiwayEncoder(cfg, vocab_size)
-

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -47,14 +47,17 @@ class MultiwayContent:
         pixels ``(n_items, 3, S, S)`` float16, has_image ``(n_items,)``, tokens ``(n_items, L_max)``.
     """
 
-    def __init__(self, ds: RecDataset, cfg: MultiwayConfig, *, vocab: list[str] | None = None,
-                 progress: bool = False) -> None:
+    def __init__(
+        self, ds: RecDataset, cfg: MultiwayConfig, *, vocab: list[str] | None = None, progress: bool = False
+    ) -> None:
         s = cfg.image_size
-        self.pixels, self.has_image = decode_item_images(ds, simple_transform(s), s,
-                                                         progress=progress)  # (n_items, 3, S, S), (n_items,)
+        self.pixels, self.has_image = decode_item_images(
+            ds, simple_transform(s), s, progress=progress
+        )  # (n_items, 3, S, S), (n_items,)
         self.texts = [ds.item_text(i) for i in range(ds.n_items)]
-        self.tokenizer = TitleTokenizer(self.texts, kind=cfg.tokenizer, min_count=cfg.min_word_count,
-                                        max_len=cfg.max_text_len, vocab=vocab)
+        self.tokenizer = TitleTokenizer(
+            self.texts, kind=cfg.tokenizer, min_count=cfg.min_word_count, max_len=cfg.max_text_len, vocab=vocab
+        )
         self.tokens = self.tokenizer(self.texts)  # (n_items, L_max)
         self.n_items = ds.n_items
 
@@ -71,8 +74,14 @@ class MultiwayContent:
 
 # ====================================================================== encoding
 @torch.no_grad()
-def encode_items(model: MultiwayEncoder, content: MultiwayContent, *, device: torch.device | str = "cpu",
-                 precision: str = "fp32", batch_size: int = 128) -> dict[str, np.ndarray]:
+def encode_items(
+    model: MultiwayEncoder,
+    content: MultiwayContent,
+    *,
+    device: torch.device | str = "cpu",
+    precision: str = "fp32",
+    batch_size: int = 128,
+) -> dict[str, np.ndarray]:
     """The position-0 output of every item: complete, without its image, without its title.
 
     Items without a readable image get the title-only vector as their fused vector.
@@ -106,11 +115,28 @@ def encode_items(model: MultiwayEncoder, content: MultiwayContent, *, device: to
 
 
 # ====================================================================== training
-def _save(run: Path, model: MultiwayEncoder, opt: torch.optim.Optimizer, cfg: MultiwayConfig, vocab: list[str],
-          epoch: int, step: int, history: list, gen: torch.Generator, seconds: float) -> None:
+def _save(
+    run: Path,
+    model: MultiwayEncoder,
+    opt: torch.optim.Optimizer,
+    cfg: MultiwayConfig,
+    vocab: list[str],
+    epoch: int,
+    step: int,
+    history: list,
+    gen: torch.Generator,
+    seconds: float,
+) -> None:
     weights = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-    save_stage1_checkpoint(run, ENCODER_NAME, {"config": asdict(cfg), "vocab": vocab, "epoch": epoch, "step": step,
-                                               "model": weights}, opt, gen, history, seconds)
+    save_stage1_checkpoint(
+        run,
+        ENCODER_NAME,
+        {"config": asdict(cfg), "vocab": vocab, "epoch": epoch, "step": step, "model": weights},
+        opt,
+        gen,
+        history,
+        seconds,
+    )
 
 
 def load_checkpoint(path: str | Path) -> dict:
@@ -119,8 +145,9 @@ def load_checkpoint(path: str | Path) -> dict:
     Raises:
         CheckpointError: missing, unreadable or not a Multiway checkpoint.
     """
-    return load_stage1_checkpoint(path, (ENCODER_NAME,), name="Multiway",
-                                  train_cmd="alignrec-lite pretrain-ica DIR --encoder multiway")
+    return load_stage1_checkpoint(
+        path, (ENCODER_NAME,), name="Multiway", train_cmd="alignrec-lite pretrain-ica DIR --encoder multiway"
+    )
 
 
 def load_multiway(run: str | Path) -> tuple[MultiwayEncoder, MultiwayConfig, list[str]]:
@@ -135,8 +162,9 @@ def load_multiway(run: str | Path) -> tuple[MultiwayEncoder, MultiwayConfig, lis
     try:
         model.load_state_dict(state["model"])
     except RuntimeError as exc:
-        raise CheckpointError(f"checkpoint does not match the model ({str(exc)[:120]})", path=run,
-                              fix="train again with --overwrite") from None
+        raise CheckpointError(
+            f"checkpoint does not match the model ({str(exc)[:120]})", path=run, fix="train again with --overwrite"
+        ) from None
     return model.eval(), cfg, list(state["vocab"])
 
 
@@ -145,8 +173,15 @@ def _lr_at(step: int, cfg: MultiwayConfig) -> float:
     return cfg.lr * min(1.0, (step + 1) / max(1, cfg.warmup_steps))
 
 
-def train_step(model: MultiwayEncoder, content: MultiwayContent, idx: torch.Tensor, cfg: MultiwayConfig,
-               gen: torch.Generator, device: torch.device, step: int = 0) -> dict[str, torch.Tensor]:
+def train_step(
+    model: MultiwayEncoder,
+    content: MultiwayContent,
+    idx: torch.Tensor,
+    cfg: MultiwayConfig,
+    gen: torch.Generator,
+    device: torch.device,
+    step: int = 0,
+) -> dict[str, torch.Tensor]:
     """The loss of one batch: the masked pair pass plus one monomodal pass (image-only on even
     steps, title-only on odd steps; BEiT-3 also mixes image-text pairs with monomodal data).
 
@@ -159,21 +194,45 @@ def train_step(model: MultiwayEncoder, content: MultiwayContent, idx: torch.Tens
     has = content.has_image[idx]
     with precision_context(device, cfg.precision):
         if bool(has.all()):
-            pair = model.masked_loss(pix, tok, image_ratio=cfg.image_mask_ratio,
-                                     text_ratio=cfg.pair_text_mask_ratio, gen=gen, cls_weight=cfg.cls_weight)
+            pair = model.masked_loss(
+                pix,
+                tok,
+                image_ratio=cfg.image_mask_ratio,
+                text_ratio=cfg.pair_text_mask_ratio,
+                gen=gen,
+                cls_weight=cfg.cls_weight,
+            )
         else:  # items without a readable image train on their title alone
-            pair = model.masked_loss(None, tok, image_ratio=cfg.image_mask_ratio,
-                                     text_ratio=cfg.pair_text_mask_ratio, gen=gen, cls_weight=cfg.cls_weight)
+            pair = model.masked_loss(
+                None,
+                tok,
+                image_ratio=cfg.image_mask_ratio,
+                text_ratio=cfg.pair_text_mask_ratio,
+                gen=gen,
+                cls_weight=cfg.cls_weight,
+            )
         terms = {"pair": pair["loss"], "mim_acc": pair["mim_acc"], "mlm_acc": pair["mlm_acc"]}
         loss = pair["loss"]
         if cfg.monomodal and step % 2 == 0 and bool(has.any()):  # masked image modelling, image alone
-            img = model.masked_loss(pix[has.to(device)], None, image_ratio=cfg.image_mask_ratio, text_ratio=0.5,
-                                    gen=gen, cls_weight=cfg.cls_weight)
+            img = model.masked_loss(
+                pix[has.to(device)],
+                None,
+                image_ratio=cfg.image_mask_ratio,
+                text_ratio=0.5,
+                gen=gen,
+                cls_weight=cfg.cls_weight,
+            )
             terms["image"] = img["loss"]
             loss = loss + img["loss"]
         elif cfg.monomodal:  # masked language modelling, title alone
-            txt = model.masked_loss(None, tok, image_ratio=cfg.image_mask_ratio, text_ratio=cfg.text_mask_ratio,
-                                    gen=gen, cls_weight=cfg.cls_weight)
+            txt = model.masked_loss(
+                None,
+                tok,
+                image_ratio=cfg.image_mask_ratio,
+                text_ratio=cfg.text_mask_ratio,
+                gen=gen,
+                cls_weight=cfg.cls_weight,
+            )
             terms["text"] = txt["loss"]
             loss = loss + txt["loss"]
     terms["loss"] = loss
@@ -231,8 +290,11 @@ def pretrain_multiway(
     folder = Path(folder)
     ds = load_mmrec(folder, load_features=False)
     if ds.items is None or "image" not in ds.items.columns or "text" not in ds.items.columns:
-        raise DataError("the Multiway encoder needs items.csv with `text` and `image` columns", path=folder,
-                        fix="build the dataset with `alignrec-lite data build ...`")
+        raise DataError(
+            "the Multiway encoder needs items.csv with `text` and `image` columns",
+            path=folder,
+            fix="build the dataset with `alignrec-lite data build ...`",
+        )
     run = _run_dir(folder, cfg, out)
     done = reuse_mm_features(folder, ENCODER_NAME, cfg.key(), epochs, resume=resume, overwrite=overwrite)
     if done is not None:
@@ -251,21 +313,31 @@ def pretrain_multiway(
         model.load_state_dict(state["model"])
     else:  # fit the stand-in visual tokenizer on the patches of the items that have an image
         patches = patchify(content.pixels[content.has_image].float(), cfg.patch_size)  # (n, P, D)
-        model.visual_tokenizer.fit(patches.reshape(-1, patches.shape[-1]), iters=cfg.kmeans_iters,
-                                   sample=cfg.kmeans_sample, seed=cfg.seed)
+        model.visual_tokenizer.fit(
+            patches.reshape(-1, patches.shape[-1]), iters=cfg.kmeans_iters, sample=cfg.kmeans_sample, seed=cfg.seed
+        )
     model.to(device)
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embed" not in n and "pos_" not in n]
     no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "embed" not in n and "pos_" not in n)]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.98))
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=cfg.lr,
+        betas=(0.9, 0.98),
+    )
     if state is not None:
         history, start_epoch, prior_seconds = restore_training_state(state, opt, gen)
         step = int(state["step"])
     items = torch.arange(ds.n_items)
 
     t0 = time.perf_counter()
-    bar = tqdm(total=epochs, initial=min(start_epoch, epochs), disable=not progress, desc="Multiway MMM",
-               unit="epoch", dynamic_ncols=True)
+    bar = tqdm(
+        total=epochs,
+        initial=min(start_epoch, epochs),
+        disable=not progress,
+        desc="Multiway MMM",
+        unit="epoch",
+        dynamic_ncols=True,
+    )
     for epoch in range(start_epoch, epochs):
         model.train()
         order = items[torch.randperm(len(items), generator=gen)]
@@ -285,8 +357,11 @@ def pretrain_multiway(
                 counts[k] = counts.get(k, 0) + 1
         record = {"epoch": epoch, **{k: v / counts[k] for k, v in sums.items()}, "lr": _lr_at(step, cfg)}
         if not math.isfinite(record["loss"]):
-            raise ConfigError(f"the masked-modelling loss became {record['loss']} at epoch {epoch}", row="lr",
-                              fix="lower the learning rate (--lr) or use --precision fp32")
+            raise ConfigError(
+                f"the masked-modelling loss became {record['loss']} at epoch {epoch}",
+                row="lr",
+                fix="lower the learning rate (--lr) or use --precision fp32",
+            )
         history.append(record)
         for cb in callbacks or []:
             cb(epoch, model, record)
@@ -300,27 +375,46 @@ def pretrain_multiway(
 
     emb = encode_items(model, content, device=device, precision=cfg.precision)
     save_npy(run / "mean_pool.npy", emb["mean_pool"])  # diagnostic only (not the paper's read-out)
-    manifest = write_mm_features(folder, run, emb, {
-        "encoder": ENCODER_NAME,
-        "architecture": (f"Multiway Transformer: {cfg.layers} blocks, width {cfg.dim}, {cfg.heads} heads, "
-                         f"V/L FFN experts, VL expert in the top {cfg.vl_layers}; {cfg.n_patches} patches of "
-                         f"{cfg.patch_size}x{cfg.patch_size} px + <= {cfg.max_text_len} title tokens; "
-                         "item vector = L2-normalised output at position 0"),
-        "visual_tokenizer": (f"k-means codebook of {cfg.codebook_size} over standardised patch pixels "
-                             "(stand-in for BEiT v2 VQ-KD)"),
-        "title_tokenizer": cfg.tokenizer,
-        "vocab_size": len(vocab),
-        "parameters": int(sum(p.numel() for p in model.parameters())),
-        "pretrained": bool(epochs > 0),
-    }, config=cfg, history=history, train_seconds=train_seconds, missing_images=int((~content.has_image).sum()),
-        device=device)
-    return {"shape": list(emb["mm"].shape), "epochs_run": len(history), "train_seconds": train_seconds,
-            "final_loss": history[-1]["loss"] if history else float("nan"), "run_dir": run, "history": history,
-            "manifest": manifest}
+    manifest = write_mm_features(
+        folder,
+        run,
+        emb,
+        {
+            "encoder": ENCODER_NAME,
+            "architecture": (
+                f"Multiway Transformer: {cfg.layers} blocks, width {cfg.dim}, {cfg.heads} heads, "
+                f"V/L FFN experts, VL expert in the top {cfg.vl_layers}; {cfg.n_patches} patches of "
+                f"{cfg.patch_size}x{cfg.patch_size} px + <= {cfg.max_text_len} title tokens; "
+                "item vector = L2-normalised output at position 0"
+            ),
+            "visual_tokenizer": (
+                f"k-means codebook of {cfg.codebook_size} over standardised patch pixels (stand-in for BEiT v2 VQ-KD)"
+            ),
+            "title_tokenizer": cfg.tokenizer,
+            "vocab_size": len(vocab),
+            "parameters": int(sum(p.numel() for p in model.parameters())),
+            "pretrained": bool(epochs > 0),
+        },
+        config=cfg,
+        history=history,
+        train_seconds=train_seconds,
+        missing_images=int((~content.has_image).sum()),
+        device=device,
+    )
+    return {
+        "shape": list(emb["mm"].shape),
+        "epochs_run": len(history),
+        "train_seconds": train_seconds,
+        "final_loss": history[-1]["loss"] if history else float("nan"),
+        "run_dir": run,
+        "history": history,
+        "manifest": manifest,
+    }
 
 
-def title_patch_attention(model: MultiwayEncoder, content: MultiwayContent, items: Sequence[int], *,
-                          word: int | None = None, layer: int = -1) -> list[dict]:
+def title_patch_attention(
+    model: MultiwayEncoder, content: MultiwayContent, items: Sequence[int], *, word: int | None = None, layer: int = -1
+) -> list[dict]:
     """How much a title token attends to each image patch, for a few items (heads averaged).
 
     Args:
@@ -348,6 +442,13 @@ def title_patch_attention(model: MultiwayEncoder, content: MultiwayContent, item
         pos = (word or 0) % n_words  # a negative position counts from this title's end
         row = att[b, n_vis + pos, 1:n_vis].reshape(g, g)  # (g, g) attention from a title token to the patches
         img = (pix[b].permute(1, 2, 0) * 0.5 + 0.5).clamp(0, 1).numpy()  # (S, S, 3)
-        out.append({"item": i, "image": img, "attention": row.numpy(),
-                    "token": content.tokenizer.vocab[int(tok[b, pos])], "title": content.texts[i]})
+        out.append(
+            {
+                "item": i,
+                "image": img,
+                "attention": row.numpy(),
+                "token": content.tokenizer.vocab[int(tok[b, pos])],
+                "title": content.texts[i],
+            }
+        )
     return out

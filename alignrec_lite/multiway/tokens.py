@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -45,7 +45,7 @@ class PatchTokenizer(nn.Module):
         self.register_buffer("std", torch.ones(patch_dim))
 
     @torch.no_grad()
-    def fit(self, patches: torch.Tensor, *, iters: int = 15, sample: int = 20000, seed: int = 0) -> "PatchTokenizer":
+    def fit(self, patches: torch.Tensor, *, iters: int = 15, sample: int = 20000, seed: int = 0) -> PatchTokenizer:
         """Fit the codebook on (a seeded sample of) patches.
 
         Shape:
@@ -96,8 +96,15 @@ class TitleTokenizer:
         vocab: a saved vocabulary (then ``texts`` only needs to be tokenizable).
     """
 
-    def __init__(self, texts: Sequence[str], *, kind: str = "words", min_count: int = 2, max_len: int = 24,
-                 vocab: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        texts: Sequence[str],
+        *,
+        kind: str = "words",
+        min_count: int = 2,
+        max_len: int = 24,
+        vocab: list[str] | None = None,
+    ) -> None:
         self.kind, self.max_len = kind, max_len
         self._wp = None
         if kind == "minilm":
@@ -140,8 +147,9 @@ class TitleTokenizer:
 
 
 # ====================================================================== masking
-def block_mask(grid: int, ratio: float, rng: np.random.Generator, *, min_block: int = 4,
-               max_aspect: float = 3.0) -> np.ndarray:
+def block_mask(
+    grid: int, ratio: float, rng: np.random.Generator, *, min_block: int = 4, max_aspect: float = 3.0
+) -> np.ndarray:
     """BEiT's block-wise mask: rectangles of random area and aspect until ``ratio`` of the grid is covered.
 
     Returns:
@@ -180,4 +188,3 @@ def text_mask(tokens: torch.Tensor, ratio: float, gen: torch.Generator) -> torch
     n_mask = (real.sum(1).float() * ratio).ceil().clamp(min=1).long()  # (B,)
     rank = score.argsort(1).argsort(1)  # (B, L) rank of each position
     return (rank < n_mask[:, None]) & real
-

@@ -19,7 +19,7 @@ from .embeddings import (
     plot_sphere,
     plot_vectors_2d,
 )
-from .evaluation import *  # noqa: F401,F403 - notebooks 05-08 (names in evaluation.__all__)
+from .evaluation import *  # noqa: F403 - notebooks 05-08 (names in evaluation.__all__)
 from .history import plot_align_uniform_plane, plot_history
 from .maps import plot_embedding_map, plot_image_grid, plot_joint_map, project_2d
 from .style import OKABE_ITO, category_colours

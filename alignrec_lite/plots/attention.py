@@ -7,7 +7,8 @@ return the ``Axes``, never call ``plt.show()``; continuous values in ``cividis``
 from __future__ import annotations
 
 import textwrap
-from typing import TYPE_CHECKING, Any, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -17,8 +18,9 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
 
-def plot_patch_attention(maps: Sequence[dict[str, Any]], *, ax: Axes | None = None, title: str | None = None,
-                         wrap: int = 18) -> Axes:
+def plot_patch_attention(
+    maps: Sequence[dict[str, Any]], *, ax: Axes | None = None, title: str | None = None, wrap: int = 18
+) -> Axes:
     """Which image patches a title token attends to, for a few items side by side.
 
     Each item is one column: its image on top, underneath the attention of one title
@@ -48,8 +50,9 @@ def plot_patch_attention(maps: Sequence[dict[str, Any]], *, ax: Axes | None = No
         att = np.asarray(m["attention"], dtype=float)
         span = att.max() - att.min()
         att = (att - att.min()) / span if span > 0 else np.zeros_like(att)
-        ax.imshow(att, extent=(x0, x0 + s, 2 * s + gap, s + gap), cmap="cividis", vmin=0, vmax=1,
-                  interpolation="nearest")
+        ax.imshow(
+            att, extent=(x0, x0 + s, 2 * s + gap, s + gap), cmap="cividis", vmin=0, vmax=1, interpolation="nearest"
+        )
         label = f"“{m['token']}”\n" + "\n".join(textwrap.wrap(str(m["title"]), wrap)[:2])
         ax.text(x0 + s / 2, 2 * s + 2 * gap, label, ha="center", va="top", fontsize=7)
     ax.set_xlim(-gap / 2, n * (s + gap) - gap / 2)

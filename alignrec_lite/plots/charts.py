@@ -4,7 +4,8 @@ Same rules as every plot module (:mod:`.style`)."""
 from __future__ import annotations
 
 import textwrap
-from typing import TYPE_CHECKING, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -14,9 +15,15 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
 
-def plot_bars(table: Mapping[str, Mapping[str, float]], *, ax: Axes | None = None, ylabel: str = "",
-              title: str = "Measured values",
-              ylim: tuple[float, float] | None = None, chance: Mapping[str, float] | None = None) -> Axes:
+def plot_bars(
+    table: Mapping[str, Mapping[str, float]],
+    *,
+    ax: Axes | None = None,
+    ylabel: str = "",
+    title: str = "Measured values",
+    ylim: tuple[float, float] | None = None,
+    chance: Mapping[str, float] | None = None,
+) -> Axes:
     """Grouped bar chart: one colour per series (outer keys), one group per inner key.
 
     Args:
@@ -49,9 +56,17 @@ def plot_bars(table: Mapping[str, Mapping[str, float]], *, ax: Axes | None = Non
     return label_axes(ax, title, ylabel=ylabel, legend=True)
 
 
-def plot_sweep(rows: Sequence[Mapping[str, float]], x: str, ys: Sequence[str], *, ax: Axes | None = None,
-               logx: bool = False,
-               xlabel: str | None = None, ylabel: str = "", title: str | None = None) -> Axes:
+def plot_sweep(
+    rows: Sequence[Mapping[str, float]],
+    x: str,
+    ys: Sequence[str],
+    *,
+    ax: Axes | None = None,
+    logx: bool = False,
+    xlabel: str | None = None,
+    ylabel: str = "",
+    title: str | None = None,
+) -> Axes:
     """Line plot of several measured quantities against one swept setting.
 
     Args:
@@ -76,10 +91,15 @@ def plot_sweep(rows: Sequence[Mapping[str, float]], x: str, ys: Sequence[str], *
     return label_axes(ax, title, xlabel=xlabel or x, ylabel=ylabel, legend=True)
 
 
-def plot_memory_scaling(ns: Sequence[float], measured: Mapping[str, Sequence[float]],
-                        curves: Mapping[str, tuple[Sequence[float], Sequence[float]]] | None = None, *,
-                        budget_gib: float | None = 80.0, ax: Axes | None = None,
-                        title: str = "Memory of one contrastive step") -> Axes:
+def plot_memory_scaling(
+    ns: Sequence[float],
+    measured: Mapping[str, Sequence[float]],
+    curves: Mapping[str, tuple[Sequence[float], Sequence[float]]] | None = None,
+    *,
+    budget_gib: float | None = 80.0,
+    ax: Axes | None = None,
+    title: str = "Memory of one contrastive step",
+) -> Axes:
     """Log-log plot of memory against the batch size ``N``: measured points and model curves.
 
     Args:
@@ -94,15 +114,22 @@ def plot_memory_scaling(ns: Sequence[float], measured: Mapping[str, Sequence[flo
         The ``Axes``.
     """
     ax = get_axes(ax, figsize=(5.0, 3.4))
-    gib = 2.0 ** 30
+    gib = 2.0**30
     for i, (label, vals) in enumerate(measured.items()):
         ax.plot(ns, np.asarray(vals, dtype=float) / gib, "o", ms=5, color=OKABE_ITO[i], label=f"{label} (measured)")
     for i, (label, (xs, vals)) in enumerate((curves or {}).items()):
         ax.plot(xs, np.asarray(vals, dtype=float) / gib, "-", lw=1.5, color=OKABE_ITO[(i + 4) % 8], label=label)
     if budget_gib is not None:
         ax.axhline(budget_gib, color="0.3", ls="--", lw=1)
-        ax.text(0.99, budget_gib * 1.3, f"{budget_gib:g} GiB (one large GPU) ", fontsize=7, color="0.3",
-                ha="right", transform=ax.get_yaxis_transform())
+        ax.text(
+            0.99,
+            budget_gib * 1.3,
+            f"{budget_gib:g} GiB (one large GPU) ",
+            fontsize=7,
+            color="0.3",
+            ha="right",
+            transform=ax.get_yaxis_transform(),
+        )
     ax.set_xscale("log")
     ax.set_yscale("log")
     label_axes(ax, title, xlabel="batch size N (pairs)", ylabel="GiB")

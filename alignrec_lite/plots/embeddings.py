@@ -10,7 +10,8 @@ vectors drawn on the circle with a density estimate of their angles.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -30,8 +31,14 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
 
-def plot_vectors_2d(vectors: Any, names: Sequence[str] | None = None, *, colours: Sequence[str] | None = None,
-                    ax: Axes | None = None, title: str = "Vectors in 2-D") -> Axes:
+def plot_vectors_2d(
+    vectors: Any,
+    names: Sequence[str] | None = None,
+    *,
+    colours: Sequence[str] | None = None,
+    ax: Axes | None = None,
+    title: str = "Vectors in 2-D",
+) -> Axes:
     """Draw 2-D vectors as arrows from the origin, with their names at the tips.
 
     Args:
@@ -60,8 +67,15 @@ def plot_vectors_2d(vectors: Any, names: Sequence[str] | None = None, *, colours
     return label_axes(ax, title, xlabel="dimension 1", ylabel="dimension 2")
 
 
-def plot_norm_vs_popularity(norms: Any, popularity: Any, *, ax: Axes | None = None, max_points: int | None = 3000,
-                            seed: int = 0, title: str = "Item vector length vs popularity") -> Axes:
+def plot_norm_vs_popularity(
+    norms: Any,
+    popularity: Any,
+    *,
+    ax: Axes | None = None,
+    max_points: int | None = 3000,
+    seed: int = 0,
+    title: str = "Item vector length vs popularity",
+) -> Axes:
     """Scatter of each item's embedding norm against its training popularity (log x).
 
     Args:
@@ -82,10 +96,18 @@ def plot_norm_vs_popularity(norms: Any, popularity: Any, *, ax: Axes | None = No
     return label_axes(ax, title, xlabel="training interactions + 1 (log)", ylabel="‖item vector‖")
 
 
-def plot_similarity_matrix(sim: Any, *, row_labels: Sequence[str] | None = None,
-                           col_labels: Sequence[str] | None = None, ax: Axes | None = None, title: str = "Similarity",
-                           cbar_label: str = "cosine", annotate: bool | None = None,
-                           vmin: float | None = None, vmax: float | None = None) -> Axes:
+def plot_similarity_matrix(
+    sim: Any,
+    *,
+    row_labels: Sequence[str] | None = None,
+    col_labels: Sequence[str] | None = None,
+    ax: Axes | None = None,
+    title: str = "Similarity",
+    cbar_label: str = "cosine",
+    annotate: bool | None = None,
+    vmin: float | None = None,
+    vmax: float | None = None,
+) -> Axes:
     """Heat map of a similarity (or logit) matrix, diagonal = matched pairs.
 
     Args:
@@ -111,8 +133,15 @@ def plot_similarity_matrix(sim: Any, *, row_labels: Sequence[str] | None = None,
         mid = (np.nanmin(s) + np.nanmax(s)) / 2
         for i in range(s.shape[0]):
             for j in range(s.shape[1]):
-                ax.text(j, i, f"{s[i, j]:.2f}", ha="center", va="center", fontsize=6,
-                        color="black" if s[i, j] > mid else "white")
+                ax.text(
+                    j,
+                    i,
+                    f"{s[i, j]:.2f}",
+                    ha="center",
+                    va="center",
+                    fontsize=6,
+                    color="black" if s[i, j] > mid else "white",
+                )
     for setter, labels in ((ax.set_yticks, row_labels), (ax.set_xticks, col_labels)):
         if labels is None:
             setter([])
@@ -126,9 +155,18 @@ def plot_similarity_matrix(sim: Any, *, row_labels: Sequence[str] | None = None,
     return ax
 
 
-def plot_circle(z: Any, labels: Sequence[Any] | None = None, *, ax: Axes | None = None, density: bool = True,
-                max_points: int | None = 1000, seed: int = 0, bandwidth: float = 0.15,
-                title: str = "Embeddings on the unit circle", legend: bool = True) -> Axes:
+def plot_circle(
+    z: Any,
+    labels: Sequence[Any] | None = None,
+    *,
+    ax: Axes | None = None,
+    density: bool = True,
+    max_points: int | None = 1000,
+    seed: int = 0,
+    bandwidth: float = 0.15,
+    title: str = "Embeddings on the unit circle",
+    legend: bool = True,
+) -> Axes:
     """Wang & Isola's picture: 2-D unit vectors on the circle, with the density of their angles.
 
     The points are normalised onto the circle (radius 1); the density of the
@@ -165,17 +203,26 @@ def plot_circle(z: Any, labels: Sequence[Any] | None = None, *, ax: Axes | None 
         ax.plot(r * np.cos(t), r * np.sin(t), color=OKABE_ITO[4], lw=1.2)
     idx = subsample(len(pts), max_points, seed)
     lab = None if labels is None else np.asarray(labels)[idx]
-    colour_points(ax, pts[idx, 0], pts[idx, 1], lab, True, "cividis", 10, None, legend=legend, alpha=0.8,
-                   zorder=2)
+    colour_points(ax, pts[idx, 0], pts[idx, 1], lab, True, "cividis", 10, None, legend=legend, alpha=0.8, zorder=2)
     ax.set_xlim(-1.7, 1.7)
     ax.set_ylim(-1.7, 1.7)
     ax.set_aspect("equal")
     return label_axes(ax, title, ticks=False)
 
 
-def plot_sphere(z: Any, labels: Sequence[Any] | None = None, *, ax: Axes | None = None, max_points: int | None = 800,
-                seed: int = 0, title: str = "Embeddings on the unit sphere", legend: bool = True,
-                elev: float = 20, azim: float = 35, palette: Mapping[Any, Any] | None = None) -> Axes:
+def plot_sphere(
+    z: Any,
+    labels: Sequence[Any] | None = None,
+    *,
+    ax: Axes | None = None,
+    max_points: int | None = 800,
+    seed: int = 0,
+    title: str = "Embeddings on the unit sphere",
+    legend: bool = True,
+    elev: float = 20,
+    azim: float = 35,
+    palette: Mapping[Any, Any] | None = None,
+) -> Axes:
     """3-D unit vectors drawn on a wire-frame sphere.
 
     Args:
@@ -218,9 +265,15 @@ def plot_sphere(z: Any, labels: Sequence[Any] | None = None, *, ax: Axes | None 
     return ax
 
 
-def plot_pair_distances(x: Any, y: Any, *, ax: Axes | None = None, bins: int = 30,
-                        title: str = "Positive-pair distances",
-                        label: str | None = None) -> Axes:
+def plot_pair_distances(
+    x: Any,
+    y: Any,
+    *,
+    ax: Axes | None = None,
+    bins: int = 30,
+    title: str = "Positive-pair distances",
+    label: str | None = None,
+) -> Axes:
     """Histogram of ``||x̂_k - ŷ_k||`` over matched rows (Wang & Isola, Fig. 2 bottom).
 
     Shape:

@@ -8,7 +8,8 @@ are the Okabe-Ito palette (safe for colour-blind readers); continuous scales use
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -21,15 +22,25 @@ if TYPE_CHECKING:
 NOTEBOOK_SIZE = (4.5, 3.0)  # the default figure of these plots
 
 
-def _grouped_bars(ax, groups: Sequence[str], series: Sequence[str], values: np.ndarray,
-                  errors: np.ndarray | None) -> None:
+def _grouped_bars(
+    ax, groups: Sequence[str], series: Sequence[str], values: np.ndarray, errors: np.ndarray | None
+) -> None:
     n_s = max(1, len(series))
     width = 0.8 / n_s
     x = np.arange(len(groups))
     for j, name in enumerate(series):
         err = None if errors is None else errors[:, j]
-        ax.bar(x + (j - (n_s - 1) / 2) * width, values[:, j], width, yerr=err, capsize=2 if err is not None else 0,
-               label=str(name), color=okabe_ito(j), edgecolor="white", linewidth=0.5)
+        ax.bar(
+            x + (j - (n_s - 1) / 2) * width,
+            values[:, j],
+            width,
+            yerr=err,
+            capsize=2 if err is not None else 0,
+            label=str(name),
+            color=okabe_ito(j),
+            edgecolor="white",
+            linewidth=0.5,
+        )
     ax.set_xticks(x)
     ax.set_xticklabels([str(g) for g in groups])
 
@@ -38,12 +49,19 @@ def _pivot(df: pd.DataFrame, index: str, columns: str, value: str) -> pd.DataFra
     order_i = list(dict.fromkeys(df[index]))
     order_c = list(dict.fromkeys(df[columns]))
     return df.pivot_table(index=index, columns=columns, values=value, aggfunc="mean", sort=False).reindex(
-        index=order_i, columns=order_c)
+        index=order_i, columns=order_c
+    )
 
 
 # ------------------------------------------------------------------ long tail
-def plot_popularity_curve(popularity: np.ndarray, item_bucket: np.ndarray | None = None,
-                          labels: Sequence[str] | None = None, *, ax: Axes | None = None, log: bool = True) -> Axes:
+def plot_popularity_curve(
+    popularity: np.ndarray,
+    item_bucket: np.ndarray | None = None,
+    labels: Sequence[str] | None = None,
+    *,
+    ax: Axes | None = None,
+    log: bool = True,
+) -> Axes:
     """Items sorted by training popularity (the long-tail curve), buckets shaded.
 
     Args:
@@ -63,8 +81,9 @@ def plot_popularity_curve(popularity: np.ndarray, item_bucket: np.ndarray | None
         for j in np.unique(b):
             r = ranks[b == j]
             name = labels[j] if labels is not None else f"bucket {j}"
-            ax.axvspan(r.min() - 0.5, r.max() + 0.5, color=okabe_ito(int(j)), alpha=0.18,
-                       label=f"{name} ({len(r)} items)")
+            ax.axvspan(
+                r.min() - 0.5, r.max() + 0.5, color=okabe_ito(int(j)), alpha=0.18, label=f"{name} ({len(r)} items)"
+            )
         ax.legend(fontsize=8, frameon=False)
     if log:
         ax.set_yscale("log")
@@ -74,9 +93,14 @@ def plot_popularity_curve(popularity: np.ndarray, item_bucket: np.ndarray | None
     return ax
 
 
-def plot_bucket_metrics(df: pd.DataFrame, metric: str = "recall@20", *, ax: Axes | None = None,
-                        model_col: str = "model",
-                        bucket_col: str = "bucket") -> Axes:
+def plot_bucket_metrics(
+    df: pd.DataFrame,
+    metric: str = "recall@20",
+    *,
+    ax: Axes | None = None,
+    model_col: str = "model",
+    bucket_col: str = "bucket",
+) -> Axes:
     """Grouped bars: a metric per popularity bucket (x) and model (colour).
 
     Args:
@@ -95,8 +119,13 @@ def plot_bucket_metrics(df: pd.DataFrame, metric: str = "recall@20", *, ax: Axes
         agg = g.agg(["mean", "std"]).reset_index()
         mean = _pivot(agg, bucket_col, model_col, "mean")
         std = _pivot(agg, bucket_col, model_col, "std") if g.size().max() > 1 else None
-    _grouped_bars(ax, list(mean.index), list(mean.columns), mean.to_numpy(),
-                  None if std is None else np.nan_to_num(std.to_numpy()))
+    _grouped_bars(
+        ax,
+        list(mean.index),
+        list(mean.columns),
+        mean.to_numpy(),
+        None if std is None else np.nan_to_num(std.to_numpy()),
+    )
     ax.set_xlabel("target item's popularity bucket")
     ax.set_ylabel(metric)
     ax.set_title(f"{metric} by item popularity")
@@ -104,8 +133,13 @@ def plot_bucket_metrics(df: pd.DataFrame, metric: str = "recall@20", *, ax: Axes
     return ax
 
 
-def plot_beyond_accuracy(df: pd.DataFrame, metrics: Sequence[str] = ("coverage@20", "aplt@20", "gini@20"), *,
-                         ax: Axes | None = None, model_col: str = "model") -> Axes:
+def plot_beyond_accuracy(
+    df: pd.DataFrame,
+    metrics: Sequence[str] = ("coverage@20", "aplt@20", "gini@20"),
+    *,
+    ax: Axes | None = None,
+    model_col: str = "model",
+) -> Axes:
     """Grouped bars of beyond-accuracy measures (x = measure, colour = model).
 
     Args:
@@ -115,8 +149,9 @@ def plot_beyond_accuracy(df: pd.DataFrame, metrics: Sequence[str] = ("coverage@2
     ax = get_axes(ax, NOTEBOOK_SIZE)
     mean = df.groupby(model_col, sort=False)[list(metrics)].mean()
     std = df.groupby(model_col, sort=False)[list(metrics)].std() if df[model_col].duplicated().any() else None
-    _grouped_bars(ax, list(metrics), list(mean.index), mean.T.to_numpy(),
-                  None if std is None else np.nan_to_num(std.T.to_numpy()))
+    _grouped_bars(
+        ax, list(metrics), list(mean.index), mean.T.to_numpy(), None if std is None else np.nan_to_num(std.T.to_numpy())
+    )
     ax.set_ylim(0, 1)
     ax.set_ylabel("value (0-1)")
     ax.set_title("What the top-K lists look like")
@@ -125,8 +160,9 @@ def plot_beyond_accuracy(df: pd.DataFrame, metrics: Sequence[str] = ("coverage@2
 
 
 # ------------------------------------------------------------------ cold start
-def plot_cold_items(df: pd.DataFrame, metric: str = "recall@20", *, ax: Axes | None = None,
-                    method_col: str = "method") -> Axes:
+def plot_cold_items(
+    df: pd.DataFrame, metric: str = "recall@20", *, ax: Axes | None = None, method_col: str = "method"
+) -> Axes:
     """Horizontal bars of a metric on the held-out (new) items, one bar per method.
 
     Args:
@@ -137,8 +173,13 @@ def plot_cold_items(df: pd.DataFrame, metric: str = "recall@20", *, ax: Axes | N
     g = df.groupby(method_col, sort=False)[metric]
     mean, std = g.mean(), g.std()
     y = np.arange(len(mean))
-    ax.barh(y, mean.to_numpy(), xerr=np.nan_to_num(std.to_numpy()) if len(df) > len(mean) else None,
-            color=[okabe_ito(i) for i in range(len(mean))], capsize=2)
+    ax.barh(
+        y,
+        mean.to_numpy(),
+        xerr=np.nan_to_num(std.to_numpy()) if len(df) > len(mean) else None,
+        color=[okabe_ito(i) for i in range(len(mean))],
+        capsize=2,
+    )
     ax.set_yticks(y)
     ax.set_yticklabels(list(mean.index))
     ax.invert_yaxis()
@@ -147,9 +188,14 @@ def plot_cold_items(df: pd.DataFrame, metric: str = "recall@20", *, ax: Axes | N
     return ax
 
 
-def plot_cold_user_curve(df: pd.DataFrame, metric: str = "recall@20", *, ax: Axes | None = None,
-                         method_col: str = "method",
-                         methods: Sequence[str] | None = None) -> Axes:
+def plot_cold_user_curve(
+    df: pd.DataFrame,
+    metric: str = "recall@20",
+    *,
+    ax: Axes | None = None,
+    method_col: str = "method",
+    methods: Sequence[str] | None = None,
+) -> Axes:
     """Metric vs number of items a new user revealed, one line per method (band = std over seeds).
 
     Args:
@@ -166,8 +212,9 @@ def plot_cold_user_curve(df: pd.DataFrame, metric: str = "recall@20", *, ax: Axe
         ls = styles.get(str(m).rsplit("· ", 1)[-1], ":")
         ax.plot(mean.index, mean.to_numpy(), ls, marker="o", ms=3, color=okabe_ito(i), label=m)
         if len(df[df[method_col] == m]) > len(mean):
-            ax.fill_between(mean.index, (mean - std).to_numpy(), (mean + std).to_numpy(), color=okabe_ito(i),
-                            alpha=0.15)
+            ax.fill_between(
+                mean.index, (mean - std).to_numpy(), (mean + std).to_numpy(), color=okabe_ito(i), alpha=0.15
+            )
     ax.set_xlabel("items the new user revealed")
     ax.set_ylabel(f"{metric} on their other items")
     ax.set_title("New users, folded in without retraining")
@@ -176,8 +223,9 @@ def plot_cold_user_curve(df: pd.DataFrame, metric: str = "recall@20", *, ax: Axe
 
 
 # ------------------------------------------------------------------ training (notebook 05)
-def plot_loss_terms(history: Sequence[Mapping], *, ax: Axes | None = None, terms: Sequence[str] | None = None,
-                    log: bool = True) -> Axes:
+def plot_loss_terms(
+    history: Sequence[Mapping], *, ax: Axes | None = None, terms: Sequence[str] | None = None, log: bool = True
+) -> Axes:
     """Loss terms per epoch from a run record's ``history`` (``loss_bpr``, ``loss_cca``, ...).
 
     Args:
@@ -186,16 +234,25 @@ def plot_loss_terms(history: Sequence[Mapping], *, ax: Axes | None = None, terms
         log: log-scale y axis (terms differ by orders of magnitude).
     """
     ax = get_axes(ax, NOTEBOOK_SIZE)
-    keys = list(terms) if terms is not None else ["loss"] + sorted(
-        {k for h in history for k in h if k.startswith("loss_")})
+    keys = (
+        list(terms)
+        if terms is not None
+        else ["loss"] + sorted({k for h in history for k in h if k.startswith("loss_")})
+    )
     epochs = [h["epoch"] for h in history]
     for i, k in enumerate(keys):
         vals = [h.get(k, np.nan) for h in history]
         if np.all(np.isnan(np.asarray(vals, dtype=float))):
             continue
-        ax.plot(epochs, np.abs(np.asarray(vals, dtype=float)) if log else vals, marker="o", ms=2,
-                color=okabe_ito(i), label=k.replace("loss_", "") if k != "loss" else "total",
-                lw=2 if k == "loss" else 1)
+        ax.plot(
+            epochs,
+            np.abs(np.asarray(vals, dtype=float)) if log else vals,
+            marker="o",
+            ms=2,
+            color=okabe_ito(i),
+            label=k.replace("loss_", "") if k != "loss" else "total",
+            lw=2 if k == "loss" else 1,
+        )
     if log:
         ax.set_yscale("log")
     ax.set_xlabel("epoch")
@@ -206,8 +263,14 @@ def plot_loss_terms(history: Sequence[Mapping], *, ax: Axes | None = None, terms
 
 
 # ------------------------------------------------------------------ Table 2 (notebook 06)
-def plot_model_bars(df: pd.DataFrame, metric: str = "recall@20", *, ax: Axes | None = None, model_col: str = "model",
-                    highlight: str | None = None) -> Axes:
+def plot_model_bars(
+    df: pd.DataFrame,
+    metric: str = "recall@20",
+    *,
+    ax: Axes | None = None,
+    model_col: str = "model",
+    highlight: str | None = None,
+) -> Axes:
     """Bars of a metric per model, mean over seeds with std error bars (Table 2 as a chart).
 
     Args:
@@ -243,8 +306,16 @@ def fit_power_law(sizes: Sequence[float], seconds: Sequence[float]) -> tuple[flo
     return float(np.exp(log_a)), float(b)
 
 
-def plot_scaling(sizes: Sequence[float], seconds: Sequence[float], *, ax: Axes | None = None, label: str = "",
-                 xlabel: str = "size", extrapolate_to: float | None = None, colour: int = 0) -> Axes:
+def plot_scaling(
+    sizes: Sequence[float],
+    seconds: Sequence[float],
+    *,
+    ax: Axes | None = None,
+    label: str = "",
+    xlabel: str = "size",
+    extrapolate_to: float | None = None,
+    colour: int = 0,
+) -> Axes:
     """Measured cost vs size on log-log axes with the fitted power law ``t = a n^b``.
 
     Args:
@@ -266,8 +337,14 @@ def plot_scaling(sizes: Sequence[float], seconds: Sequence[float], *, ax: Axes |
 
 
 # ------------------------------------------------------------------ images (notebooks 07-08, explorer)
-def item_montage(dataset: Any, items: Sequence[int], *, size: int = 64, hits: Sequence[bool] | None = None,
-                 columns: int | None = None) -> np.ndarray:
+def item_montage(
+    dataset: Any,
+    items: Sequence[int],
+    *,
+    size: int = 64,
+    hits: Sequence[bool] | None = None,
+    columns: int | None = None,
+) -> np.ndarray:
     """Thumbnails of items side by side as one RGB array (grey tiles for missing images).
 
     Args:
@@ -310,9 +387,16 @@ def _is_poster(dataset: Any) -> bool:
     return getattr(dataset, "name", "") == "movielens"
 
 
-def plot_items(dataset: Any, items: Sequence[int], *, ax: Axes | None = None, title: str = "",
-               hits: Sequence[bool] | None = None,
-               size: int = 64, columns: int | None = None) -> Axes:
+def plot_items(
+    dataset: Any,
+    items: Sequence[int],
+    *,
+    ax: Axes | None = None,
+    title: str = "",
+    hits: Sequence[bool] | None = None,
+    size: int = 64,
+    columns: int | None = None,
+) -> Axes:
     """Draw items' images (posters) in one Axes, hits framed in green.
 
     Args:
@@ -329,7 +413,15 @@ def plot_items(dataset: Any, items: Sequence[int], *, ax: Axes | None = None, ti
 
 
 __all__ = [
-    "plot_popularity_curve", "plot_bucket_metrics", "plot_beyond_accuracy", "plot_cold_items",
-    "plot_cold_user_curve", "plot_loss_terms", "plot_model_bars", "fit_power_law",
-    "plot_scaling", "item_montage", "plot_items",
+    "plot_popularity_curve",
+    "plot_bucket_metrics",
+    "plot_beyond_accuracy",
+    "plot_cold_items",
+    "plot_cold_user_curve",
+    "plot_loss_terms",
+    "plot_model_bars",
+    "fit_power_law",
+    "plot_scaling",
+    "item_montage",
+    "plot_items",
 ]

@@ -3,7 +3,8 @@ Same rules as every plot module (:mod:`.style`)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from .style import OKABE_ITO, get_axes, label_axes
 
@@ -11,9 +12,15 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
 
-def plot_history(history: Sequence[Mapping[str, float]], keys: Sequence[str], *, x: str = "epoch",
-                 ax: Axes | None = None,
-                 title: str = "Training history", ylabel: str = "") -> Axes:
+def plot_history(
+    history: Sequence[Mapping[str, float]],
+    keys: Sequence[str],
+    *,
+    x: str = "epoch",
+    ax: Axes | None = None,
+    title: str = "Training history",
+    ylabel: str = "",
+) -> Axes:
     """Curves of logged quantities over training.
 
     Args:
@@ -33,8 +40,12 @@ def plot_history(history: Sequence[Mapping[str, float]], keys: Sequence[str], *,
     return label_axes(ax, title, xlabel=x, ylabel=ylabel, legend=True)
 
 
-def plot_align_uniform_plane(runs: Mapping[str, Sequence[Mapping[str, float]]], *, ax: Axes | None = None,
-                             title: str = "Training paths in the (align, uniform) plane") -> Axes:
+def plot_align_uniform_plane(
+    runs: Mapping[str, Sequence[Mapping[str, float]]],
+    *,
+    ax: Axes | None = None,
+    title: str = "Training paths in the (align, uniform) plane",
+) -> Axes:
     """Trajectories of ``(align, uniform)`` during training, one line per run (start o, end x).
 
     Lower-left is better on both: pairs close together, points spread out.
@@ -55,5 +66,6 @@ def plot_align_uniform_plane(runs: Mapping[str, Sequence[Mapping[str, float]]], 
         ax.plot(a, u, "-", color=c, lw=1.3, label=name)
         ax.plot(a[0], u[0], "o", color=c, ms=4)
         ax.plot(a[-1], u[-1], "x", color=c, ms=6, mew=2)
-    return label_axes(ax, title, xlabel="ℓ_align (lower = pairs closer)", ylabel="ℓ_uniform (lower = more spread)",
-                      legend=True)
+    return label_axes(
+        ax, title, xlabel="ℓ_align (lower = pairs closer)", ylabel="ℓ_uniform (lower = more spread)", legend=True
+    )

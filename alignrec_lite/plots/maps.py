@@ -4,8 +4,9 @@ map, and image mosaics of items and their neighbours. Same rules as every plot m
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -15,8 +16,9 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
 
-def project_2d(x: Any, method: str = "umap", *, seed: int = 0, n_neighbors: int = 15,
-               metric: str = "cosine") -> np.ndarray:
+def project_2d(
+    x: Any, method: str = "umap", *, seed: int = 0, n_neighbors: int = 15, metric: str = "cosine"
+) -> np.ndarray:
     """Reduce ``(n, d)`` vectors to 2-D for a map: UMAP (McInnes et al., 2018) or PCA.
 
     UMAP compiles its numba kernels on first use (tens of seconds on a small
@@ -57,10 +59,19 @@ def project_2d(x: Any, method: str = "umap", *, seed: int = 0, n_neighbors: int 
         return reducer.fit_transform(a).astype(np.float32)
 
 
-def plot_embedding_map(coords: Any, values: Sequence[Any] | None = None, *, categorical: bool | None = None,
-                       ax: Axes | None = None, title: str = "Map of embeddings", value_name: str | None = None,
-                       max_points: int | None = 3000, seed: int = 0, log: bool = False,
-                       legend: bool = True) -> Axes:
+def plot_embedding_map(
+    coords: Any,
+    values: Sequence[Any] | None = None,
+    *,
+    categorical: bool | None = None,
+    ax: Axes | None = None,
+    title: str = "Map of embeddings",
+    value_name: str | None = None,
+    max_points: int | None = 3000,
+    seed: int = 0,
+    log: bool = False,
+    legend: bool = True,
+) -> Axes:
     """Scatter of 2-D map coordinates (from :func:`project_2d`) coloured by a value.
 
     Args:
@@ -90,9 +101,17 @@ def plot_embedding_map(coords: Any, values: Sequence[Any] | None = None, *, cate
     return label_axes(ax, title, ticks=False)
 
 
-def plot_joint_map(coords_a: Any, coords_b: Any, *, names: tuple[str, str] = ("image", "text"),
-                   links: int = 30, ax: Axes | None = None, seed: int = 0, max_points: int | None = 2000,
-                   title: str = "Both modalities on one map") -> Axes:
+def plot_joint_map(
+    coords_a: Any,
+    coords_b: Any,
+    *,
+    names: tuple[str, str] = ("image", "text"),
+    links: int = 30,
+    ax: Axes | None = None,
+    seed: int = 0,
+    max_points: int | None = 2000,
+    title: str = "Both modalities on one map",
+) -> Axes:
     """One map of two modalities (e.g. image and text vectors of the same items).
 
     Rows are paired (row ``k`` of ``coords_a`` and of ``coords_b`` are the same
@@ -122,9 +141,16 @@ def plot_joint_map(coords_a: Any, coords_b: Any, *, names: tuple[str, str] = ("i
     return label_axes(ax, title, ticks=False, legend=True)
 
 
-def plot_image_grid(rows: Sequence[Sequence[Any]], *, captions: Sequence[Sequence[str]] | None = None,
-                    row_labels: Sequence[str] | None = None, ax: Axes | None = None, cell: int = 64, pad: int = 6,
-                    title: str = "Nearest neighbours") -> Axes:
+def plot_image_grid(
+    rows: Sequence[Sequence[Any]],
+    *,
+    captions: Sequence[Sequence[str]] | None = None,
+    row_labels: Sequence[str] | None = None,
+    ax: Axes | None = None,
+    cell: int = 64,
+    pad: int = 6,
+    title: str = "Nearest neighbours",
+) -> Axes:
     """Draw rows of images (e.g. a query and its neighbours) as one mosaic in one ``Axes``.
 
     Args:
@@ -146,9 +172,14 @@ def plot_image_grid(rows: Sequence[Sequence[Any]], *, captions: Sequence[Sequenc
     n_rows = len(rows)
     n_cols = max((len(r) for r in rows), default=1)
     width = max(8, round(cell / 3.6))  # characters per caption line at fontsize 5.5 under a `cell`-px image
-    wrapped = None if captions is None else [
-        ["\n".join(textwrap.wrap(str(t), width, max_lines=2, placeholder=" …")) if t else "" for t in row]
-        for row in captions]
+    wrapped = (
+        None
+        if captions is None
+        else [
+            ["\n".join(textwrap.wrap(str(t), width, max_lines=2, placeholder=" …")) if t else "" for t in row]
+            for row in captions
+        ]
+    )
     lines = max((t.count("\n") + 1 for row in wrapped or [] for t in row if t), default=0)
     pitch = cell + pad + 8 * lines  # row height in canvas pixels, with room for the caption lines
     h = n_rows * pitch + pad
@@ -170,7 +201,7 @@ def plot_image_grid(rows: Sequence[Sequence[Any]], *, captions: Sequence[Sequenc
             arr = np.asarray(pil)
             y0 = pad + r * pitch + (cell - arr.shape[0]) // 2
             x0 = pad + c * (cell + pad) + (cell - arr.shape[1]) // 2
-            canvas[y0:y0 + arr.shape[0], x0:x0 + arr.shape[1]] = arr
+            canvas[y0 : y0 + arr.shape[0], x0 : x0 + arr.shape[1]] = arr
     fig_w = min(1.25 * n_cols + 0.6, 12)
     ax = get_axes(ax, figsize=(fig_w, fig_w * h / w + 0.4))
     ax.imshow(canvas, interpolation="nearest")
@@ -178,8 +209,15 @@ def plot_image_grid(rows: Sequence[Sequence[Any]], *, captions: Sequence[Sequenc
         for r, row in enumerate(wrapped):
             for c, text in enumerate(row):
                 if text:
-                    ax.text(pad + c * (cell + pad) + cell / 2, pad + r * pitch + cell + pad * 0.4,
-                            text, fontsize=5.5, ha="center", va="top", linespacing=1.0)
+                    ax.text(
+                        pad + c * (cell + pad) + cell / 2,
+                        pad + r * pitch + cell + pad * 0.4,
+                        text,
+                        fontsize=5.5,
+                        ha="center",
+                        va="top",
+                        linespacing=1.0,
+                    )
     if row_labels is not None:
         ax.set_yticks([pad + r * pitch + cell / 2 for r in range(n_rows)])
         ax.set_yticklabels(row_labels, fontsize=7)

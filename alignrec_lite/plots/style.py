@@ -8,7 +8,8 @@ from run to run.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -46,8 +47,15 @@ def get_axes(ax: Axes | None, figsize: tuple[float, float] = SMALL, projection: 
     return fig.add_subplot(111, projection=projection) if projection else fig.add_subplot(111)
 
 
-def label_axes(ax: Axes, title: str, *, xlabel: str | None = None, ylabel: str | None = None,
-               legend: bool = False, ticks: bool = True) -> Axes:
+def label_axes(
+    ax: Axes,
+    title: str,
+    *,
+    xlabel: str | None = None,
+    ylabel: str | None = None,
+    legend: bool = False,
+    ticks: bool = True,
+) -> Axes:
     """Finish an ``Axes`` the kit's way: axis labels, a title (fontsize 10), a small frameless legend.
 
     Args:
@@ -85,8 +93,7 @@ def _palette_lookup(values: Sequence[Any], palette: Mapping[Any, Any] | None) ->
     return {v: palette.get(v, OKABE_ITO[i % len(OKABE_ITO)]) for i, v in enumerate(values)}
 
 
-def category_colours(labels: Sequence[Any], palette: Mapping[Any, Any] | None = None
-                     ) -> tuple[np.ndarray, list[Any]]:
+def category_colours(labels: Sequence[Any], palette: Mapping[Any, Any] | None = None) -> tuple[np.ndarray, list[Any]]:
     """Map labels to colours: Okabe-Ito (cycled past 8 values), or the label's own colour.
 
     Args:
@@ -106,8 +113,9 @@ def category_colours(labels: Sequence[Any], palette: Mapping[Any, Any] | None = 
     return out, values
 
 
-def category_legend(ax: Axes, values: Sequence[Any], title: str | None = None,
-                    palette: Mapping[Any, Any] | None = None, **kw: Any) -> None:
+def category_legend(
+    ax: Axes, values: Sequence[Any], title: str | None = None, palette: Mapping[Any, Any] | None = None, **kw: Any
+) -> None:
     """A legend with one round marker per category, coloured as :func:`category_colours` colours them."""
     from matplotlib.lines import Line2D
 
@@ -117,8 +125,18 @@ def category_legend(ax: Axes, values: Sequence[Any], title: str | None = None,
     ax.legend(handles=handles, title=title, fontsize=7, title_fontsize=7, frameon=False, **kw)
 
 
-def colour_points(ax: Axes, x: Any, y: Any, values: Any, categorical: bool | None, cmap: str, s: float,
-                  title: str | None, legend: bool = True, **scatter_kw: Any) -> PathCollection:
+def colour_points(
+    ax: Axes,
+    x: Any,
+    y: Any,
+    values: Any,
+    categorical: bool | None,
+    cmap: str,
+    s: float,
+    title: str | None,
+    legend: bool = True,
+    **scatter_kw: Any,
+) -> PathCollection:
     """Scatter coloured by categorical or continuous ``values`` (or a single colour when None).
 
     Args:

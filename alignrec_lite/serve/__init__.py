@@ -27,7 +27,18 @@ from .newitems import encode_new_item, new_item_vectors, score_new_item
 from .timing import measure_serving
 
 __all__ = [
-    "EXPORT_COLUMNS", "topk_frame", "export_topk", "read_topk", "final_vectors", "FOLD_IN_METHODS", "fold_in_users",
-    "score_new_users", "item_ids_from_raw", "recommend_new_user", "new_item_vectors", "encode_new_item",
-    "score_new_item", "measure_serving",
+    "EXPORT_COLUMNS",
+    "topk_frame",
+    "export_topk",
+    "read_topk",
+    "final_vectors",
+    "FOLD_IN_METHODS",
+    "fold_in_users",
+    "score_new_users",
+    "item_ids_from_raw",
+    "recommend_new_user",
+    "new_item_vectors",
+    "encode_new_item",
+    "score_new_item",
+    "measure_serving",
 ]

@@ -26,8 +26,9 @@ from ..files import atomic_path
 EXPORT_COLUMNS = ["userID", "user", "rank", "itemID", "item", "score"]
 
 
-def _chunk_frames(model, dataset: RecDataset, *, k: int, users: np.ndarray | None, exclude_valid: bool,
-                  batch_users: int):
+def _chunk_frames(
+    model, dataset: RecDataset, *, k: int, users: np.ndarray | None, exclude_valid: bool, batch_users: int
+):
     from ..checks import check_export_args
 
     # 0 crashed in range(); a negative step silently exported nothing; users=[-1] labelled the last user -1
@@ -38,20 +39,29 @@ def _chunk_frames(model, dataset: RecDataset, *, k: int, users: np.ndarray | Non
         exclude.append(dataset.interaction_matrix("valid"))
     for chunk, top, scores in iter_topk(model.full_sort_scores, users, k, exclude, batch_users):
         kk = top.shape[1]
-        df = pd.DataFrame({
-            "userID": np.repeat(chunk, kk),
-            "rank": np.tile(np.arange(1, kk + 1), len(chunk)),
-            "itemID": top.numpy().ravel(),
-            "score": scores.numpy().ravel().astype(np.float32),
-        })
+        df = pd.DataFrame(
+            {
+                "userID": np.repeat(chunk, kk),
+                "rank": np.tile(np.arange(1, kk + 1), len(chunk)),
+                "itemID": top.numpy().ravel(),
+                "score": scores.numpy().ravel().astype(np.float32),
+            }
+        )
         df = df[np.isfinite(df["score"].to_numpy(dtype=float))]  # fewer unseen items than k
         df.insert(1, "user", np.asarray(dataset.raw_user_id(df["userID"].to_numpy()), dtype=object))
         df.insert(4, "item", np.asarray(dataset.raw_item_id(df["itemID"].to_numpy()), dtype=object))
         yield df.reset_index(drop=True)
 
 
-def topk_frame(model, dataset: RecDataset, *, k: int = 20, users: np.ndarray | None = None,
-               exclude_valid: bool = False, batch_users: int = 1024) -> pd.DataFrame:
+def topk_frame(
+    model,
+    dataset: RecDataset,
+    *,
+    k: int = 20,
+    users: np.ndarray | None = None,
+    exclude_valid: bool = False,
+    batch_users: int = 1024,
+) -> pd.DataFrame:
     """Top-``k`` recommendations as a long table (one row per user and rank).
 
     Args:
@@ -67,15 +77,23 @@ def topk_frame(model, dataset: RecDataset, *, k: int = 20, users: np.ndarray | N
         DataFrame with ``userID``, ``user`` (raw), ``rank`` (1-based), ``itemID``,
         ``item`` (raw) and ``score``.
     """
-    frames = list(_chunk_frames(model, dataset, k=k, users=users, exclude_valid=exclude_valid,
-                                batch_users=batch_users))
+    frames = list(_chunk_frames(model, dataset, k=k, users=users, exclude_valid=exclude_valid, batch_users=batch_users))
     if not frames:
         return pd.DataFrame(columns=EXPORT_COLUMNS)
     return pd.concat(frames, ignore_index=True)
 
 
-def export_topk(model, dataset: RecDataset, out: str | Path, *, k: int = 20, batch_users: int = 1024,
-                exclude_valid: bool = False, progress: bool = True, users: np.ndarray | None = None) -> Path:
+def export_topk(
+    model,
+    dataset: RecDataset,
+    out: str | Path,
+    *,
+    k: int = 20,
+    batch_users: int = 1024,
+    exclude_valid: bool = False,
+    progress: bool = True,
+    users: np.ndarray | None = None,
+) -> Path:
     """Write every user's top-``k`` to ``out`` (``.csv`` or ``.parquet``), atomically and in chunks.
 
     Rows are written as each chunk of ``batch_users`` users is ranked, so the
@@ -103,8 +121,9 @@ def export_topk(model, dataset: RecDataset, out: str | Path, *, k: int = 20, bat
     with atomic_path(out) as tmp:
         writer = None
         try:
-            for i, df in enumerate(_chunk_frames(model, dataset, k=k, users=users, exclude_valid=exclude_valid,
-                                                 batch_users=batch_users)):
+            for i, df in enumerate(
+                _chunk_frames(model, dataset, k=k, users=users, exclude_valid=exclude_valid, batch_users=batch_users)
+            ):
                 df = df.astype({"user": str, "item": str})
                 n_rows += len(df)
                 if out.suffix == ".csv":
@@ -143,8 +162,9 @@ def read_topk(path: str | Path) -> pd.DataFrame:
     else:
         raise DataError(f"unsupported export type {path.suffix!r}", path=path, fix="read a .csv or .parquet export")
     if list(df.columns) != EXPORT_COLUMNS:
-        raise DataError(f"not a top-K export: columns {list(df.columns)[:8]}", path=path,
-                        fix="pass a file written by export_topk")
+        raise DataError(
+            f"not a top-K export: columns {list(df.columns)[:8]}", path=path, fix="pass a file written by export_topk"
+        )
     return df
 
 

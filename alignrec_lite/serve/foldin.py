@@ -10,7 +10,8 @@ ranks items for them (popularity when nothing was given) and
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -80,10 +81,21 @@ def fold_in_users(
         return _fit_users(item_emb, idx, mask, steps=steps, lr=lr, reg=reg, negatives=negatives, seed=seed)
 
 
-def _fit_users(item_emb: torch.Tensor, idx: torch.Tensor, mask: torch.Tensor, *, steps: int, lr: float,
-               reg: float, negatives: np.ndarray | None, seed: int) -> torch.Tensor:
+def _fit_users(
+    item_emb: torch.Tensor,
+    idx: torch.Tensor,
+    mask: torch.Tensor,
+    *,
+    steps: int,
+    lr: float,
+    reg: float,
+    negatives: np.ndarray | None,
+    seed: int,
+) -> torch.Tensor:
     gen = torch.Generator().manual_seed(seed)
-    cand = torch.arange(item_emb.shape[0]) if negatives is None else torch.as_tensor(np.asarray(negatives, dtype=np.int64))
+    cand = (
+        torch.arange(item_emb.shape[0]) if negatives is None else torch.as_tensor(np.asarray(negatives, dtype=np.int64))
+    )
     user = torch.zeros(len(idx), item_emb.shape[1], requires_grad=True)  # (n, d)
     opt = torch.optim.Adam([user], lr=lr)
     pos_e = item_emb[idx]  # (n, g, d)
@@ -93,7 +105,7 @@ def _fit_users(item_emb: torch.Tensor, idx: torch.Tensor, mask: torch.Tensor, *,
         diff = ((pos_e - item_emb[neg]) * user.unsqueeze(1)).sum(-1)  # (n, g)
         # -log σ(x) = softplus(-x); F.logsigmoid is ~50x slower on small tensors on a busy 2-core CPU
         loss = (torch.nn.functional.softplus(-diff) * mask).sum() / n_valid
-        loss = loss + reg * (user ** 2).sum(1).mean()
+        loss = loss + reg * (user**2).sum(1).mean()
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -138,8 +150,12 @@ def item_ids_from_raw(dataset: RecDataset, raw_ids: Sequence[str | int]) -> np.n
     for r in raw_ids:
         key = str(r).strip()
         if key not in lookup:
-            raise DataError(f"item {key!r} is not in the dataset", path=dataset.path, row=f"item {key}",
-                            fix="use raw IDs from i_id_mapping.csv (e.g. MovieLens movieIds)")
+            raise DataError(
+                f"item {key!r} is not in the dataset",
+                path=dataset.path,
+                row=f"item {key}",
+                fix="use raw IDs from i_id_mapping.csv (e.g. MovieLens movieIds)",
+            )
         out.append(lookup[key])
     return np.asarray(out, dtype=np.int64)
 
@@ -182,8 +198,14 @@ def recommend_new_user(
     vals = scores[0, top]
     keep = torch.isfinite(vals)
     top, vals = top[keep].numpy(), vals[keep].numpy()
-    return pd.DataFrame({"rank": np.arange(1, len(top) + 1), "itemID": top,
-                         "item": np.asarray(dataset.raw_item_id(top), dtype=object), "score": vals})
+    return pd.DataFrame(
+        {
+            "rank": np.arange(1, len(top) + 1),
+            "itemID": top,
+            "item": np.asarray(dataset.raw_item_id(top), dtype=object),
+            "score": vals,
+        }
+    )
 
 
 __all__ = ["FOLD_IN_METHODS", "fold_in_users", "score_new_users", "item_ids_from_raw", "recommend_new_user"]

@@ -37,8 +37,11 @@ def new_item_vectors(model, features: np.ndarray | torch.Tensor) -> torch.Tensor
         ConfigError: the model has no content path (BPR, LightGCN).
     """
     if not model.has_content_path:
-        raise ConfigError(f"model {getattr(model, 'name', type(model).__name__)!r} has no content path",
-                          row="model", fix="use a content-aware model (alignrec, vbpr) for items without interactions")
+        raise ConfigError(
+            f"model {getattr(model, 'name', type(model).__name__)!r} has no content path",
+            row="model",
+            fix="use a content-aware model (alignrec, vbpr) for items without interactions",
+        )
     x = as_tensor(features)
     if x.ndim == 1:
         x = x.unsqueeze(0)
@@ -46,8 +49,9 @@ def new_item_vectors(model, features: np.ndarray | torch.Tensor) -> torch.Tensor
     return model.encode_content(x.float().to(model.device)).detach().float().cpu()
 
 
-def encode_new_item(dataset: RecDataset, source: str, *, image=None, text: str | None = None,
-                    layout: str = "normalised") -> np.ndarray:
+def encode_new_item(
+    dataset: RecDataset, source: str, *, image=None, text: str | None = None, layout: str = "normalised"
+) -> np.ndarray:
     """Encode one new item's image and/or text into the dataset's feature space.
 
     The towers are rebuilt from the dataset's ``features.json`` (the spec, seed and
@@ -76,33 +80,49 @@ def encode_new_item(dataset: RecDataset, source: str, *, image=None, text: str |
 
     parts = [p for p in str(source).split("+") if p]
     if "mm" in parts or not parts:
-        raise ConfigError(f"cannot encode a new item into the {source!r} feature space here", row="feature_source",
-                          fix="mm features come from the stage-1 encoder (alignrec_lite.ica); pass feature=...")
+        raise ConfigError(
+            f"cannot encode a new item into the {source!r} feature space here",
+            row="feature_source",
+            fix="mm features come from the stage-1 encoder (alignrec_lite.ica); pass feature=...",
+        )
     manifest = encoders.read_manifest(dataset.path) if dataset.path is not None else {}
     blocks = []
     for modality in parts:
         entry = manifest.get(modality)
         if not isinstance(entry, dict) or "encoder" not in entry:
-            raise DataError(f"features.json has no encoder entry for {modality!r}", path=dataset.path,
-                            fix="extract the features with `alignrec-lite features`, or pass feature=...")
+            raise DataError(
+                f"features.json has no encoder entry for {modality!r}",
+                path=dataset.path,
+                fix="extract the features with `alignrec-lite features`, or pass feature=...",
+            )
         spec = str(entry["encoder"])
         try:
-            tower = encoders.build_tower(spec, modality, seed=int(entry.get("seed") or 0),
-                                         dim=int(entry.get("dim") or 128))
+            tower = encoders.build_tower(
+                spec, modality, seed=int(entry.get("seed") or 0), dim=int(entry.get("dim") or 128)
+            )
         except ConfigError:
-            raise ConfigError(f"the {modality} features were made by {spec!r}, which is not an encoder",
-                              row="feature_source", fix="pass the new item's feature row (feature=...)") from None
+            raise ConfigError(
+                f"the {modality} features were made by {spec!r}, which is not an encoder",
+                row="feature_source",
+                fix="pass the new item's feature row (feature=...)",
+            ) from None
         if modality == "image":
             if image is None:
-                raise ConfigError("the model uses image features but no image was given", row="image",
-                                  fix="pass image=<path to the picture>")
+                raise ConfigError(
+                    "the model uses image features but no image was given",
+                    row="image",
+                    fix="pass image=<path to the picture>",
+                )
             vec, missing = encoders.encode_images(tower, [Path(image)])
             if missing[0]:
                 raise DataError("the image cannot be read", path=image, fix="pass a JPEG or PNG file")
         else:
             if not text:
-                raise ConfigError("the model uses text features but no text was given", row="text",
-                                  fix="pass text='<title and description>'")
+                raise ConfigError(
+                    "the model uses text features but no text was given",
+                    row="text",
+                    fix="pass text='<title and description>'",
+                )
             vec = encoders.encode_texts(tower, [text])
         blocks.append(np.asarray(vec, dtype=np.float32))
     if len(blocks) == 1:
@@ -139,8 +159,13 @@ def score_new_item(
     if feature is None:
         if image is None and text is None:
             raise ConfigError("nothing to score", row="feature", fix="pass feature=..., or image= and/or text=")
-        feature = encode_new_item(dataset, getattr(model, "feature_source", "auto") or "auto", image=image, text=text,
-                                  layout=getattr(model, "content_layout", "normalised"))
+        feature = encode_new_item(
+            dataset,
+            getattr(model, "feature_source", "auto") or "auto",
+            image=image,
+            text=text,
+            layout=getattr(model, "content_layout", "normalised"),
+        )
     vec = new_item_vectors(model, feature)[0]  # (d,)
     user_e, item_e = final_vectors(model)
     s = user_e @ vec  # (n_users,)
@@ -148,10 +173,16 @@ def score_new_item(
     cos = torch.nn.functional.cosine_similarity(item_e, vec.unsqueeze(0), dim=1)  # (n_items,)
     top_i = torch.topk(cos, min(k, len(cos))).indices.numpy()
     return {
-        "users": pd.DataFrame({"userID": top_u, "user": np.asarray(dataset.raw_user_id(top_u), dtype=object),
-                               "score": s[top_u].numpy()}),
-        "similar_items": pd.DataFrame({"itemID": top_i, "item": np.asarray(dataset.raw_item_id(top_i), dtype=object),
-                                       "cosine": cos[top_i].numpy()}),
+        "users": pd.DataFrame(
+            {"userID": top_u, "user": np.asarray(dataset.raw_user_id(top_u), dtype=object), "score": s[top_u].numpy()}
+        ),
+        "similar_items": pd.DataFrame(
+            {
+                "itemID": top_i,
+                "item": np.asarray(dataset.raw_item_id(top_i), dtype=object),
+                "cosine": cos[top_i].numpy(),
+            }
+        ),
     }
 
 

@@ -10,8 +10,16 @@ from ..data.mmrec import RecDataset
 from ..evaluate import iter_topk
 
 
-def measure_serving(model, dataset: RecDataset, *, k: int = 20, batch_users: int = 1024, n_single: int = 50,
-                    repeats: int = 3, seed: int = 0) -> dict[str, float]:
+def measure_serving(
+    model,
+    dataset: RecDataset,
+    *,
+    k: int = 20,
+    batch_users: int = 1024,
+    n_single: int = 50,
+    repeats: int = 3,
+    seed: int = 0,
+) -> dict[str, float]:
     """Time offline and per-request serving on this machine.
 
     * ``prepare_seconds``: one forward pass that caches the final vectors;

@@ -29,8 +29,17 @@ class Classifier(nn.Module):
         return F.normalize(self.body(x), dim=1)
 
 
-def train_classifier(x: torch.Tensor, y: np.ndarray, *, hidden: int = 32, epochs: int = 30,
-                     batch_size: int = 64, lr: float = 3e-3, seed: int = 0, threads: int | None = 1) -> Classifier:
+def train_classifier(
+    x: torch.Tensor,
+    y: np.ndarray,
+    *,
+    hidden: int = 32,
+    epochs: int = 30,
+    batch_size: int = 64,
+    lr: float = 3e-3,
+    seed: int = 0,
+    threads: int | None = 1,
+) -> Classifier:
     """Train a :class:`Classifier` to predict ``y`` from ``x`` (plain cross-entropy).
 
     Args:
@@ -59,10 +68,9 @@ def _train_classifier(x, y, *, hidden, epochs, batch_size, lr, seed) -> Classifi
     for _ in range(epochs):
         order = torch.randperm(x.shape[0], generator=gen)
         for b in range(0, x.shape[0], batch_size):
-            idx = order[b:b + batch_size]
+            idx = order[b : b + batch_size]
             value = F.cross_entropy(model(x[idx]), target[idx])
             opt.zero_grad(set_to_none=True)
             value.backward()
             opt.step()
     return model.eval()
-

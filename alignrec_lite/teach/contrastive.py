@@ -16,7 +16,8 @@ The training pairs come from :mod:`.pair_data`, the classifier counterpart from
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -50,7 +51,6 @@ def torch_threads(n: int | None):
         torch.set_num_threads(before)
 
 
-
 class MLPTower(nn.Module):
     """Two-layer MLP encoder ``in -> hidden -> out`` whose output is L2-normalised.
 
@@ -76,12 +76,14 @@ class TwoTower(nn.Module):
     for two views of the same kind of input; ``text_dim`` must equal ``image_dim``).
     """
 
-    def __init__(self, image_dim: int, text_dim: int, dim: int = 32, hidden: int = 64,
-                 shared: bool = False) -> None:
+    def __init__(self, image_dim: int, text_dim: int, dim: int = 32, hidden: int = 64, shared: bool = False) -> None:
         super().__init__()
         if shared and image_dim != text_dim:
-            raise ConfigError(f"a shared tower needs inputs of one size, got {image_dim} and {text_dim}",
-                              row="shared", fix="pass two views of the same kind of input")
+            raise ConfigError(
+                f"a shared tower needs inputs of one size, got {image_dim} and {text_dim}",
+                row="shared",
+                fix="pass two views of the same kind of input",
+            )
         self.image = MLPTower(image_dim, dim, hidden)
         self.text = self.image if shared else MLPTower(text_dim, dim, hidden)
 
@@ -99,8 +101,9 @@ class TwoTower(nn.Module):
         return out
 
 
-def sampled_clip_loss(img: torch.Tensor, txt: torch.Tensor, temperature: float, negatives: int,
-                      generator: torch.Generator | None = None) -> torch.Tensor:
+def sampled_clip_loss(
+    img: torch.Tensor, txt: torch.Tensor, temperature: float, negatives: int, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """CLIP's symmetric InfoNCE with only ``negatives`` random in-batch negatives per positive.
 
     Every row keeps its positive (the diagonal of the ``B x B`` logits) and
@@ -125,9 +128,15 @@ def sampled_clip_loss(img: torch.Tensor, txt: torch.Tensor, temperature: float, 
     return total / 2
 
 
-def pair_loss(img: torch.Tensor, txt: torch.Tensor, loss: str, temperature: float,
-              unif_weight: float = 1.0, negatives: int | None = None,
-              generator: torch.Generator | None = None) -> torch.Tensor:
+def pair_loss(
+    img: torch.Tensor,
+    txt: torch.Tensor,
+    loss: str,
+    temperature: float,
+    unif_weight: float = 1.0,
+    negatives: int | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """The training objective of a batch of matched, unit-norm pairs.
 
     Args:
@@ -214,21 +223,55 @@ def train_two_tower(
     """
     n = image_x.shape[0]
     if not 2 <= batch_size <= n:
-        raise ConfigError(f"batch_size must be in [2, {n}], got {batch_size}", row="batch_size",
-                          fix="use a smaller batch or more pairs")
+        raise ConfigError(
+            f"batch_size must be in [2, {n}], got {batch_size}",
+            row="batch_size",
+            fix="use a smaller batch or more pairs",
+        )
     if temperature <= 0:
         raise ConfigError(f"temperature must be > 0, got {temperature}", row="temperature", fix="use e.g. 0.1")
     if loss not in LOSSES:
         raise ConfigError(f"unknown loss {loss!r}", row="loss", fix=f"use one of {list(LOSSES)}")
     with torch_threads(threads):
-        return _train_two_tower(image_x, text_x, dim=dim, loss=loss, temperature=temperature,
-                                batch_size=batch_size, epochs=epochs, steps=steps, negatives=negatives, lr=lr,
-                                hidden=hidden, shared=shared, seed=seed, track_every=track_every,
-                                track_n=track_n, callback=callback)
+        return _train_two_tower(
+            image_x,
+            text_x,
+            dim=dim,
+            loss=loss,
+            temperature=temperature,
+            batch_size=batch_size,
+            epochs=epochs,
+            steps=steps,
+            negatives=negatives,
+            lr=lr,
+            hidden=hidden,
+            shared=shared,
+            seed=seed,
+            track_every=track_every,
+            track_n=track_n,
+            callback=callback,
+        )
 
 
-def _train_two_tower(image_x, text_x, *, dim, loss, temperature, batch_size, epochs, steps, negatives, lr,
-                     hidden, shared, seed, track_every, track_n, callback):
+def _train_two_tower(
+    image_x,
+    text_x,
+    *,
+    dim,
+    loss,
+    temperature,
+    batch_size,
+    epochs,
+    steps,
+    negatives,
+    lr,
+    hidden,
+    shared,
+    seed,
+    track_every,
+    track_n,
+    callback,
+):
     n = image_x.shape[0]
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
@@ -242,9 +285,15 @@ def _train_two_tower(image_x, text_x, *, dim, loss, temperature, batch_size, epo
 
     def track(step: int, running: list[float]) -> None:
         zi, zt = model.embed(image_x[probe], text_x[probe])  # (track_n, dim) each
-        history.append({"step": step, "epoch": step / per_epoch,
-                        "loss": float(np.mean(running)) if running else float("nan"),
-                        "align": float(align_loss(zi, zt)), "uniform": float(uniform_loss(zi))})
+        history.append(
+            {
+                "step": step,
+                "epoch": step / per_epoch,
+                "loss": float(np.mean(running)) if running else float("nan"),
+                "align": float(align_loss(zi, zt)),
+                "uniform": float(uniform_loss(zi)),
+            }
+        )
         if callback is not None:
             callback(step, model)
 
@@ -254,9 +303,15 @@ def _train_two_tower(image_x, text_x, *, dim, loss, temperature, batch_size, epo
     while step < total:
         order = torch.randperm(n, generator=gen)
         for b in range(per_epoch):
-            idx = order[b * batch_size:(b + 1) * batch_size]
-            value = pair_loss(model.image(image_x[idx]), model.text(text_x[idx]), loss, temperature,
-                              negatives=negatives, generator=gen)
+            idx = order[b * batch_size : (b + 1) * batch_size]
+            value = pair_loss(
+                model.image(image_x[idx]),
+                model.text(text_x[idx]),
+                loss,
+                temperature,
+                negatives=negatives,
+                generator=gen,
+            )
             opt.zero_grad(set_to_none=True)
             value.backward()
             opt.step()
@@ -291,10 +346,14 @@ def retrieval_recall(query: torch.Tensor, keys: torch.Tensor, ks: Sequence[int] 
     return {f"recall@{k}": float((rank < k).float().mean()) for k in ks}
 
 
-
-def temperature_sweep(image_x: torch.Tensor, text_x: torch.Tensor, eval_image: torch.Tensor,
-                      eval_text: torch.Tensor, temperatures: Sequence[float], **train_kw: Any
-                      ) -> list[dict[str, float]]:
+def temperature_sweep(
+    image_x: torch.Tensor,
+    text_x: torch.Tensor,
+    eval_image: torch.Tensor,
+    eval_text: torch.Tensor,
+    temperatures: Sequence[float],
+    **train_kw: Any,
+) -> list[dict[str, float]]:
     """Train one model per temperature and measure retrieval and geometry on held-out pairs.
 
     Args:
@@ -311,14 +370,27 @@ def temperature_sweep(image_x: torch.Tensor, text_x: torch.Tensor, eval_image: t
     for t in temperatures:
         model, _ = train_two_tower(image_x, text_x, temperature=float(t), **train_kw)
         zi, zt = model.embed(eval_image, eval_text)
-        rows.append({"temperature": float(t), **retrieval_recall(zi, zt),
-                     "align": float(align_loss(zi, zt)), "uniform": float(uniform_loss(zi))})
+        rows.append(
+            {
+                "temperature": float(t),
+                **retrieval_recall(zi, zt),
+                "align": float(align_loss(zi, zt)),
+                "uniform": float(uniform_loss(zi)),
+            }
+        )
     return rows
 
 
-def negatives_sweep(image_x: torch.Tensor, text_x: torch.Tensor, eval_image: torch.Tensor,
-                    eval_text: torch.Tensor, negatives: Sequence[int], *, batch_size: int = 256,
-                    **train_kw: Any) -> list[dict[str, float]]:
+def negatives_sweep(
+    image_x: torch.Tensor,
+    text_x: torch.Tensor,
+    eval_image: torch.Tensor,
+    eval_text: torch.Tensor,
+    negatives: Sequence[int],
+    *,
+    batch_size: int = 256,
+    **train_kw: Any,
+) -> list[dict[str, float]]:
     """Train one CLIP model per number of negatives, everything else equal.
 
     All runs use the same batches, steps and learning rate; only the number of
@@ -333,6 +405,12 @@ def negatives_sweep(image_x: torch.Tensor, text_x: torch.Tensor, eval_image: tor
     for k in negatives:
         model, _ = train_two_tower(image_x, text_x, batch_size=batch_size, negatives=int(k), **train_kw)
         zi, zt = model.embed(eval_image, eval_text)
-        rows.append({"negatives": int(k), **retrieval_recall(zi, zt),
-                     "align": float(align_loss(zi, zt)), "uniform": float(uniform_loss(zi))})
+        rows.append(
+            {
+                "negatives": int(k),
+                **retrieval_recall(zi, zt),
+                "align": float(align_loss(zi, zt)),
+                "uniform": float(uniform_loss(zi)),
+            }
+        )
     return rows

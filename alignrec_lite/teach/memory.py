@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -58,8 +59,7 @@ def autograd_saved_tensors(fn: Callable[[], torch.Tensor]) -> list[dict[str, Any
     def pack(t: torch.Tensor) -> torch.Tensor:
         storage = t.untyped_storage()
         made_by = type(t.grad_fn).__name__ if t.grad_fn is not None else None
-        rows.setdefault(storage.data_ptr(), {"shape": tuple(t.shape), "bytes": storage.nbytes(),
-                                             "made_by": made_by})
+        rows.setdefault(storage.data_ptr(), {"shape": tuple(t.shape), "bytes": storage.nbytes(), "made_by": made_by})
         return t
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
@@ -68,8 +68,9 @@ def autograd_saved_tensors(fn: Callable[[], torch.Tensor]) -> list[dict[str, Any
     return list(rows.values())
 
 
-def contrastive_step_bytes(model: TwoTower, image_x: torch.Tensor, text_x: torch.Tensor,
-                           temperature: float = 0.1) -> dict[str, int]:
+def contrastive_step_bytes(
+    model: TwoTower, image_x: torch.Tensor, text_x: torch.Tensor, temperature: float = 0.1
+) -> dict[str, int]:
     """Memory of one CLIP step on ``n = len(image_x)`` pairs.
 
     Returns:
@@ -94,8 +95,15 @@ def fit_memory_model(ns: Sequence[int], bytes_: Sequence[float]) -> tuple[float,
     return float(coef[0]), float(coef[1]), float(coef[2])
 
 
-def transformer_activation_bytes(n: float | np.ndarray, *, seq_len: int = 77, hidden: int = 768, layers: int = 12,
-                                 heads: int = 12, bytes_per_value: int = 2) -> float:
+def transformer_activation_bytes(
+    n: float | np.ndarray,
+    *,
+    seq_len: int = 77,
+    hidden: int = 768,
+    layers: int = 12,
+    heads: int = 12,
+    bytes_per_value: int = 2,
+) -> float:
     """Activation memory of a Transformer text encoder's training step on ``n`` texts.
 
     Per layer and sequence, ``s h (34 + 5 a s / h)`` bytes with 16-bit
@@ -114,4 +122,3 @@ def transformer_activation_bytes(n: float | np.ndarray, *, seq_len: int = 77, hi
 def gib(x: float) -> float:
     """Bytes to GiB."""
     return x / 2**30
-

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -32,11 +32,15 @@ class PairData:
     def __len__(self) -> int:
         return len(self.texts)
 
-    def subset(self, idx: np.ndarray | slice) -> "PairData":
+    def subset(self, idx: np.ndarray | slice) -> PairData:
         """Rows ``idx`` of every field."""
         idx_arr = np.arange(len(self))[idx]
-        return PairData(self.images[idx_arr], [self.texts[i] for i in idx_arr],
-                        {k: v[idx_arr] for k, v in self.labels.items()}, self.values)
+        return PairData(
+            self.images[idx_arr],
+            [self.texts[i] for i in idx_arr],
+            {k: v[idx_arr] for k, v in self.labels.items()},
+            self.values,
+        )
 
 
 def toy_pairs(n: int, *, seed: int = 0, image_size: int = 32) -> PairData:
@@ -65,11 +69,11 @@ def toy_pairs(n: int, *, seed: int = 0, image_size: int = 32) -> PairData:
     if n < 1:
         raise ConfigError(f"n must be >= 1, got {n}", row="n", fix="ask for at least one pair")
     if not 4 <= image_size <= toy.IMAGE_SIZE:
-        raise ConfigError(f"image_size must be in [4, {toy.IMAGE_SIZE}], got {image_size}",
-                          row="image_size", fix="use 16 or 32")
+        raise ConfigError(
+            f"image_size must be in [4, {toy.IMAGE_SIZE}], got {image_size}", row="image_size", fix="use 16 or 32"
+        )
     rng = np.random.default_rng(seed)
-    values = {"category": toy.CATEGORIES, "colour": toy.COLOURS, "pattern": toy.PATTERNS,
-              "brand": toy.BRANDS}
+    values = {"category": toy.CATEGORIES, "colour": toy.COLOURS, "pattern": toy.PATTERNS, "brand": toy.BRANDS}
     labels = {k: rng.integers(len(v), size=n) for k, v in values.items()}
     offsets = rng.integers(-3, 4, size=(n, 2))
     images = np.empty((n, 3, image_size, image_size), dtype=np.float32)
@@ -130,4 +134,3 @@ def pair_inputs(pairs: PairData, vocab: Sequence[str] | None = None) -> tuple[to
     image_x = torch.from_numpy(pairs.images.reshape(len(pairs), -1) - 0.5)  # (n, 3 s s)
     text_x = torch.from_numpy(bag_of_words(pairs.texts, vocab))  # (n, V)
     return image_x, text_x
-

@@ -9,7 +9,8 @@ here measure that effect and retrieve neighbours for the notebooks.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -86,8 +87,9 @@ def spearman(x: Any, y: Any) -> float:
     return float(spearmanr(np.asarray(x, dtype=float), np.asarray(y, dtype=float)).statistic)
 
 
-def popularity_of_top_k(user_emb: Any, item_emb: Any, popularity: Any, k: int = 10,
-                        metric: str = "dot", exclude: Any = None) -> float:
+def popularity_of_top_k(
+    user_emb: Any, item_emb: Any, popularity: Any, k: int = 10, metric: str = "dot", exclude: Any = None
+) -> float:
     """Mean training popularity of the items each user gets in her top ``k``.
 
     Args:

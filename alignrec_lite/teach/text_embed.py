@@ -19,8 +19,8 @@ encoders such as MiniLM remove.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -58,7 +58,7 @@ class StaticWordVectors:
     vectors: np.ndarray
 
     @classmethod
-    def fit(cls, texts: Sequence[str], dim: int = 16, min_count: int = 1) -> "StaticWordVectors":
+    def fit(cls, texts: Sequence[str], dim: int = 16, min_count: int = 1) -> StaticWordVectors:
         """Learn word vectors from ``texts`` (each text is one context window).
 
         Args:
@@ -79,8 +79,11 @@ class StaticWordVectors:
                 freq[w] = freq.get(w, 0) + 1
         vocab = sorted(w for w, c in freq.items() if c >= min_count)
         if not vocab or dim < 1:
-            raise ConfigError("no vocabulary to learn from (or dim < 1)", row="texts",
-                              fix="pass non-empty texts, lower min_count, use dim >= 1")
+            raise ConfigError(
+                "no vocabulary to learn from (or dim < 1)",
+                row="texts",
+                fix="pass non-empty texts, lower min_count, use dim >= 1",
+            )
         index = {w: j for j, w in enumerate(vocab)}
         counts = np.zeros((len(vocab), len(vocab)))  # (V, V)
         for doc in docs:

@@ -7,7 +7,8 @@ the widget only switches between the stored embeddings and redraws with
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 
 def require_ipywidgets():
@@ -19,9 +20,13 @@ def require_ipywidgets():
     return ipywidgets
 
 
-def geometry_explorer(results: Mapping[str, Mapping[float, Any]], labels: Sequence[Any] | None = None, *,
-                    param_name: str = "temperature", stats: Mapping[str, Mapping[float, Mapping[str, float]]]
-                    | None = None) -> Any:
+def geometry_explorer(
+    results: Mapping[str, Mapping[float, Any]],
+    labels: Sequence[Any] | None = None,
+    *,
+    param_name: str = "temperature",
+    stats: Mapping[str, Mapping[float, Mapping[str, float]]] | None = None,
+) -> Any:
     """A dropdown (loss) and a slider (temperature) over precomputed 2-D or 3-D embeddings.
 
     Args:
@@ -52,8 +57,9 @@ def geometry_explorer(results: Mapping[str, Mapping[float, Any]], labels: Sequen
     losses = list(results)
     dropdown = widgets.Dropdown(options=losses, value=losses[0], description="loss")
     first = sorted(results[losses[0]])
-    slider = widgets.SelectionSlider(options=first, value=first[len(first) // 2], description=param_name,
-                                     continuous_update=False)
+    slider = widgets.SelectionSlider(
+        options=first, value=first[len(first) // 2], description=param_name, continuous_update=False
+    )
     out = widgets.Output()
 
     def draw(loss: str, t: float):
@@ -92,5 +98,9 @@ def geometry_explorer(results: Mapping[str, Mapping[float, Any]], labels: Sequen
     box.controls = (dropdown, slider)
     redraw()
     temps = sorted({t for per_loss in results.values() for t in per_loss})
-    return attach_static(box, [("loss", losses), (param_name, temps)], draw,
-                         start=[0, temps.index(min(temps, key=lambda v: abs(v - slider.value)))])
+    return attach_static(
+        box,
+        [("loss", losses), (param_name, temps)],
+        draw,
+        start=[0, temps.index(min(temps, key=lambda v: abs(v - slider.value)))],
+    )

@@ -8,7 +8,8 @@ built (:func:`alignrec_lite.longtail.topk_lists`), so moving the slider only red
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -30,8 +31,16 @@ def precompute_lists(dataset, scorers: Mapping[str, Any], users: np.ndarray, k: 
     return out
 
 
-def user_panel(dataset, user: int, lists: Mapping[str, Sequence[int]], *, history: int = 10, split: str = "test",
-               axes=None, size: int = 64):
+def user_panel(
+    dataset,
+    user: int,
+    lists: Mapping[str, Sequence[int]],
+    *,
+    history: int = 10,
+    split: str = "test",
+    axes=None,
+    size: int = 64,
+):
     """Draw one user's recent history and each model's list, one row each.
 
     Args:
@@ -60,18 +69,38 @@ def user_panel(dataset, user: int, lists: Mapping[str, Sequence[int]], *, histor
     if axes is None:
         _, axes = plt.subplots(1 + len(lists), 1, figsize=(max(6.0, 0.5 * max(history, 10)), 1.5 * (1 + len(lists))))
     axes = list(np.atleast_1d(axes))
-    plot_items(dataset, seen, ax=axes[0], size=size,
-               title=f"user {dataset.raw_user_id(int(user))}: {len(mine)} training items (showing {len(seen)})")
+    plot_items(
+        dataset,
+        seen,
+        ax=axes[0],
+        size=size,
+        title=f"user {dataset.raw_user_id(int(user))}: {len(mine)} training items (showing {len(seen)})",
+    )
     for ax, (name, items) in zip(axes[1:], lists.items()):
         items = [int(i) for i in items if int(i) >= 0]
         hits = [i in truth for i in items]
-        plot_items(dataset, items, ax=ax, size=size, hits=hits,
-                   title=f"{name}: {sum(hits)} of {len(items)} in the user's {split} items (green)")
+        plot_items(
+            dataset,
+            items,
+            ax=ax,
+            size=size,
+            hits=hits,
+            title=f"{name}: {sum(hits)} of {len(items)} in the user's {split} items (green)",
+        )
     return axes
 
 
-def user_explorer(dataset, scorers: Mapping[str, Any], *, users: np.ndarray | None = None, k: int = 10,
-                  history: int = 10, split: str = "test", draw: bool = True, static_users: int = 8) -> Any:
+def user_explorer(
+    dataset,
+    scorers: Mapping[str, Any],
+    *,
+    users: np.ndarray | None = None,
+    k: int = 10,
+    history: int = 10,
+    split: str = "test",
+    draw: bool = True,
+    static_users: int = 8,
+) -> Any:
     """An ipywidgets explorer: a user slider, their history and each model's top-K side by side.
 
     Args:
@@ -100,14 +129,14 @@ def user_explorer(dataset, scorers: Mapping[str, Any], *, users: np.ndarray | No
         raise ValueError("user_explorer needs at least one user")
     lists = precompute_lists(dataset, scorers, users, k=k)
     row_of = {int(u): r for r, u in enumerate(users)}
-    slider = widgets.SelectionSlider(options=[int(u) for u in users], value=int(users[0]), description="userID",
-                                     continuous_update=False)
+    slider = widgets.SelectionSlider(
+        options=[int(u) for u in users], value=int(users[0]), description="userID", continuous_update=False
+    )
     out = widgets.Output()
 
     def draw(u: int):
         """The panel of one user as a figure."""
-        axes = user_panel(dataset, int(u), {n: lists[n][row_of[int(u)]] for n in lists}, history=history,
-                          split=split)
+        axes = user_panel(dataset, int(u), {n: lists[n][row_of[int(u)]] for n in lists}, history=history, split=split)
         fig = axes[0].figure
         fig.tight_layout()
         return fig
@@ -124,9 +153,13 @@ def user_explorer(dataset, scorers: Mapping[str, Any], *, users: np.ndarray | No
     if draw_now:
         redraw()
     shown = [int(u) for u in users[:static_users]]
-    return attach_static(box, [("userID", shown)], draw,
-                         hint=f"Static preview of the first {len(shown)} users, drawn in advance. Run the "
-                         "notebook in JupyterLab (make lab) to explore every user live.")
+    return attach_static(
+        box,
+        [("userID", shown)],
+        draw,
+        hint=f"Static preview of the first {len(shown)} users, drawn in advance. Run the "
+        "notebook in JupyterLab (make lab) to explore every user live.",
+    )
 
 
 __all__ = ["precompute_lists", "user_panel", "user_explorer"]

@@ -22,11 +22,14 @@ import io
 import itertools
 import json
 import os
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 STATIC_ENV = "ALIGNREC_STATIC_EXPLORERS"
 STATIC_MIME = "application/vnd.alignrec-lite.static-explorer+json"
-LIVE_HINT = "Static preview: every setting was drawn in advance. Run the notebook in JupyterLab (make lab) to explore it live."
+LIVE_HINT = (
+    "Static preview: every setting was drawn in advance. Run the notebook in JupyterLab (make lab) to explore it live."
+)
 
 
 def static_requested() -> bool:
@@ -43,8 +46,11 @@ def figure_png(fig: Any, dpi: int = 80) -> bytes:
 
 def png_output(png: bytes, text: str = "<figure>") -> dict[str, Any]:
     """A notebook ``display_data`` output holding ``png`` (what an ``Output`` widget stores)."""
-    return {"output_type": "display_data", "metadata": {},
-            "data": {"image/png": base64.b64encode(png).decode("ascii"), "text/plain": text}}
+    return {
+        "output_type": "display_data",
+        "metadata": {},
+        "data": {"image/png": base64.b64encode(png).decode("ascii"), "text/plain": text},
+    }
 
 
 def show_figure(out: Any, fig: Any, text: str = "<figure>") -> None:
@@ -61,8 +67,13 @@ def show_figure(out: Any, fig: Any, text: str = "<figure>") -> None:
     out.outputs = (png_output(png, text),)
 
 
-def static_html(controls: Sequence[tuple[str, Sequence[Any]]], draw: Callable[..., Any],
-                start: Sequence[int] | None = None, *, hint: str = LIVE_HINT) -> str:
+def static_html(
+    controls: Sequence[tuple[str, Sequence[Any]]],
+    draw: Callable[..., Any],
+    start: Sequence[int] | None = None,
+    *,
+    hint: str = LIVE_HINT,
+) -> str:
     """Draw every combination of ``controls`` and return an HTML block that switches between them.
 
     Args:
@@ -90,12 +101,16 @@ def static_html(controls: Sequence[tuple[str, Sequence[Any]]], draw: Callable[..
     for k, (name, opts) in enumerate(controls):
         label = html.escape(str(name))
         if k == 0 and len(controls) > 1:
-            options = "".join(f'<option value="{i}"{" selected" if i == start[k] else ""}>{html.escape(str(o))}'
-                              f"</option>" for i, o in enumerate(opts))
+            options = "".join(
+                f'<option value="{i}"{" selected" if i == start[k] else ""}>{html.escape(str(o))}</option>'
+                for i, o in enumerate(opts)
+            )
             parts.append(f'<label>{label} <select data-k="{k}">{options}</select></label>')
         else:
-            parts.append(f'<label>{label} <input type="range" data-k="{k}" min="0" max="{len(opts) - 1}" '
-                         f'step="1" value="{start[k]}"> <output>{html.escape(str(opts[start[k]]))}</output></label>')
+            parts.append(
+                f'<label>{label} <input type="range" data-k="{k}" min="0" max="{len(opts) - 1}" '
+                f'step="1" value="{start[k]}"> <output>{html.escape(str(opts[start[k]]))}</output></label>'
+            )
     labels = json.dumps([[str(o) for o in opts] for _, opts in controls])
     return (
         '<div class="arl-explorer" style="font-family:sans-serif">'
@@ -116,8 +131,14 @@ def static_html(controls: Sequence[tuple[str, Sequence[Any]]], draw: Callable[..
     )
 
 
-def attach_static(box: Any, controls: Sequence[tuple[str, Sequence[Any]]], draw: Callable[..., Any],
-                  start: Sequence[int] | None = None, *, hint: str = LIVE_HINT) -> Any:
+def attach_static(
+    box: Any,
+    controls: Sequence[tuple[str, Sequence[Any]]],
+    draw: Callable[..., Any],
+    start: Sequence[int] | None = None,
+    *,
+    hint: str = LIVE_HINT,
+) -> Any:
     """Give a widget its static version when :func:`static_requested` (else return it unchanged).
 
     The widget's display then carries, beside the live widget view, ``text/html`` with
@@ -141,5 +162,13 @@ def attach_static(box: Any, controls: Sequence[tuple[str, Sequence[Any]]], draw:
     return box
 
 
-__all__ = ["STATIC_ENV", "STATIC_MIME", "attach_static", "figure_png", "png_output", "show_figure",
-           "static_html", "static_requested"]
+__all__ = [
+    "STATIC_ENV",
+    "STATIC_MIME",
+    "attach_static",
+    "figure_png",
+    "png_output",
+    "show_figure",
+    "static_html",
+    "static_requested",
+]
