@@ -240,6 +240,9 @@ def bucket_metrics(
         whose item is in the bucket), ``users`` (with at least one), and
         ``recall@K`` / ``ndcg@K`` averaged over those users (NaN if none).
     """
+    n_items = len(buckets.item_bucket)
+    if max(ks) > lists.shape[1] >= n_items:  # a list of the whole catalogue: K beyond it adds empty slots
+        lists = np.pad(lists, ((0, 0), (0, max(ks) - lists.shape[1])), constant_values=-1)
     if max(ks) > lists.shape[1]:
         raise ConfigError(
             f"lists hold {lists.shape[1]} items but K = {max(ks)} was asked",

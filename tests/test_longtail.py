@@ -171,6 +171,20 @@ def test_long_tail_report_matches_the_evaluator():
     assert per_bucket.groupby("model")["interactions"].sum().tolist() == [4, 4]
 
 
+def test_long_tail_report_with_k_beyond_the_catalogue():
+    """K larger than the item count ranks the whole catalogue (recall as at K = n_items), it does not refuse."""
+    ds = _tiny_dataset()
+    pop = {"pop": scorers.popularity_scores(ds)}
+    buckets = longtail.popularity_buckets(ds.item_popularity(), (0.5,))
+    _, at_n = longtail.long_tail_report(pop, ds, k=ds.n_items, buckets=buckets)
+    per_bucket, beyond = longtail.long_tail_report(pop, ds, k=ds.n_items + 3, buckets=buckets)
+    assert beyond[f"recall@{ds.n_items + 3}"].iloc[0] == pytest.approx(at_n[f"recall@{ds.n_items}"].iloc[0])
+    assert beyond[f"recall@{ds.n_items + 3}"].iloc[0] == pytest.approx(1.0)
+    lists = np.zeros((2, 2), dtype=np.int64)
+    with pytest.raises(ConfigError, match="rank deeper"):  # short lists of a bigger catalogue still refuse
+        longtail.bucket_metrics(lists, np.arange(2), ds.interaction_matrix("test"), buckets, ks=(3,))
+
+
 def test_mean_std():
     df = pd.DataFrame({"model": ["a", "a", "b"], "r": [0.1, 0.3, 0.5]})
     out = longtail.mean_std(df, ["model"], ["r"])
