@@ -94,8 +94,10 @@ def source_matrix(features: dict[str, np.ndarray], source: str) -> np.ndarray | 
 
 
 # ---------------------------------------------------------------------- driver
-def _metrics(score_fn: ScoreFn, ds: RecDataset, split: str, ks: Sequence[int]) -> dict[str, float]:
-    res = evaluate(score_fn, ds, split, ks=ks)
+def _metrics(
+    score_fn: ScoreFn, ds: RecDataset, split: str, ks: Sequence[int], batch_users: int = 1024
+) -> dict[str, float]:
+    res = evaluate(score_fn, ds, split, ks=ks, batch_users=batch_users)
     return {k: v for k, v in res.items() if "@" in k and k.split("@")[0] in ("recall", "ndcg")}
 
 
@@ -113,6 +115,7 @@ def evaluate_features(
     reference: bool = True,
     extra: dict[str, np.ndarray] | None = None,
     progress: bool = False,
+    batch_users: int = 1024,
 ) -> dict:
     """Zero-shot, item-CF and mask-modality metrics (+ geometry) for every feature source.
 
@@ -129,6 +132,9 @@ def evaluate_features(
         reference: add a ``popularity`` row (a training-free yardstick).
         extra: additional named item-feature matrices to judge (e.g. not yet saved).
         progress: a ``tqdm.auto`` bar over sources.
+        batch_users: users scored at once; the item-kNN similarity is computed
+            ``2 x batch_users`` rows at a time (the results do not depend on it, the
+            memory does: about ``batch_users x n_items`` floats).
 
     Returns:
         ``{"dataset", "split", "settings", "masked_items", "rows"}``; ``rows`` is a list
@@ -138,9 +144,15 @@ def evaluate_features(
 
     Raises:
         DataError: no feature at all, or a requested source is missing.
+        ConfigError: a setting out of range, or what it would allocate does not fit in
+            the free memory (checked before any scoring).
     """
     from tqdm.auto import tqdm
 
+    from .checks import check_int
+
+    batch_users = check_int(batch_users, "--batch-users", 1, 10**7, example=1024)
+    knn_k = check_int(knn_k, "--knn-k", 1, 10000, example=10)
     ds = dataset if isinstance(dataset, RecDataset) else load_mmrec(dataset)
     feats = {k: np.asarray(v, dtype=np.float32) for k, v in ds.features.items()}
     for name, arr in (extra or {}).items():
@@ -174,22 +186,25 @@ def evaluate_features(
                 fix="extract it first or choose another source",
             )
     ks = tuple(sorted(set(ks)))
+    _check_memory(ds, feats, sources, batch_users, knn_k, geometry)
     items = masked_items(ds.n_items, mask_ratio, seed)
     train = ds.interaction_matrix("train")
 
     def itemcf(mat: np.ndarray) -> ScoreFn:  # MMRec's ItemKNNCBF
-        return item_knn_scores(mat, train, k=knn_k, shrink=shrink, neighbours="history")
+        return item_knn_scores(mat, train, k=knn_k, shrink=shrink, neighbours="history", chunk=2 * batch_users)
 
     rows: list[dict] = []
     if reference:
-        pop = _metrics(popularity_scores(ds), ds, split, ks)
+        pop = _metrics(popularity_scores(ds), ds, split, ks, batch_users)
         rows.append({"source": "popularity", "dim": 0, **{f"zeroshot/{k}": v for k, v in pop.items()}})
     for src in tqdm(sources, disable=not progress, desc="feature sources"):
         t0 = time.perf_counter()
         mat = source_matrix(feats, src)
         row: dict = {"source": src, "dim": int(mat.shape[1])}
-        row.update({f"zeroshot/{k}": v for k, v in _metrics(zero_shot_scores(ds, mat), ds, split, ks).items()})
-        row.update({f"itemcf/{k}": v for k, v in _metrics(itemcf(mat), ds, split, ks).items()})
+        row.update(
+            {f"zeroshot/{k}": v for k, v in _metrics(zero_shot_scores(ds, mat), ds, split, ks, batch_users).items()}
+        )
+        row.update({f"itemcf/{k}": v for k, v in _metrics(itemcf(mat), ds, split, ks, batch_users).items()})
         for modality in ("image", "text"):
             parts = src.split("+")
             if modality not in parts and "mm" not in parts:
@@ -198,7 +213,7 @@ def evaluate_features(
             if masked is None:
                 continue  # a fused feature without its masked counterpart file
             for kind, fn in (("zeroshot", zero_shot_scores(ds, masked)), ("itemcf", itemcf(masked))):
-                for k, v in _metrics(fn, ds, split, ks).items():
+                for k, v in _metrics(fn, ds, split, ks, batch_users).items():
                     row[f"mask_{modality}/{kind}/{k}"] = v
         if geometry:
             row.update(feature_geometry(ds, mat, split=split, seed=seed))
@@ -211,6 +226,41 @@ def evaluate_features(
         "masked_items": int(len(items)),
         "rows": rows,
     }
+
+
+def _check_memory(
+    ds: RecDataset,
+    feats: dict[str, np.ndarray],
+    sources: Sequence[str],
+    batch_users: int,
+    knn_k: int,
+    geometry: bool,
+) -> None:
+    """Refuse before any scoring when the widest source's matrices and one block cannot fit."""
+    from .checks import check_memory, estimate_feature_eval_bytes
+
+    widths = [sum(int(feats[p].shape[1]) for p in s.split("+")) for s in sources]
+    need, key = estimate_feature_eval_bytes(
+        ds.n_users,
+        ds.n_items,
+        widths,
+        batch_users=batch_users,
+        knn_rows=2 * batch_users,
+        knn_k=knn_k,
+        geometry=geometry,
+    )
+    check_memory(
+        need,
+        f"evaluating {len(sources)} feature source(s) of up to {max(widths)} dimensions on "
+        f"{ds.n_users:,} users x {ds.n_items:,} items",
+        row=key,
+        fix=(
+            f"lower --batch-users (e.g. --batch-users {max(1, batch_users // 4)}; the item-kNN and scoring "
+            "blocks are about batch-users x items) or use a machine with more memory"
+            if key == "--batch-users"
+            else "judge fewer or narrower sources (--source) or use a machine with more memory"
+        ),
+    )
 
 
 def format_table(result: dict, metric: str = "recall@20") -> str:

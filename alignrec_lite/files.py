@@ -6,7 +6,8 @@ written to a temporary name in the same folder and renamed into place only when
 it is complete, so a killed process leaves the previous version intact.
 :func:`read_json` reads a JSON file the kit wrote, refusing anything but a regular file.
 :func:`out_lock` keeps two commands from writing to one output folder, and
-:func:`staging_dir` / :func:`swap_dir` replace a folder (``--overwrite``) only once the new one is complete.
+:func:`staging_dir` / :func:`swap_dir` replace a folder (``--overwrite``) only once the new one is complete
+(:func:`replace_dir` does all three).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import os
 import shutil
 import socket
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -262,17 +264,32 @@ def _read_lock(path: Path) -> tuple[int, str]:
         return -1, ""
 
 
+#: locks this process holds: lock file -> the thread that took it (``out_lock(reentrant=True)``)
+_HELD: dict[Path, int] = {}
+
+
 @contextlib.contextmanager
-def out_lock(out: str | Path, flag: str = "--out") -> Iterator[Path]:
+def out_lock(out: str | Path, flag: str = "--out", *, reentrant: bool = False) -> Iterator[Path]:
     """Hold ``.NAME.lock`` beside ``out`` while a command writes there.
 
     A second writer to the same folder fails at once with a :class:`CheckpointError`
     naming the process that holds it; the lock of a process that no longer runs
     (same host) is taken over. Leftovers of an interrupted ``--overwrite`` swap are
     repaired while the lock is held.
+
+    Args:
+        out: the folder written to.
+        flag: the option named in the messages.
+        reentrant: when the calling thread already holds this lock (the CLI takes it
+            before calling :func:`alignrec_lite.train.train`, which takes it too), go on
+            without taking it again; any other holder still refuses.
     """
     out = Path(out)
     path = lock_path(out)
+    key = path.absolute()
+    if reentrant and _HELD.get(key) == threading.get_ident():
+        yield path
+        return
     host = socket.gethostname()
     me = f"{os.getpid()} {host}\n"
     for _attempt in range(3):
@@ -307,10 +324,12 @@ def out_lock(out: str | Path, flag: str = "--out") -> Iterator[Path]:
             row=flag,
             fix="delete the lock file if no other command is writing there",
         )
+    _HELD[key] = threading.get_ident()
     try:
         recover_swap(out)
         yield path
     finally:
+        _HELD.pop(key, None)
         with contextlib.suppress(FileNotFoundError):
             if _read_lock(path)[0] == os.getpid():
                 os.unlink(path)
@@ -334,16 +353,86 @@ def staging_dir(out: Path) -> Path:
     return out.parent / f".{out.name}.new-{os.getpid()}"
 
 
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two existing paths in one atomic step (Linux ``renameat2(RENAME_EXCHANGE)``).
+
+    Returns False where the system or the filesystem cannot (then nothing happened).
+    """
+    import ctypes
+
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    fn.restype = ctypes.c_int
+    at_fdcwd, rename_exchange = -100, 2
+    if fn(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EPERM):
+        return False  # not supported here: fall back to two renames
+    raise OSError(err, os.strerror(err), str(b))
+
+
 def swap_dir(new: Path, out: Path) -> None:
     """Put the complete folder ``new`` at ``out``; the old ``out`` is kept until then.
 
-    A kill between the two renames leaves ``.NAME.old-PID``, which :func:`recover_swap`
-    moves back at the next command on that folder.
+    On Linux the two folders are exchanged in one atomic step, so at every instant
+    ``out`` is either the whole old folder or the whole new one. Elsewhere it takes
+    two renames; a kill between them leaves ``.NAME.old-PID``, which :func:`recover_swap`
+    moves back at the next command on that folder (:func:`out_lock`).
     """
     if os.path.lexists(out):
+        if _exchange(new, out):
+            shutil.rmtree(new, ignore_errors=True)  # now the old folder
+            return
         old = out.parent / f".{out.name}.old-{os.getpid()}"
         os.replace(out, old)
         os.replace(new, out)
         shutil.rmtree(old, ignore_errors=True)
     else:
         os.replace(new, out)
+
+
+@contextlib.contextmanager
+def replace_dir(out: str | Path, *, overwrite: bool = False, flag: str = "--out") -> Iterator[Path]:
+    """Build a whole folder beside ``out`` under its lock and swap it into place only when complete.
+
+    What ``--overwrite`` of ``train`` does, for any folder (the dataset builders use it):
+    :func:`out_lock` (a second writer fails at once; leftovers of a killed swap are
+    repaired), a staging folder :func:`staging_dir`, then :func:`swap_dir`.
+
+    Args:
+        out: the final folder.
+        overwrite: replace an existing folder.
+        flag: the option named in the messages.
+
+    Yields:
+        The staging folder to fill. On an exception it is removed and ``out`` is
+        unchanged; after a kill the next :func:`out_lock` on ``out`` removes it.
+
+    Raises:
+        ConfigError: ``out`` exists and ``overwrite`` is False.
+        CheckpointError: another process is writing to ``out``.
+    """
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out_lock(out, flag, reentrant=True):
+        if os.path.lexists(out) and not overwrite:
+            raise ConfigError(
+                "the output folder already exists",
+                path=out,
+                row=flag,
+                fix="pass overwrite=True (--overwrite) or choose another folder",
+            )
+        stage = staging_dir(out)
+        shutil.rmtree(stage, ignore_errors=True)
+        stage.mkdir()
+        try:
+            _default_mode(stage, is_dir=True)
+            yield stage
+            swap_dir(stage, out)
+        except BaseException:
+            shutil.rmtree(stage, ignore_errors=True)
+            raise

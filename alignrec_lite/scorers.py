@@ -180,6 +180,7 @@ def item_knn_scores(
     neighbours: str = "target",
     targets: np.ndarray | None = None,
     sources: np.ndarray | None = None,
+    chunk: int = 2048,
 ) -> ScoreFn:
     """Content item-kNN (ItemKNN-CBF): ``score(u, j) = sum_{i in H_u} S(i, j)`` on a kNN graph.
 
@@ -201,6 +202,7 @@ def item_knn_scores(
         targets: items to score (default all); others score ``-inf``.
         sources: items that may pass on a score (default: ``"target"``: items with a
             training interaction; ``"history"``: all).
+        chunk: rows of the similarity compared at once (see :func:`knn_similarity`).
 
     Returns:
         A score function ``(b,) -> (b, n_items)``.
@@ -215,12 +217,12 @@ def item_knn_scores(
         is_target[:] = False
         is_target[np.asarray(targets)] = True
     if neighbours == "history":
-        w = knn_similarity(features, k, shrink=shrink, rows=sources, candidates=targets)  # (n_items, n_items)
+        w = knn_similarity(features, k, shrink=shrink, rows=sources, candidates=targets, chunk=chunk)  # (n, n)
     else:
         if sources is None:
             sources = np.flatnonzero(np.asarray(history.sum(axis=0)).ravel() > 0)
         rows = np.arange(n_items) if targets is None else np.asarray(targets)
-        w = knn_similarity(features, k, shrink=shrink, rows=rows, candidates=sources).T.tocsr()
+        w = knn_similarity(features, k, shrink=shrink, rows=rows, candidates=sources, chunk=chunk).T.tocsr()
     hist = history.tocsr()
 
     def score(users: torch.Tensor) -> torch.Tensor:

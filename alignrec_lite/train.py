@@ -39,7 +39,7 @@ from .config import pick_preset, resolve_config
 from .data.mmrec import RecDataset
 from .errors import CheckpointError, ConfigError
 from .evaluate import evaluate, format_metrics
-from .files import atomic_path, write_json
+from .files import atomic_path, out_lock, write_json
 from .models import Recommender, get_model_class
 from .runs import RunRecord, TrainState, dataset_identity, resume_checkpoint, save_checkpoint
 from .utils import get_device, peak_rss_mb, seed_everything, versions
@@ -143,6 +143,8 @@ def train(
 
     Raises:
         ConfigError: unknown model, setting or preset, or a bad value.
+        CheckpointError: another process (or thread) is training into ``out`` (it holds
+            ``.OUT.lock`` beside the folder; the message names its pid).
     """
     from .checks import check_train_inputs
 
@@ -150,10 +152,19 @@ def train(
     chosen = pick_preset(model, dataset.name, preset)  # the preset's name, or None
     cfg = resolve_config(model, overrides, dataset.name, preset=chosen)
     check_train_inputs(dataset, model, overrides, out, cfg=cfg)  # memory estimate of these settings
-    with deterministic_cpu(get_device(cfg["device"]).type == "cpu"):
-        return _train(
-            dataset, model, cfg, chosen, Path(out) if out is not None else None, resume, progress, callbacks, verbose
-        )
+    out = Path(out) if out is not None else None
+    # the run folder's lock, as the CLI takes it (re-entered when the CLI holds it already): two trainings
+    # into one folder never interleave their checkpoints
+    with _run_lock(out), deterministic_cpu(get_device(cfg["device"]).type == "cpu"):
+        return _train(dataset, model, cfg, chosen, out, resume, progress, callbacks, verbose)
+
+
+def _run_lock(out: Path | None) -> contextlib.AbstractContextManager[Any]:
+    """:func:`~alignrec_lite.files.out_lock` of the run folder (nothing without one)."""
+    if out is None:
+        return contextlib.nullcontext()
+    out.parent.mkdir(parents=True, exist_ok=True)  # where the lock file lives (checked writable above)
+    return out_lock(out, reentrant=True)
 
 
 @contextlib.contextmanager

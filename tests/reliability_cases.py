@@ -26,9 +26,30 @@ SMOKE = toy_path("smoke")
 
 @dataclass
 class Cli:
-    """A command line to run: the handler must raise, ``main`` must print one line and exit 2."""
+    """A command line to run: the handler must raise, ``main`` must print one line and exit 2.
+
+    ``free_memory``: run it as if the machine had only this many bytes free (the memory
+    estimates at the door must refuse before any work).
+    """
 
     argv: list[str]
+    free_memory: int | None = None
+
+
+@contextlib.contextmanager
+def free_memory(n_bytes: int | None):
+    """Make :func:`alignrec_lite.checks.check_memory` see ``n_bytes`` free (nothing when None)."""
+    import alignrec_lite.checks.memory as memory
+
+    if n_bytes is None:
+        yield
+        return
+    old = memory.free_memory_bytes
+    memory.free_memory_bytes = lambda: n_bytes
+    try:
+        yield
+    finally:
+        memory.free_memory_bytes = old
 
 
 @dataclass

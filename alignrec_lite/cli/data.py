@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 from ..errors import ConfigError
@@ -34,48 +35,64 @@ from .common import (
 
 
 # ---------------------------------------------------------------------- handlers
+def _build_lock(out: str) -> AbstractContextManager[Path]:
+    """The lock of a build's ``--out``, taken before any work: a second build into it fails at once.
+
+    The builder takes it again (re-entrantly) around the staging folder and the swap
+    (:func:`alignrec_lite.files.replace_dir`); leftovers of a killed build are cleaned here.
+    """
+    from ..files import out_lock
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)  # where the lock file lives
+    return out_lock(out)
+
+
 def _cmd_build_toy(args: argparse.Namespace) -> int:
     from ..data.toy import build_toy
 
-    path = build_toy(args.out, size=args.size, seed=args.seed, overwrite=args.overwrite, progress=not args.quiet)
+    with _build_lock(args.out):
+        path = build_toy(args.out, size=args.size, seed=args.seed, overwrite=args.overwrite, progress=not args.quiet)
     return _print_check(path)
 
 
 def _cmd_build_movielens(args: argparse.Namespace) -> int:
     from ..data.movielens import build_movielens
 
-    path = build_movielens(
-        args.out,
-        ratings_dir=args.ratings_dir,
-        posters_dir=args.posters_dir,
-        seed=args.seed,
-        overwrite=args.overwrite,
-        progress=not args.quiet,
-    )
+    with _build_lock(args.out):
+        path = build_movielens(
+            args.out,
+            ratings_dir=args.ratings_dir,
+            posters_dir=args.posters_dir,
+            seed=args.seed,
+            overwrite=args.overwrite,
+            progress=not args.quiet,
+        )
     return _print_check(path)
 
 
 def _cmd_build_amazon(args: argparse.Namespace) -> int:
     from ..data.amazon import build_amazon
 
-    out = build_amazon(
-        args.out,
-        release=args.release,
-        category=args.category,
-        reviews=args.reviews,
-        meta=args.meta,
-        images=not args.no_images,
-        k=args.k,
-        seed=args.seed,
-        workers=args.workers,
-        overwrite=args.overwrite,
-        progress=not args.quiet,
-        name=args.name,
-        cache_dir=args.cache,
-        offline=args.offline,
-        timeout=args.timeout,
-        retries=args.retries,
-    )
+    with _build_lock(args.out):
+        out = build_amazon(
+            args.out,
+            release=args.release,
+            category=args.category,
+            reviews=args.reviews,
+            meta=args.meta,
+            images=not args.no_images,
+            k=args.k,
+            seed=args.seed,
+            workers=args.workers,
+            overwrite=args.overwrite,
+            progress=not args.quiet,
+            name=args.name,
+            cache_dir=args.cache,
+            offline=args.offline,
+            timeout=args.timeout,
+            retries=args.retries,
+        )
     print(f"check it with: alignrec-lite data check {out}")
     return 0
 
@@ -117,14 +134,15 @@ def _cmd_download_movielens(args: argparse.Namespace) -> int:
     if args.out is None:
         print(f"next: alignrec-lite data build movielens --ratings-dir {folder} --posters-dir POSTERS --out DIR")
         return 0
-    out = build_movielens(
-        args.out,
-        ratings_dir=folder,
-        posters_dir=args.posters_dir,
-        seed=args.seed,
-        overwrite=args.overwrite,
-        progress=not args.quiet,
-    )
+    with _build_lock(args.out):
+        out = build_movielens(
+            args.out,
+            ratings_dir=folder,
+            posters_dir=args.posters_dir,
+            seed=args.seed,
+            overwrite=args.overwrite,
+            progress=not args.quiet,
+        )
     print(f"built {out}; check it with: alignrec-lite data check {out}")
     return 0
 

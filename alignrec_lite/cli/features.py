@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
+from typing import Any
 
 from ..errors import ConfigError
 from .common import (
@@ -61,9 +63,29 @@ def _unset(value, default):
     return default if value is None else value
 
 
+def _pretrain_and_report(
+    args: argparse.Namespace, pretrain: Callable[..., dict], cfg: Any, what: str, *, untrained: str | None = None
+) -> int:
+    """Run a stage-1 pre-training (``pretrain_ica`` / ``pretrain_multiway``) on the dataset folder, one writer at a
+    time, and print what it wrote; ``untrained`` replaces the final loss when no epoch ran."""
+    from ..files import out_lock
+
+    folder = dataset_folder(args)
+    with out_lock(folder, flag="DIR"):  # one writer of a dataset's feature files at a time
+        result = pretrain(
+            folder, cfg, out=args.out, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet
+        )
+    loss = untrained if untrained and not result["epochs_run"] else f"final loss {result['final_loss']:.4f}"
+    print(
+        f"mm_feat.npy {tuple(result['shape'])}: {what}, {result['epochs_run']} epoch(s), "
+        f"{result['train_seconds']:.1f} s, {loss}"
+    )
+    print(f"checkpoints: {result['run_dir']}")
+    return 0
+
+
 def _cmd_pretrain_multiway(args: argparse.Namespace) -> int:
     """``alignrec-lite pretrain-ica DIR --encoder multiway``: masked multimodal modelling, mm_feat.npy."""
-    from ..files import out_lock
     from ..multiway import MultiwayConfig, pretrain_multiway
 
     for flag, value in (
@@ -89,18 +111,9 @@ def _cmd_pretrain_multiway(args: argparse.Namespace) -> int:
         device=args.device,
         seed=args.seed,
     )
-    folder = dataset_folder(args)
-    with out_lock(folder, flag="DIR"):  # one writer of a dataset's feature files at a time
-        result = pretrain_multiway(
-            folder, cfg, out=args.out, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet
-        )
-    loss = "random init, no pre-training" if not result["epochs_run"] else f"final loss {result['final_loss']:.4f}"
-    print(
-        f"mm_feat.npy {tuple(result['shape'])}: Multiway encoder, {result['epochs_run']} epoch(s), "
-        f"{result['train_seconds']:.1f} s, {loss}"
+    return _pretrain_and_report(
+        args, pretrain_multiway, cfg, "Multiway encoder", untrained="random init, no pre-training"
     )
-    print(f"checkpoints: {result['run_dir']}")
-    return 0
 
 
 def _cmd_pretrain_ica(args: argparse.Namespace) -> int:
@@ -113,7 +126,6 @@ def _cmd_pretrain_ica(args: argparse.Namespace) -> int:
             row="--encoder",
             fix="add --encoder multiway, or drop them",
         )
-    from ..files import out_lock
     from ..ica import ICAConfig, pretrain_ica
 
     d = ICAConfig()
@@ -143,17 +155,7 @@ def _cmd_pretrain_ica(args: argparse.Namespace) -> int:
         device=args.device,
         seed=args.seed,
     )
-    folder = dataset_folder(args)
-    with out_lock(folder, flag="DIR"):  # one writer of a dataset's feature files at a time
-        result = pretrain_ica(
-            folder, cfg, out=args.out, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet
-        )
-    print(
-        f"mm_feat.npy {tuple(result['shape'])}: fusion {cfg.fusion}, {result['epochs_run']} epoch(s), "
-        f"{result['train_seconds']:.1f} s, final loss {result['final_loss']:.4f}"
-    )
-    print(f"checkpoints: {result['run_dir']}")
-    return 0
+    return _pretrain_and_report(args, pretrain_ica, cfg, f"fusion {cfg.fusion}")
 
 
 def _cmd_evaluate_features(args: argparse.Namespace) -> int:
@@ -169,6 +171,7 @@ def _cmd_evaluate_features(args: argparse.Namespace) -> int:
         shrink=args.shrink,
         seed=args.seed,
         progress=not args.quiet,
+        batch_users=args.batch_users,
     )
     if args.json:
         print(json.dumps(table, indent=2))
@@ -260,6 +263,12 @@ def register(sub: Subcommands) -> None:
     e.add_argument("--mask-ratio", type=float, default=0.5, help="share of items whose modality is masked")
     e.add_argument("--knn-k", type=int, default=10, help="neighbours kept per item in item-CF")
     e.add_argument("--shrink", type=float, default=10.0, help="item-CF similarity shrink term")
+    e.add_argument(
+        "--batch-users",
+        type=int,
+        default=1024,
+        help="users scored at once (the item-kNN similarity takes twice as many rows); lower it when memory is short",
+    )
     add_seed(e, 0, "seed of the masked items and the geometry subsamples")
     e.add_argument("--json", action="store_true", help="print the full result as JSON")
     add_quiet(e)

@@ -16,7 +16,7 @@ turns one category of either release into an MMRec folder with raw content:
    re-encoded as ``images/<itemID>.jpg``; items without one are recorded;
 6. ``<name>.inter``, ``i_id_mapping.csv`` (``asin\\titemID``),
    ``u_id_mapping.csv`` (``user_id\\tuserID``), ``items.csv`` and ``dataset.json``,
-   all written inside :func:`~alignrec_lite.files.atomic_dir`.
+   all written into a staging folder that :func:`~alignrec_lite.files.replace_dir` swaps in when complete.
 
 The dumps are read by :mod:`alignrec_lite.data.amazon_read` (the 2014 metadata lines are
 Python literals, parsed with :func:`ast.literal_eval` — never ``eval``). Features are computed
@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError, DownloadError
-from ..files import atomic_dir, atomic_write
+from ..files import atomic_write, replace_dir
 from .amazon_read import item_text, read_meta, read_reviews
 from .download import download, is_offline, is_valid_image
 from .sources import EXPECTED_STATS_2014, amazon_category, source_url
@@ -263,7 +263,7 @@ def build_amazon(
     stats["sparsity_percent"] = round(100.0 * (1 - stats["interactions"] / (stats["users"] * stats["items"])), 4)
     check = compare_stats(stats, expected_stats(release, full_cat))
 
-    with atomic_dir(out, overwrite=overwrite) as tmp:
+    with replace_dir(out, overwrite=overwrite) as tmp:  # the old folder stays whole until the swap
         # 5. images
         image_col = [""] * n_items
         missing: list[dict] = []

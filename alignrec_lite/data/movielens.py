@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError, DownloadError
-from ..files import atomic_dir, sha256_file
+from ..files import replace_dir, sha256_file
 from .archives import extract_zip
 from .download import OFFLINE_ENV, download, is_offline
 from .mmrec import format_stats
@@ -306,7 +306,7 @@ def build_movielens(
         "licence": "MovieLens: GroupLens usage licence (research use, cite Harper & Konstan 2015); "
         "posters: studio artwork, research/teaching only, do not redistribute",
     }
-    with atomic_dir(out, overwrite=overwrite) as tmp:
+    with replace_dir(out, overwrite=overwrite) as tmp:  # the old folder stays whole until the swap
         if copy_posters:
             (tmp / "images").mkdir()
             for iid, src in enumerate(used_posters):

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError, DataError
-from ..files import atomic_dir
+from ..files import replace_dir
 from .mmrec import RecDataset, load_mmrec
 from .mmrec_files import write_mmrec_files
 from .split import mmrec_split
@@ -447,7 +447,7 @@ def build_toy(
             f"~{P_OMIT_PATTERN:.0%}, colour for ~{P_OMIT_COLOUR:.0%} of the items",
         },
     }
-    with atomic_dir(out, overwrite=overwrite) as tmp:
+    with replace_dir(out, overwrite=overwrite) as tmp:  # the old folder stays whole until the swap
         (tmp / "images").mkdir()
         rows = items.itertuples(index=False)
         for row in tqdm(rows, total=len(items), desc="drawing items", disable=not progress):

@@ -243,6 +243,48 @@ def _extract_one(
     return entry
 
 
+def _check_extraction_memory(
+    ds: RecDataset, towers: Sequence[EncoderTower], batch_size: int, given: Sequence[EncoderTower] = ()
+) -> None:
+    """Refuse before any work when one batch through a tower and the finished matrix cannot fit.
+
+    One item is run through each tower (eval mode, no gradients, random state kept) to
+    measure its largest layer output; texts are probed with the longest one. A tower the
+    caller built (``given``) is probed on a copy, so that its own forward is never called
+    for the probe.
+    """
+    import copy
+
+    from ..checks import WORKING_MEMORY, activation_bytes, check_memory, estimate_extraction_bytes
+
+    for tower in towers:
+        probed = copy.deepcopy(tower) if any(tower is t for t in given) else tower
+        if tower.modality == "image":
+            s = int(getattr(tower, "image_size", 64))
+            probe: Any = torch.zeros(1, 3, s, s, device=tower.device)
+            input_bytes = 4.0 * 3 * s * s
+        else:
+            longest = max((ds.item_text(i) for i in range(ds.n_items)), key=len, default="")
+            probe = {k: v.to(tower.device) for k, v in tower.tokenize([longest]).items()}
+            input_bytes = float(sum(v.numel() * v.element_size() for v in probe.values()))
+        _, largest = activation_bytes(probed, probe)
+        need = estimate_extraction_bytes(
+            ds.n_items, tower.dim, batch_size, input_bytes=input_bytes, largest_layer_bytes=largest
+        )
+        batch_part = need - WORKING_MEMORY - 3.0 * 4 * ds.n_items * tower.dim
+        check_memory(
+            need,
+            f"extracting {tower.modality} features of {ds.n_items:,} items with {tower.spec} "
+            f"in batches of {batch_size}",
+            row="--batch-size" if batch_part > need / 2 else "DIR",
+            fix=(
+                f"lower --batch-size (e.g. --batch-size {max(1, batch_size // 4)}) or use a machine with more memory"
+                if batch_part > need / 2
+                else "use a machine with more memory (or free some)"
+            ),
+        )
+
+
 def extract_features(
     folder: str | Path,
     image_encoder: str | ImageTower | None = "tiny-cnn",
@@ -294,6 +336,9 @@ def extract_features(
     # -1 replaced good features with NaN images and zero texts and updated the manifest
     batch_size = check_int(batch_size, "--batch-size", 1, 65536, example=64)
     folder = Path(folder)
+    from .stage1 import finish_mm_commit  # (stage1 imports this module)
+
+    finish_mm_commit(folder)  # a stage-1 commit that a kill interrupted would later replace features.json
     ds = load_mmrec(folder, load_features=False)
     if ds.items is None:
         raise DataError(
@@ -327,11 +372,13 @@ def extract_features(
                 fix=f"pass a {modality} encoder",
             )
         towers.append(tower)
+    todo = []
     for tower in towers:  # check every modality before spending time on any
-        _guard_mixing(folder, tower.modality, encoder_identity(tower.describe()), overwrite)
-    for tower in towers:
-        if _guard_mixing(folder, tower.modality, encoder_identity(tower.describe()), overwrite) and not overwrite:
-            continue  # already extracted with this very encoder
+        if not _guard_mixing(folder, tower.modality, encoder_identity(tower.describe()), overwrite) or overwrite:
+            todo.append(tower)  # (else: already extracted with this very encoder)
+    given = [t for t in (image_encoder, text_encoder) if isinstance(t, EncoderTower)]
+    _check_extraction_memory(ds, todo, batch_size, given)
+    for tower in todo:
         entry = _extract_one(
             ds,
             tower,

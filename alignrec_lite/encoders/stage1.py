@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, fields
@@ -21,11 +23,11 @@ from ..errors import ConfigError, DataError
 from ..files import save_npy, sha256_file, write_json
 from .extract import load_image
 from .manifest import (
+    MANIFEST,
     MASKED_FILES,
     MM_FILE,
     library_versions,
     read_manifest,
-    update_manifest,
 )
 
 
@@ -268,6 +270,36 @@ def open_stage1_run(
     return state
 
 
+#: written into the dataset folder once the new stage-1 files are complete beside the old ones
+#: (the commit point); :func:`finish_mm_commit` moves them into place and removes it
+MM_JOURNAL = ".mm-commit.json"
+_STAGE_PREFIX = ".mm-new-"
+
+
+def stage1_workdir(run: Path, *, resume: bool, overwrite: bool) -> Path:
+    """The folder a stage-1 run writes its checkpoints into.
+
+    ``run`` itself, except when ``overwrite`` replaces a run that is there: then a staging
+    folder beside it (:func:`~alignrec_lite.files.staging_dir`), which
+    :func:`write_mm_features` puts in place together with the new feature files, so a kill
+    mid-way leaves the old run whole. Leftovers of a killed swap of ``run`` are repaired first.
+    """
+    from ..files import recover_swap, staging_dir
+
+    recover_swap(run)
+    if overwrite and not resume and (run / "last.pt").exists():
+        work = staging_dir(run)
+        shutil.rmtree(work, ignore_errors=True)
+        return work
+    return run
+
+
+def discard_stage1_workdir(work: Path, run: Path, folder: Path) -> None:
+    """Remove the staging folder of a failed ``--overwrite`` run (unless a commit already names it)."""
+    if work != run and not os.path.lexists(Path(folder) / MM_JOURNAL):
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def write_mm_features(
     folder: Path,
     run: Path,
@@ -279,6 +311,7 @@ def write_mm_features(
     train_seconds: float,
     missing_images: int,
     device: Any,
+    work: Path | None = None,
 ) -> dict:
     """Write a stage-1 encoder's item vectors into the dataset folder and record them in its manifest.
 
@@ -286,9 +319,15 @@ def write_mm_features(
     ``mm_feat.npy`` (the fused vectors), the two masked views (:data:`MASKED_FILES`), the
     ``mm`` entry of ``features.json`` and ``run/result.json``.
 
+    Nothing in the dataset folder changes until all of them are complete: they are written
+    into a hidden staging folder (``DIR/.mm-new-PID/``), then :data:`MM_JOURNAL` records the
+    commit, then each file is renamed into place (the manifest last) and, with ``work``, the
+    new run folder is swapped in. A kill before the commit leaves the old files whole; a kill
+    during it is finished by :func:`finish_mm_commit` at the next stage-1 or feature command.
+
     Args:
         folder: the dataset folder.
-        run: the encoder's run folder.
+        run: the encoder's run folder (as recorded in the manifest).
         emb: ``{"mm": (n_items, d), "mm_mask_image": ..., "mm_mask_text": ...}``.
         entry: the encoder's own manifest fields (``"encoder"`` first, then what describes it).
         config: the encoder's config dataclass (with ``key()``).
@@ -296,33 +335,115 @@ def write_mm_features(
         train_seconds: pre-training wall time.
         missing_images: items without a readable image.
         device: where it ran.
+        work: where the run was written when it replaces an old one (:func:`stage1_workdir`);
+            it is swapped in at ``run`` with the features.
 
     Returns:
         The updated manifest.
     """
-    save_npy(folder / MM_FILE, emb["mm"])
-    for modality, fname in MASKED_FILES.items():
-        save_npy(folder / fname, emb[f"mm_mask_{modality}"])
-    man_entry = {
-        "encoder": entry["encoder"],
-        "file": MM_FILE,
-        "dim": int(emb["mm"].shape[1]),
-        "shape": list(emb["mm"].shape),
-        "sha256": sha256_file(folder / MM_FILE),
-        "rows": "itemID",
-        "config_key": config.key(),
-        "config": asdict(config),
-        **{k: v for k, v in entry.items() if k != "encoder"},
-        "masked_files": {m: {"file": f, "sha256": sha256_file(folder / f)} for m, f in MASKED_FILES.items()},
-        "missing_images": int(missing_images),
-        "epochs": len(history),
-        "train_seconds": round(train_seconds, 2),
-        "final_loss": history[-1]["loss"] if history else None,
-        "run_dir": str(run),
-        "device": str(device),
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "versions": library_versions(),
-    }
-    manifest = update_manifest(folder, "mm", man_entry)
-    write_json(run / "result.json", {k: v for k, v in man_entry.items() if k != "versions"})
+    work = run if work is None else Path(work)
+    finish_mm_commit(folder)  # an earlier commit that a kill interrupted comes first
+    stage = folder / f"{_STAGE_PREFIX}{os.getpid()}"
+    shutil.rmtree(stage, ignore_errors=True)
+    stage.mkdir()
+    try:
+        save_npy(stage / MM_FILE, emb["mm"])
+        for modality, fname in MASKED_FILES.items():
+            save_npy(stage / fname, emb[f"mm_mask_{modality}"])
+        man_entry = {
+            "encoder": entry["encoder"],
+            "file": MM_FILE,
+            "dim": int(emb["mm"].shape[1]),
+            "shape": list(emb["mm"].shape),
+            "sha256": sha256_file(stage / MM_FILE),
+            "rows": "itemID",
+            "config_key": config.key(),
+            "config": asdict(config),
+            **{k: v for k, v in entry.items() if k != "encoder"},
+            "masked_files": {m: {"file": f, "sha256": sha256_file(stage / f)} for m, f in MASKED_FILES.items()},
+            "missing_images": int(missing_images),
+            "epochs": len(history),
+            "train_seconds": round(train_seconds, 2),
+            "final_loss": history[-1]["loss"] if history else None,
+            "run_dir": str(run),
+            "device": str(device),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "versions": library_versions(),
+        }
+        manifest = read_manifest(folder)
+        manifest["mm"] = man_entry
+        write_json(stage / MANIFEST, manifest)
+        write_json(work / "result.json", {k: v for k, v in man_entry.items() if k != "versions"})
+        journal = {"stage": stage.name, "files": [*MASKED_FILES.values(), MM_FILE, MANIFEST]}
+        if work != run:
+            journal["run"] = [work.name, str(run)]
+        write_json(folder / MM_JOURNAL, journal)  # the commit point: from here on the new files win
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    finish_mm_commit(folder)
     return manifest
+
+
+def finish_mm_commit(folder: str | Path) -> bool:
+    """Finish a stage-1 commit that a kill interrupted, or drop the half-written files of one that never began.
+
+    With :data:`MM_JOURNAL` present, the staged files are complete: each one still in the
+    staging folder is renamed into place (the manifest last), then the new run folder is
+    swapped in. Without it, staging folders of processes that no longer run are removed
+    (the old files were never touched). Cheap when there is nothing to do.
+
+    Returns:
+        True when an interrupted commit was finished.
+
+    Raises:
+        DataError: a journal that the kit did not write (it is never followed outside the folder).
+    """
+    from ..files import read_json, swap_dir
+
+    folder = Path(folder)
+    journal = folder / MM_JOURNAL
+    if not os.path.lexists(journal):
+        for stale in folder.glob(f"{_STAGE_PREFIX}*"):
+            pid = stale.name[len(_STAGE_PREFIX) :]
+            if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+                shutil.rmtree(stale, ignore_errors=True)
+        return False
+    fix = f"delete {MM_JOURNAL} and the {_STAGE_PREFIX}* folder, then run pretrain-ica again with --overwrite"
+    rec = read_json(journal, "stage-1 commit record", fix=fix)
+    allowed = {*MASKED_FILES.values(), MM_FILE, MANIFEST}
+    names = rec.get("files") if isinstance(rec, dict) else None
+    stage_name = str(rec.get("stage", "")) if isinstance(rec, dict) else ""
+    run = rec.get("run") if isinstance(rec, dict) else None
+    if (
+        not isinstance(names, list)
+        or not set(names) <= allowed
+        or not stage_name.startswith(_STAGE_PREFIX)
+        or "/" in stage_name
+        or (run is not None and not (isinstance(run, list) and len(run) == 2))
+    ):
+        raise DataError("not a commit record written by the kit", path=journal, fix=fix)
+    stage = folder / stage_name
+    for name in names:
+        if (stage / name).exists():
+            os.replace(stage / name, folder / name)
+    if run is not None:
+        out = Path(run[1])
+        new = out.parent / str(run[0])
+        if not (new.name.startswith(f".{out.name}.new-") and "/" not in str(run[0])):
+            raise DataError("not a commit record written by the kit", path=journal, fix=fix)
+        if new.is_dir():
+            swap_dir(new, out)
+    shutil.rmtree(stage, ignore_errors=True)
+    os.unlink(journal)
+    return True
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -24,6 +24,7 @@ from ..encoders import (
     save_stage1_checkpoint,
     write_mm_features,
 )
+from ..encoders.stage1 import discard_stage1_workdir, finish_mm_commit, stage1_workdir
 from ..errors import CheckpointError, ConfigError, DataError
 from ..files import save_npy
 from ..geometry import alignment, uniformity
@@ -208,6 +209,58 @@ def _pair_geometry(emb: dict[str, np.ndarray], items: np.ndarray, max_items: int
     }
 
 
+def _check_memory(ds: RecDataset, model: MMEnc, cfg: ICAConfig, trainable: int) -> None:
+    """Refuse before any work when the items' pixels, the optimiser and one training batch cannot fit.
+
+    Each tower is probed with one item (:func:`~alignrec_lite.checks.activation_bytes`):
+    training keeps every layer output of a batch for the backward pass (plus the gradient
+    of the largest); the figures are compared with measured peaks in docs/RELIABILITY.md §9.
+    """
+    from ..checks import activation_bytes, check_memory, estimate_stage1_bytes
+
+    s = int(model.image_tower.image_size)
+    e, out = int(cfg.embed_dim), int(model.out_dim)
+    towers = {"image": model.image_tower, "text": model.text_tower}
+    frozen = {"image": cfg.freeze_image, "text": cfg.freeze_text}
+    longest = max((ds.item_text(i) for i in range(ds.n_items)), key=len, default="")
+    batch_item, encoding = 0.0, 0.0
+    for name, tower in towers.items():
+        if name == "image":
+            probe: Any = torch.zeros(1, 3, s, s, device=tower.device)
+        else:
+            probe = {k: v.to(tower.device) for k, v in tower.tokenize([longest]).items()}
+        total, largest = activation_bytes(tower, probe)
+        # every tower encodes all items in batches of 128 without gradients (a frozen one before training)
+        encoding = max(encoding, 128 * 3.0 * largest)
+        if not frozen[name]:  # training keeps every layer output for the backward pass
+            batch_item += total + 2.0 * largest
+            if name == "image":
+                batch_item += 3 * 4.0 * 3 * s * s  # the float copy, the augmentation's padding and flip
+    m = min(4096, ds.n_items)
+    need = estimate_stage1_bytes(
+        ds.n_items,
+        pixel_bytes=2.0 * 3 * s * s,
+        # tower outputs (cached or encoded at the end) and the vectors before and after training
+        kept_per_item=4.0 * (2 * sum(int(t.dim) for t in towers.values()) + 2 * (2 * e + 3 * out)),
+        trainable_params=trainable,
+        batch_size=cfg.batch_size,
+        batch_item_bytes=batch_item,
+        phases=(encoding,),
+        extra=4.0 * 6 * m * m,  # the geometry before and after: 4,096 x 4,096 logits and distances
+    )
+    batch_part = min(cfg.batch_size, ds.n_items) * batch_item
+    check_memory(
+        need,
+        f"pre-training the ICA encoder on {ds.n_items:,} items ({s}x{s} pixels each, batches of {cfg.batch_size})",
+        row="--batch-size" if batch_part > need / 2 else "DIR",
+        fix=(
+            f"lower --batch-size (e.g. --batch-size {max(2, cfg.batch_size // 4)}) or use a machine with more memory"
+            if batch_part > need / 2
+            else "use a machine with more memory (or free some; every item's pixels are kept in memory)"
+        ),
+    )
+
+
 def pretrain_ica(
     folder: str | Path,
     config: ICAConfig | None = None,
@@ -260,6 +313,7 @@ def pretrain_ica(
             fix="build the dataset with `alignrec-lite data build ...`",
         )
     run = Path(out) if out is not None else folder / ".cache" / "ica" / cfg.key()
+    finish_mm_commit(folder)  # a commit of new feature files that a kill interrupted is finished first
     done = reuse_mm_features(
         folder,
         "mmenc-ica",
@@ -271,131 +325,139 @@ def pretrain_ica(
     )
     if done is not None:
         return done
-    state = open_stage1_run(run, cfg, resume=resume, overwrite=overwrite, load=load_checkpoint, name="an ICA")
-
     seed_everything(cfg.seed)
     device = get_device(cfg.device)
     model = build_mmenc(cfg)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    history: list[dict] = []
-    start_epoch, prior_seconds = 0, 0.0
-    if resume:
-        model.load_state_dict(state["model"], strict=False)
-    model.to(device)
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    if resume:
-        history, start_epoch, prior_seconds = restore_training_state(state, opt, gen)
-    content = ItemContent(ds, model, progress=progress)
-    train_items = content.has_image.nonzero().squeeze(1)  # pairs need both modalities
-    frozen = {m: (cfg.freeze_image if m == "image" else cfg.freeze_text) for m in ("image", "text")}
-    cached = {m: _tower_outputs(model, content, m, device, cfg.precision) for m in frozen if frozen[m]}
-    emb0 = encode_items(model, content, device=device, precision=cfg.precision, tower_outputs=cached)
-    geometry_before = _pair_geometry(emb0, train_items.numpy())
-    use_scaler = cfg.precision == "amp" and device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda") if use_scaler else None
+    # before anything is written or the pixels of every item are decoded
+    _check_memory(ds, model, cfg, sum(p.numel() for p in model.parameters() if p.requires_grad))
+    # --overwrite of an existing run trains beside it; the new run is swapped in with the new feature files
+    work = stage1_workdir(run, resume=resume, overwrite=overwrite)
+    try:  # a failed or interrupted --overwrite leaves the old run whole and no staging folder
+        state = open_stage1_run(work, cfg, resume=resume, overwrite=overwrite, load=load_checkpoint, name="an ICA")
+        gen = torch.Generator().manual_seed(cfg.seed)
+        history: list[dict] = []
+        start_epoch, prior_seconds = 0, 0.0
+        if resume:
+            model.load_state_dict(state["model"], strict=False)
+        model.to(device)
+        params = [p for p in model.parameters() if p.requires_grad]
+        opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        if resume:
+            history, start_epoch, prior_seconds = restore_training_state(state, opt, gen)
+        content = ItemContent(ds, model, progress=progress)
+        train_items = content.has_image.nonzero().squeeze(1)  # pairs need both modalities
+        frozen = {m: (cfg.freeze_image if m == "image" else cfg.freeze_text) for m in ("image", "text")}
+        cached = {m: _tower_outputs(model, content, m, device, cfg.precision) for m in frozen if frozen[m]}
+        emb0 = encode_items(model, content, device=device, precision=cfg.precision, tower_outputs=cached)
+        geometry_before = _pair_geometry(emb0, train_items.numpy())
+        use_scaler = cfg.precision == "amp" and device.type == "cuda"
+        scaler = torch.amp.GradScaler("cuda") if use_scaler else None
 
-    t0 = time.perf_counter()
-    bar = tqdm(
-        total=cfg.epochs,
-        initial=min(start_epoch, cfg.epochs),
-        disable=not progress,
-        desc="ICA",
-        unit="epoch",
-        dynamic_ncols=True,
-    )
-    for epoch in range(start_epoch, cfg.epochs):
-        model.train()
-        for m, is_frozen in frozen.items():
-            if is_frozen:
-                (model.image_tower if m == "image" else model.text_tower).eval()
-        order = train_items[torch.randperm(len(train_items), generator=gen)]
-        sums: dict[str, float] = {}
-        n_batches = 0
-        for s in range(0, len(order), cfg.batch_size):
-            idx = order[s : s + cfg.batch_size]
-            if len(idx) < 2:
-                continue
-            with precision_context(device, cfg.precision):
-                if frozen["image"]:
-                    f_img = cached["image"][idx.to(cached["image"].device)]
+        t0 = time.perf_counter()
+        bar = tqdm(
+            total=cfg.epochs,
+            initial=min(start_epoch, cfg.epochs),
+            disable=not progress,
+            desc="ICA",
+            unit="epoch",
+            dynamic_ncols=True,
+        )
+        for epoch in range(start_epoch, cfg.epochs):
+            model.train()
+            for m, is_frozen in frozen.items():
+                if is_frozen:
+                    (model.image_tower if m == "image" else model.text_tower).eval()
+            order = train_items[torch.randperm(len(train_items), generator=gen)]
+            sums: dict[str, float] = {}
+            n_batches = 0
+            for s in range(0, len(order), cfg.batch_size):
+                idx = order[s : s + cfg.batch_size]
+                if len(idx) < 2:
+                    continue
+                with precision_context(device, cfg.precision):
+                    if frozen["image"]:
+                        f_img = cached["image"][idx.to(cached["image"].device)]
+                    else:
+                        pix = content.pixels[idx].float()
+                        if cfg.augment:
+                            pix = _augment(pix, gen)
+                        f_img = model.image_tower(pix.to(device))
+                    if frozen["text"]:
+                        f_txt = cached["text"][idx.to(cached["text"].device)]
+                    else:
+                        tok = model.text_tower.tokenize([content.texts[i] for i in idx.tolist()])
+                        f_txt = model.text_tower({k: v.to(device) for k, v in tok.items()})
+                z_img, z_txt = model.project_image(f_img), model.project_text(f_txt)  # (B, e) fp32
+                terms = model.ica_loss(
+                    z_img,
+                    z_txt,
+                    mask_weight=cfg.mask_weight,
+                    mask_prob=cfg.mask_prob,
+                    mask_temperature=cfg.mask_temperature,
+                    generator=gen,
+                )
+                opt.zero_grad(set_to_none=True)
+                if scaler is not None:
+                    scaler.scale(terms["loss"]).backward()
+                    scaler.step(opt)
+                    scaler.update()
                 else:
-                    pix = content.pixels[idx].float()
-                    if cfg.augment:
-                        pix = _augment(pix, gen)
-                    f_img = model.image_tower(pix.to(device))
-                if frozen["text"]:
-                    f_txt = cached["text"][idx.to(cached["text"].device)]
-                else:
-                    tok = model.text_tower.tokenize([content.texts[i] for i in idx.tolist()])
-                    f_txt = model.text_tower({k: v.to(device) for k, v in tok.items()})
-            z_img, z_txt = model.project_image(f_img), model.project_text(f_txt)  # (B, e) fp32
-            terms = model.ica_loss(
-                z_img,
-                z_txt,
-                mask_weight=cfg.mask_weight,
-                mask_prob=cfg.mask_prob,
-                mask_temperature=cfg.mask_temperature,
-                generator=gen,
-            )
-            opt.zero_grad(set_to_none=True)
-            if scaler is not None:
-                scaler.scale(terms["loss"]).backward()
-                scaler.step(opt)
-                scaler.update()
-            else:
-                terms["loss"].backward()
-                opt.step()
-            with torch.no_grad():
-                model.logit_scale.clamp_(max=MAX_LOGIT_SCALE)
-            for k, v in terms.items():
-                sums[k] = sums.get(k, 0.0) + float(v.detach())
-            n_batches += 1
-        record = {
-            "epoch": epoch,
-            **{k: v / max(1, n_batches) for k, v in sums.items()},
-            "temperature": model.temperature(),
-        }
-        if not math.isfinite(record.get("loss", 0.0)):
-            raise ConfigError(
-                f"the ICA loss became {record['loss']} at epoch {epoch}",
-                row="lr",
-                fix="lower the learning rate (--lr) or use --precision fp32",
-            )
-        history.append(record)
-        for cb in callbacks or []:
-            cb(epoch, model, record)
-        _save(run, model, opt, cfg, epoch + 1, history, gen, prior_seconds + time.perf_counter() - t0)
-        bar.update(1)
-        bar.set_postfix(loss=f"{record['loss']:.4f}", clip=f"{record['clip']:.4f}")
-    bar.close()
-    train_seconds = prior_seconds + time.perf_counter() - t0
-    if cfg.epochs == 0 or start_epoch >= cfg.epochs:
-        _save(run, model, opt, cfg, max(start_epoch, cfg.epochs), history, gen, train_seconds)
+                    terms["loss"].backward()
+                    opt.step()
+                with torch.no_grad():
+                    model.logit_scale.clamp_(max=MAX_LOGIT_SCALE)
+                for k, v in terms.items():
+                    sums[k] = sums.get(k, 0.0) + float(v.detach())
+                n_batches += 1
+            record = {
+                "epoch": epoch,
+                **{k: v / max(1, n_batches) for k, v in sums.items()},
+                "temperature": model.temperature(),
+            }
+            if not math.isfinite(record.get("loss", 0.0)):
+                raise ConfigError(
+                    f"the ICA loss became {record['loss']} at epoch {epoch}",
+                    row="lr",
+                    fix="lower the learning rate (--lr) or use --precision fp32",
+                )
+            history.append(record)
+            for cb in callbacks or []:
+                cb(epoch, model, record)
+            _save(work, model, opt, cfg, epoch + 1, history, gen, prior_seconds + time.perf_counter() - t0)
+            bar.update(1)
+            bar.set_postfix(loss=f"{record['loss']:.4f}", clip=f"{record['clip']:.4f}")
+        bar.close()
+        train_seconds = prior_seconds + time.perf_counter() - t0
+        if cfg.epochs == 0 or start_epoch >= cfg.epochs:
+            _save(work, model, opt, cfg, max(start_epoch, cfg.epochs), history, gen, train_seconds)
 
-    emb = encode_items(model, content, device=device, precision=cfg.precision, tower_outputs=cached)
-    geometry_after = _pair_geometry(emb, train_items.numpy())
-    save_npy(run / "ica_image.npy", emb["image"])
-    save_npy(run / "ica_text.npy", emb["text"])
-    manifest = write_mm_features(
-        folder,
-        run,
-        emb,
-        {
-            "encoder": "mmenc-ica",
-            "image_tower": model.image_tower.describe(),
-            "text_tower": model.text_tower.describe(),
-            "fusion": cfg.fusion,
-            "temperature": model.temperature(),
-            "geometry_before": geometry_before,
-            "geometry_after": geometry_after,
-        },
-        config=cfg,
-        history=history,
-        train_seconds=train_seconds,
-        missing_images=int((~content.has_image).sum()),
-        device=device,
-    )
+        emb = encode_items(model, content, device=device, precision=cfg.precision, tower_outputs=cached)
+        geometry_after = _pair_geometry(emb, train_items.numpy())
+        save_npy(work / "ica_image.npy", emb["image"])
+        save_npy(work / "ica_text.npy", emb["text"])
+        manifest = write_mm_features(
+            folder,
+            run,
+            emb,
+            {
+                "encoder": "mmenc-ica",
+                "image_tower": model.image_tower.describe(),
+                "text_tower": model.text_tower.describe(),
+                "fusion": cfg.fusion,
+                "temperature": model.temperature(),
+                "geometry_before": geometry_before,
+                "geometry_after": geometry_after,
+            },
+            config=cfg,
+            history=history,
+            train_seconds=train_seconds,
+            missing_images=int((~content.has_image).sum()),
+            device=device,
+            work=work,
+        )
+    except BaseException:
+        discard_stage1_workdir(work, run, folder)
+        raise
     return {
         "shape": list(emb["mm"].shape),
         "epochs_run": len(history),

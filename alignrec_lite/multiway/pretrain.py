@@ -25,6 +25,7 @@ from ..encoders import (
     simple_transform,
     write_mm_features,
 )
+from ..encoders.stage1 import discard_stage1_workdir, finish_mm_commit, stage1_workdir
 from ..errors import CheckpointError, ConfigError, DataError
 from ..files import save_npy
 from ..utils import get_device, seed_everything
@@ -243,6 +244,50 @@ def _run_dir(folder: Path, cfg: MultiwayConfig, out: str | Path | None) -> Path:
     return Path(out) if out is not None else folder / ".cache" / "multiway" / cfg.key()
 
 
+def _check_memory(ds: RecDataset, cfg: MultiwayConfig) -> None:
+    """Refuse before any work when the items' pixels, the codebook fit and one training batch cannot fit.
+
+    Per item and block, a training step keeps about ``(10 + 2 x mlp_ratio) x T x dim``
+    floats of layer outputs and ``3 x heads x T^2`` of attention (``T`` = 1 + patches +
+    title tokens) for the pair pass and one (shorter) monomodal pass, and the masked tokens'
+    logits over the vocabulary (compared with measured peaks in docs/RELIABILITY.md §9).
+    """
+    from ..checks import check_memory, estimate_stage1_bytes
+
+    texts = [ds.item_text(i) for i in range(ds.n_items)]
+    n_vocab = len(TitleTokenizer(texts, kind=cfg.tokenizer, min_count=cfg.min_word_count, max_len=cfg.max_text_len))
+    s, d, h, L, P = cfg.image_size, cfg.dim, cfg.heads, cfg.max_text_len, cfg.n_patches
+    t = 1 + P + L
+    blocks = cfg.layers + (1 if cfg.cls_weight > 0 else 0)
+    per_pass = 4.0 * blocks * ((10 + 2 * cfg.mlp_ratio) * t * d + 3 * h * t * t)
+    logits = 4.0 * 3 * ((cfg.pair_text_mask_ratio + cfg.text_mask_ratio) * L * n_vocab + P * cfg.codebook_size)
+    batch_item = 2 * per_pass + logits + 4.0 * 3 * 3 * s * s
+    params = blocks * (4 * d * d + 3 * 2 * d * int(d * cfg.mlp_ratio)) + (n_vocab + cfg.codebook_size) * d * 2
+    need = estimate_stage1_bytes(
+        ds.n_items,
+        pixel_bytes=2.0 * 3 * s * s,
+        kept_per_item=8.0 * L + 4.0 * 2 * 4 * d,  # title ids; four output vectors (and their concatenation)
+        trainable_params=params,
+        batch_size=cfg.batch_size,
+        batch_item_bytes=batch_item,
+        # the codebook fit (a float32 copy of the pixels, cut into patches) and the final encoding
+        # (batches of 128 items, three passes each, without gradients)
+        extra=ds.n_items * 8.0 * 3 * s * s + 128 * per_pass / 2,
+    )
+    batch_part = min(cfg.batch_size, ds.n_items) * batch_item
+    check_memory(
+        need,
+        f"pre-training the Multiway encoder on {ds.n_items:,} items ({s}x{s} pixels and {L} title tokens each, "
+        f"batches of {cfg.batch_size})",
+        row="--batch-size" if batch_part > need / 2 else "DIR",
+        fix=(
+            f"lower --batch-size (e.g. --batch-size {max(2, cfg.batch_size // 4)}) or use a machine with more memory"
+            if batch_part > need / 2
+            else "use a machine with more memory (or free some; every item's pixels are kept in memory)"
+        ),
+    )
+
+
 def pretrain_multiway(
     folder: str | Path,
     config: MultiwayConfig | None = None,
@@ -296,111 +341,123 @@ def pretrain_multiway(
             fix="build the dataset with `alignrec-lite data build ...`",
         )
     run = _run_dir(folder, cfg, out)
+    finish_mm_commit(folder)  # a commit of new feature files that a kill interrupted is finished first
     done = reuse_mm_features(folder, ENCODER_NAME, cfg.key(), epochs, resume=resume, overwrite=overwrite)
     if done is not None:
         return done
-    state = open_stage1_run(run, cfg, resume=resume, overwrite=overwrite, load=load_checkpoint, name="a Multiway")
+    # --overwrite of an existing run trains beside it; the new run is swapped in with the new feature files
+    _check_memory(ds, cfg)  # before anything is written or the pixels of every item are decoded
+    work = stage1_workdir(run, resume=resume, overwrite=overwrite)
+    try:  # a failed or interrupted --overwrite leaves the old run whole and no staging folder
+        state = open_stage1_run(work, cfg, resume=resume, overwrite=overwrite, load=load_checkpoint, name="a Multiway")
 
-    seed_everything(cfg.seed)
-    device = get_device(cfg.device)
-    content = MultiwayContent(ds, cfg, vocab=state["vocab"] if state else None, progress=progress)
-    vocab = content.tokenizer.vocab
-    model = build_multiway(cfg, len(vocab))
-    gen = torch.Generator().manual_seed(cfg.seed)
-    history: list[dict] = []
-    start_epoch, step, prior_seconds = 0, 0, 0.0
-    if state is not None:
-        model.load_state_dict(state["model"])
-    else:  # fit the stand-in visual tokenizer on the patches of the items that have an image
-        patches = patchify(content.pixels[content.has_image].float(), cfg.patch_size)  # (n, P, D)
-        model.visual_tokenizer.fit(
-            patches.reshape(-1, patches.shape[-1]), iters=cfg.kmeans_iters, sample=cfg.kmeans_sample, seed=cfg.seed
-        )
-    model.to(device)
-    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embed" not in n and "pos_" not in n]
-    no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "embed" not in n and "pos_" not in n)]
-    opt = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=cfg.lr,
-        betas=(0.9, 0.98),
-    )
-    if state is not None:
-        history, start_epoch, prior_seconds = restore_training_state(state, opt, gen)
-        step = int(state["step"])
-    items = torch.arange(ds.n_items)
-
-    t0 = time.perf_counter()
-    bar = tqdm(
-        total=epochs,
-        initial=min(start_epoch, epochs),
-        disable=not progress,
-        desc="Multiway MMM",
-        unit="epoch",
-        dynamic_ncols=True,
-    )
-    for epoch in range(start_epoch, epochs):
-        model.train()
-        order = items[torch.randperm(len(items), generator=gen)]
-        sums: dict[str, float] = {}
-        counts: dict[str, int] = {}
-        for s in range(0, len(order), cfg.batch_size):
-            for group in opt.param_groups:
-                group["lr"] = _lr_at(step, cfg)
-            terms = train_step(model, content, order[s : s + cfg.batch_size], cfg, gen, device, step)
-            opt.zero_grad(set_to_none=True)
-            terms["loss"].backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 3.0)
-            opt.step()
-            step += 1
-            for k, v in terms.items():
-                sums[k] = sums.get(k, 0.0) + float(v.detach())
-                counts[k] = counts.get(k, 0) + 1
-        record = {"epoch": epoch, **{k: v / counts[k] for k, v in sums.items()}, "lr": _lr_at(step, cfg)}
-        if not math.isfinite(record["loss"]):
-            raise ConfigError(
-                f"the masked-modelling loss became {record['loss']} at epoch {epoch}",
-                row="lr",
-                fix="lower the learning rate (--lr) or use --precision fp32",
+        seed_everything(cfg.seed)
+        device = get_device(cfg.device)
+        content = MultiwayContent(ds, cfg, vocab=state["vocab"] if state else None, progress=progress)
+        vocab = content.tokenizer.vocab
+        model = build_multiway(cfg, len(vocab))
+        gen = torch.Generator().manual_seed(cfg.seed)
+        history: list[dict] = []
+        start_epoch, step, prior_seconds = 0, 0, 0.0
+        if state is not None:
+            model.load_state_dict(state["model"])
+        else:  # fit the stand-in visual tokenizer on the patches of the items that have an image
+            patches = patchify(content.pixels[content.has_image].float(), cfg.patch_size)  # (n, P, D)
+            model.visual_tokenizer.fit(
+                patches.reshape(-1, patches.shape[-1]), iters=cfg.kmeans_iters, sample=cfg.kmeans_sample, seed=cfg.seed
             )
-        history.append(record)
-        for cb in callbacks or []:
-            cb(epoch, model, record)
-        _save(run, model, opt, cfg, vocab, epoch + 1, step, history, gen, prior_seconds + time.perf_counter() - t0)
-        bar.update(1)
-        bar.set_postfix(loss=f"{record['loss']:.3f}", mim_acc=f"{record['mim_acc']:.2f}")
-    bar.close()
-    train_seconds = prior_seconds + time.perf_counter() - t0
-    if epochs == 0 or start_epoch >= epochs:
-        _save(run, model, opt, cfg, vocab, max(start_epoch, epochs), step, history, gen, train_seconds)
+        model.to(device)
+        decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embed" not in n and "pos_" not in n]
+        no_decay = [
+            p for n, p in model.named_parameters() if not (p.ndim >= 2 and "embed" not in n and "pos_" not in n)
+        ]
+        opt = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=cfg.lr,
+            betas=(0.9, 0.98),
+        )
+        if state is not None:
+            history, start_epoch, prior_seconds = restore_training_state(state, opt, gen)
+            step = int(state["step"])
+        items = torch.arange(ds.n_items)
 
-    emb = encode_items(model, content, device=device, precision=cfg.precision)
-    save_npy(run / "mean_pool.npy", emb["mean_pool"])  # diagnostic only (not the paper's read-out)
-    manifest = write_mm_features(
-        folder,
-        run,
-        emb,
-        {
-            "encoder": ENCODER_NAME,
-            "architecture": (
-                f"Multiway Transformer: {cfg.layers} blocks, width {cfg.dim}, {cfg.heads} heads, "
-                f"V/L FFN experts, VL expert in the top {cfg.vl_layers}; {cfg.n_patches} patches of "
-                f"{cfg.patch_size}x{cfg.patch_size} px + <= {cfg.max_text_len} title tokens; "
-                "item vector = L2-normalised output at position 0"
-            ),
-            "visual_tokenizer": (
-                f"k-means codebook of {cfg.codebook_size} over standardised patch pixels (stand-in for BEiT v2 VQ-KD)"
-            ),
-            "title_tokenizer": cfg.tokenizer,
-            "vocab_size": len(vocab),
-            "parameters": int(sum(p.numel() for p in model.parameters())),
-            "pretrained": bool(epochs > 0),
-        },
-        config=cfg,
-        history=history,
-        train_seconds=train_seconds,
-        missing_images=int((~content.has_image).sum()),
-        device=device,
-    )
+        t0 = time.perf_counter()
+        bar = tqdm(
+            total=epochs,
+            initial=min(start_epoch, epochs),
+            disable=not progress,
+            desc="Multiway MMM",
+            unit="epoch",
+            dynamic_ncols=True,
+        )
+        for epoch in range(start_epoch, epochs):
+            model.train()
+            order = items[torch.randperm(len(items), generator=gen)]
+            sums: dict[str, float] = {}
+            counts: dict[str, int] = {}
+            for s in range(0, len(order), cfg.batch_size):
+                for group in opt.param_groups:
+                    group["lr"] = _lr_at(step, cfg)
+                terms = train_step(model, content, order[s : s + cfg.batch_size], cfg, gen, device, step)
+                opt.zero_grad(set_to_none=True)
+                terms["loss"].backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 3.0)
+                opt.step()
+                step += 1
+                for k, v in terms.items():
+                    sums[k] = sums.get(k, 0.0) + float(v.detach())
+                    counts[k] = counts.get(k, 0) + 1
+            record = {"epoch": epoch, **{k: v / counts[k] for k, v in sums.items()}, "lr": _lr_at(step, cfg)}
+            if not math.isfinite(record["loss"]):
+                raise ConfigError(
+                    f"the masked-modelling loss became {record['loss']} at epoch {epoch}",
+                    row="lr",
+                    fix="lower the learning rate (--lr) or use --precision fp32",
+                )
+            history.append(record)
+            for cb in callbacks or []:
+                cb(epoch, model, record)
+            _save(work, model, opt, cfg, vocab, epoch + 1, step, history, gen, prior_seconds + time.perf_counter() - t0)
+            bar.update(1)
+            bar.set_postfix(loss=f"{record['loss']:.3f}", mim_acc=f"{record['mim_acc']:.2f}")
+        bar.close()
+        train_seconds = prior_seconds + time.perf_counter() - t0
+        if epochs == 0 or start_epoch >= epochs:
+            _save(work, model, opt, cfg, vocab, max(start_epoch, epochs), step, history, gen, train_seconds)
+
+        emb = encode_items(model, content, device=device, precision=cfg.precision)
+        save_npy(work / "mean_pool.npy", emb["mean_pool"])  # diagnostic only (not the paper's read-out)
+        manifest = write_mm_features(
+            folder,
+            run,
+            emb,
+            {
+                "encoder": ENCODER_NAME,
+                "architecture": (
+                    f"Multiway Transformer: {cfg.layers} blocks, width {cfg.dim}, {cfg.heads} heads, "
+                    f"V/L FFN experts, VL expert in the top {cfg.vl_layers}; {cfg.n_patches} patches of "
+                    f"{cfg.patch_size}x{cfg.patch_size} px + <= {cfg.max_text_len} title tokens; "
+                    "item vector = L2-normalised output at position 0"
+                ),
+                "visual_tokenizer": (
+                    f"k-means codebook of {cfg.codebook_size} over standardised patch pixels "
+                    "(stand-in for BEiT v2 VQ-KD)"
+                ),
+                "title_tokenizer": cfg.tokenizer,
+                "vocab_size": len(vocab),
+                "parameters": int(sum(p.numel() for p in model.parameters())),
+                "pretrained": bool(epochs > 0),
+            },
+            config=cfg,
+            history=history,
+            train_seconds=train_seconds,
+            missing_images=int((~content.has_image).sum()),
+            device=device,
+            work=work,
+        )
+    except BaseException:
+        discard_stage1_workdir(work, run, folder)
+        raise
     return {
         "shape": list(emb["mm"].shape),
         "epochs_run": len(history),

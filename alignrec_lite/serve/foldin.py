@@ -17,12 +17,40 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..checks import check_float, check_int, check_item_ids
 from ..data.mmrec import RecDataset
 from ..errors import ConfigError, DataError
 from ..evaluate import topk_stable
 from .export import final_vectors
 
 FOLD_IN_METHODS = ("mean", "gradient")
+#: the keyword arguments of :func:`fold_in_users` that :func:`recommend_new_user` passes on
+FOLD_IN_OPTIONS = frozenset({"steps", "lr", "reg", "negatives", "seed"})
+
+
+def _check_item_vectors(item_emb: Any) -> torch.Tensor:
+    if not isinstance(item_emb, torch.Tensor) or item_emb.ndim != 2 or item_emb.shape[0] == 0:
+        got = tuple(item_emb.shape) if hasattr(item_emb, "shape") else type(item_emb).__name__
+        raise ConfigError(
+            f"item_emb must be a (n_items, d) tensor, got {got}",
+            row="item_emb",
+            fix="pass the model's final item vectors: serve.final_vectors(model)[1]",
+        )
+    return item_emb
+
+
+def _check_given(given: Any, n_items: int) -> list[np.ndarray]:
+    """One ``int64`` array of itemIDs in ``0..n_items-1`` per new user, else :class:`ConfigError`.
+
+    ``given`` must be a list (one entry per user) of lists or arrays of itemIDs.
+    """
+    if isinstance(given, (str, bytes, dict)) or not hasattr(given, "__iter__"):
+        raise ConfigError(
+            f"given must be a list with one list of itemIDs per new user, got {type(given).__name__}",
+            row="given",
+            fix="e.g. given=[[0, 5], [3]]",
+        )
+    return [check_item_ids(g, n_items, f"given[{r}]") for r, g in enumerate(given)]
 
 
 def _pad(given: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -66,11 +94,28 @@ def fold_in_users(
         ``(n_new, d)`` user vectors; a user with no given item gets the zero vector
         (callers fall back to popularity, see :func:`score_new_users`).
 
+    Raises:
+        ConfigError: an unknown method, an itemID outside ``0..n_items-1`` (in ``given`` or
+            ``negatives``), or ``steps`` (1..100000), ``lr`` (0..10], ``reg`` (>= 0) or
+            ``seed`` out of range — named, with a valid example.
+
     Shape:
         item_emb: ``(n_items, d)``; returns ``(len(given), d)``.
     """
     if method not in FOLD_IN_METHODS:
         raise ConfigError(f"unknown fold-in method {method!r}", row="method", fix=f"use one of {FOLD_IN_METHODS}")
+    item_emb = _check_item_vectors(item_emb)
+    given = _check_given(given, item_emb.shape[0])
+    steps = check_int(steps, "steps", 1, 100000, example=50)
+    lr = check_float(lr, "lr", 0.0, 10.0, lo_open=True, example=0.05)
+    reg = check_float(reg, "reg", 0.0, 1e6, example=0.001)
+    seed = check_int(seed, "seed", 0, 2**63 - 1, example=0)
+    if negatives is not None:
+        negatives = check_item_ids(negatives, item_emb.shape[0], "negatives")
+        if not len(negatives):
+            raise ConfigError(
+                "negatives is empty: no item to draw negatives from", row="negatives", fix="pass None (all items)"
+            )
     item_emb = item_emb.detach().float()
     idx, mask = _pad(given)  # (n, g)
     m = mask.float().unsqueeze(-1)  # (n, g, 1)
@@ -124,7 +169,32 @@ def score_new_users(
 
     Shape:
         user_vecs: ``(n, d)``; item_emb: ``(n_items, d)``; returns ``(n, n_items)``.
+
+    Raises:
+        ConfigError: shapes that do not fit together, or an itemID outside the catalogue.
     """
+    item_emb = _check_item_vectors(item_emb)
+    n_items, d = item_emb.shape
+    if not isinstance(user_vecs, torch.Tensor) or user_vecs.ndim != 2 or user_vecs.shape[1] != d:
+        got = tuple(user_vecs.shape) if hasattr(user_vecs, "shape") else type(user_vecs).__name__
+        raise ConfigError(
+            f"user_vecs must be a (n, {d}) tensor (the item vectors' width), got {got}",
+            row="user_vecs",
+            fix="pass the output of fold_in_users(item_emb, given)",
+        )
+    given = _check_given(given, n_items)
+    if len(given) != user_vecs.shape[0]:
+        raise ConfigError(
+            f"given has {len(given)} lists for {user_vecs.shape[0]} user vectors",
+            row="given",
+            fix="pass one list of itemIDs per new user, as to fold_in_users",
+        )
+    if np.shape(popularity) != (n_items,):
+        raise ConfigError(
+            f"popularity must hold one value per item ({n_items}), got shape {np.shape(popularity)}",
+            row="popularity",
+            fix="pass dataset.item_popularity('train')",
+        )
     scores = user_vecs @ item_emb.T  # (n, n_items)
     empty = torch.as_tensor([len(g) == 0 for g in given], dtype=torch.bool)
     if empty.any():
@@ -184,13 +254,23 @@ def recommend_new_user(
 
     Returns:
         DataFrame ``rank, itemID, item, score`` (the given items are never recommended).
-    """
-    from ..checks import check_int
 
+    Raises:
+        ConfigError: ``k`` outside 1..100000, an unknown fold-in option, an itemID out of
+            range (``raw_ids=False``), or a fold-in setting out of range.
+        DataError: a raw ID that is not in the dataset.
+    """
     k = check_int(k, "k", 1, 100000, example=20)
-    given = item_ids_from_raw(dataset, items) if raw_ids else np.asarray(items, dtype=np.int64)
-    if (given < 0).any() or (given >= dataset.n_items).any():
-        raise DataError("an itemID is out of range", row="items", fix=f"itemIDs are 0..{dataset.n_items - 1}")
+    unknown = sorted(set(fold_in_kw) - FOLD_IN_OPTIONS)
+    if unknown:
+        raise ConfigError(
+            f"unknown fold-in option {unknown[0]!r}", row=unknown[0], fix=f"use {', '.join(sorted(FOLD_IN_OPTIONS))}"
+        )
+    if isinstance(items, (str, bytes)):
+        raise ConfigError(
+            f"items must be a list of item IDs, got the text {items!r}", row="items", fix=f"e.g. items=[{items!r}]"
+        )
+    given = item_ids_from_raw(dataset, items) if raw_ids else check_item_ids(items, dataset.n_items, "items")
     _, item_e = final_vectors(model)
     user = fold_in_users(item_e, [given], method, **fold_in_kw)  # (1, d)
     scores = score_new_users(user, item_e, [given], dataset.item_popularity("train"))  # (1, n_items)

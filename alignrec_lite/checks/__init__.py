@@ -11,8 +11,8 @@ the flag, key or file and the fix) and nothing on disk changes (issue 16):
 * :func:`check_regular_file`, :func:`entry_exists` — a path that is a folder, a
   dangling or looping symlink, a FIFO or device, or unreadable, is named and
   refused (a FIFO would block a reader forever);
-* :func:`check_memory` — an estimate of what a setting will allocate, refused
-  with the estimate and the machine's free memory when it cannot fit;
+* :func:`check_memory` (:mod:`.memory`) — an estimate of what a setting will allocate,
+  refused with the estimate and the machine's free memory when it cannot fit;
 * :func:`out_lock` — a lock file beside an output folder, so a second writer
   fails at once (locks of dead processes are taken over);
 * :func:`dataset_fingerprint` — hashes of what a run was trained on.
@@ -32,9 +32,22 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ConfigError, DataError
-
-GiB = 1 << 30
+from ..errors import ConfigError, DataError
+from .memory import (
+    ESTIMATES,
+    WORKING_MEMORY,
+    GiB,
+    MiB,
+    activation_bytes,
+    check_memory,
+    estimate_extraction_bytes,
+    estimate_feature_eval_bytes,
+    estimate_stage1_bytes,
+    estimate_training_bytes,
+    format_bytes,
+    free_memory_bytes,
+    rss_bytes,
+)
 
 
 # ---------------------------------------------------------------------- numbers
@@ -207,53 +220,6 @@ def check_out_dir(path: str | Path, flag: str = "--out", *, what: str = "output 
     return path
 
 
-# ---------------------------------------------------------------------- memory
-def free_memory_bytes() -> int:
-    """Memory available to a new allocation (psutil's ``available``)."""
-    try:
-        import psutil
-
-        return int(psutil.virtual_memory().available)
-    except Exception:
-        return 1 << 62
-
-
-def check_memory(needed: float, what: str, *, row: str, fix: str, share: float = 0.9) -> None:
-    """Refuse when ``needed`` bytes exceed ``share`` of the free memory, naming both."""
-    free = free_memory_bytes()
-    if needed > share * free:
-        raise ConfigError(
-            f"{what} needs about {needed / GiB:,.1f} GiB but the machine has {free / GiB:,.1f} GiB free",
-            row=row,
-            fix=fix,
-        )
-
-
-def estimate_training_bytes(dataset: Any, cfg: Mapping[str, Any]) -> tuple[float, str]:
-    """A rough upper estimate of the memory a training run allocates, and the key that drives it.
-
-    Model tables (weights, gradients, two Adam moments), graph propagation
-    (one ``(n_users + n_items) x d`` block per layer, kept for backward), the
-    evaluation score block (``eval_batch_users x n_items``) and content features.
-    """
-    n_u, n_i = int(dataset.n_users), int(dataset.n_items)
-    n = n_u + n_i
-    d = int(cfg.get("embedding_size", 64))
-    parts: dict[str, float] = {}
-    parts["embedding_size"] = 4.0 * 4 * n * d * 2  # weights + grad + 2 Adam moments (x2: VBPR-style tables)
-    layers = int(cfg.get("n_layers", 0) or 0) + int(cfg.get("n_ui_layers", 0) or 0)
-    parts["n_layers"] = 4.0 * 3 * (layers + 1) * n * d  # activations kept for backward, and their grads
-    parts["eval_batch_users"] = 4.0 * 3 * min(int(cfg.get("eval_batch_users", 1024)), max(n_u, 1)) * n_i
-    parts["batch_size"] = 4.0 * 16 * int(cfg.get("batch_size", 2048)) * d
-    feats = getattr(dataset, "features", {}) or {}
-    d_m = sum(int(v.shape[1]) for v in feats.values()) if feats else 0
-    parts["feature_source"] = 4.0 * 4 * n_i * d_m + 4.0 * 2 * d_m * d
-    if "knn_k" in cfg:
-        parts["knn_k"] = 12.0 * 4 * n_i * int(cfg["knn_k"])
-    total = sum(parts.values()) + 4.0 * 6 * len(getattr(dataset, "train", ()))
-    return total, max(parts, key=parts.get)
-
-
 # ---------------------------------------------------------------------- fingerprints
 def _hash_array(h: Any, arr: np.ndarray | None) -> None:
     if arr is None:
@@ -311,27 +277,47 @@ def fingerprint_changes(recorded: Mapping[str, Any], now: Mapping[str, Any]) -> 
 # ---------------------------------------------------------------------- API arguments
 def check_users(users: Any, n_users: int, name: str = "users") -> np.ndarray:
     """A 1-D array of userIDs in ``0..n_users-1`` (no bools, fractions or negatives)."""
-    arr = np.asarray(users)
+    return check_ids(users, n_users, name, what="userID", example="users=[0, 1, 2]")
+
+
+def check_item_ids(items: Any, n_items: int, name: str = "items") -> np.ndarray:
+    """A 1-D array of itemIDs in ``0..n_items-1`` (no bools, fractions, text or negatives)."""
+    return check_ids(items, n_items, name, what="itemID", example=f"{name}=[0, 1, 2]")
+
+
+def check_ids(values: Any, n: int, name: str, *, what: str, example: str) -> np.ndarray:
+    """A 1-D ``int64`` array of IDs in ``0..n-1``, else :class:`ConfigError` naming ``name``.
+
+    Integral floats (``2.0``) are accepted; ``bool``, fractions, NaN, text and IDs
+    outside the range are refused (NumPy would truncate ``2.5`` to 2, and ``-1``
+    would index the last row).
+    """
+    try:
+        arr = np.asarray(values)
+    except (TypeError, ValueError) as exc:  # ragged lists
+        raise ConfigError(
+            f"{name} must be a 1-D list of {what}s ({exc})", row=name, fix=f"pass e.g. {example}"
+        ) from None
     if arr.ndim != 1:
         raise ConfigError(
-            f"{name} must be a 1-D list of userIDs, got shape {arr.shape}", row=name, fix="pass e.g. users=[0, 1, 2]"
+            f"{name} must be a 1-D list of {what}s, got shape {arr.shape}", row=name, fix=f"pass e.g. {example}"
         )
     if arr.size and (arr.dtype == bool or not np.issubdtype(arr.dtype, np.integer)):
         if np.issubdtype(arr.dtype, np.floating) and np.isfinite(arr).all() and (arr == np.round(arr)).all():
             arr = arr.astype(np.int64)
         else:
             raise ConfigError(
-                f"{name} must hold integer userIDs, got dtype {arr.dtype}",
+                f"{name} must hold integer {what}s, got dtype {arr.dtype}",
                 row=name,
-                fix=f"userIDs are 0..{n_users - 1}",
+                fix=f"{what}s are 0..{n - 1}",
             )
     arr = arr.astype(np.int64)
-    bad = (arr < 0) | (arr >= n_users)
+    bad = (arr < 0) | (arr >= n)
     if bad.any():
         raise ConfigError(
-            f"{name} holds userID {int(arr[bad][0])}, outside 0..{n_users - 1}",
+            f"{name} holds {what} {int(arr[bad][0])}, outside 0..{n - 1}",
             row=name,
-            fix=f"userIDs are 0..{n_users - 1}",
+            fix=f"{what}s are 0..{n - 1}",
         )
     return arr
 
@@ -345,10 +331,22 @@ __all__ = [
     "check_out_dir",
     "free_memory_bytes",
     "check_memory",
+    "rss_bytes",
+    "activation_bytes",
     "estimate_training_bytes",
+    "estimate_extraction_bytes",
+    "estimate_feature_eval_bytes",
+    "estimate_stage1_bytes",
+    "ESTIMATES",
+    "WORKING_MEMORY",
+    "GiB",
+    "MiB",
+    "format_bytes",
     "dataset_fingerprint",
     "fingerprint_changes",
     "check_users",
+    "check_item_ids",
+    "check_ids",
 ]
 
 
@@ -364,7 +362,7 @@ def check_train_inputs(
     Raises:
         ConfigError, DataError: naming the argument, split or setting and the fix.
     """
-    from .data.mmrec import RecDataset
+    from ..data.mmrec import RecDataset
 
     if cfg is not None:
         need, key = estimate_training_bytes(dataset, cfg)
