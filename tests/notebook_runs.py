@@ -23,7 +23,7 @@ from alignrec_lite.widgets.static import STATIC_ENV
 
 # image/png outputs each notebook is written to draw in its cells (one per cell tagged
 # "figure"), and the explorers (cells tagged "explorer", one figure each in their widget)
-FIGURES = {"01": 6, "02": 5, "03": 5, "04": 7, "05": 3, "06": 2, "07": 6, "08": 5}
+FIGURES = {"01": 6, "02": 5, "03": 5, "04": 7, "05": 3, "06": 3, "07": 6, "08": 5}
 EXPLORERS = {"03": 1, "08": 1}
 KERNEL_THREADS = os.environ.get("NOTEBOOK_THREADS", "1")
 

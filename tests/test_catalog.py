@@ -5,10 +5,19 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from alignrec_lite.data import open_dataset, resolve_dataset, working_copy
-from alignrec_lite.data.catalog import MOVIELENS_FOLDER, import_mmrec, read_registry
+from alignrec_lite.data import open_dataset, open_stage1, resolve_dataset, working_copy
+from alignrec_lite.data.catalog import (
+    MOVIELENS_FOLDER,
+    STAGE1_FOLDER,
+    STAGE1_MANIFEST,
+    import_mmrec,
+    read_registry,
+    stage1_folder,
+    stage1_settings,
+)
 from alignrec_lite.data.toy import toy_path
 from alignrec_lite.errors import ConfigError, DataError
 
@@ -87,3 +96,47 @@ def test_movielens_is_built_once_into_the_cache(real_data, tmp_path):
     ds = open_dataset("movielens", data_root=real_data, cache=tmp_path, features=None, progress=False)
     assert ds.path == folder and (ds.n_users, ds.n_items) == (601, 1934) and not ds.features
     assert (folder / "dataset.json").stat().st_mtime_ns == stamp  # reused, not rebuilt
+
+
+# ----------------------------------------------------------------- stage-1 features (open_stage1)
+def _same_split(a, b) -> bool:
+    return all((a.interaction_matrix(s) != b.interaction_matrix(s)).nnz == 0 for s in ("train", "valid", "test"))
+
+
+def test_oracle_is_the_toy_shops_bundled_attributes(plain_folder, tmp_path):
+    ds = open_stage1("toy", "oracle", smoke=True, cache=tmp_path)
+    assert ds.path == toy_path("smoke") and ds.feature("auto")[1] == "image+text"  # returned as shipped
+    assert not (tmp_path / STAGE1_FOLDER).exists()  # nothing computed, nothing copied
+    with pytest.raises(DataError, match="no oracle attribute features"):
+        open_stage1(plain_folder, "oracle", cache=tmp_path)
+    with pytest.raises(ConfigError, match="unknown stage-1 feature"):
+        open_stage1("toy", "beit3", smoke=True, cache=tmp_path)
+    with pytest.raises(ConfigError, match="unknown ica setting"):
+        open_stage1("toy", "ica", smoke=True, cache=tmp_path, settings={"epoch": 1})
+
+
+@pytest.mark.parametrize("kind", ["concat", "ica", "multiway"])
+def test_stage1_features_are_computed_once_into_the_cache(kind, tmp_path):
+    src = toy_path("smoke")
+    before = sorted(p.name for p in src.iterdir())
+    small = {"ica": {"epochs": 1}, "multiway": {"epochs": 1, "layers": 1}}.get(kind, {})
+    ds = open_stage1("toy", kind, smoke=True, seed=3, cache=tmp_path, settings=small, progress=False, device="cpu")
+    assert sorted(p.name for p in src.iterdir()) == before  # the bundled folder is never written into
+    assert ds.path.is_relative_to(tmp_path / STAGE1_FOLDER) and ds.path.name.startswith(kind + "-")
+    feat, source = ds.feature("auto")
+    assert source == ("image+text" if kind == "concat" else "mm") and feat.shape[0] == ds.n_items == 120
+    assert _same_split(ds, open_dataset("toy", smoke=True))  # same users, items and split: only content differs
+    man = json.loads((ds.path / STAGE1_MANIFEST).read_text())
+    assert man["stage1"] == kind and man["settings"] == {
+        **stage1_settings(kind, smoke=True, seed=3, device="cpu"),
+        **small,
+    }
+    assert man["source"] == str(src.resolve())
+    features = json.loads((ds.path / "features.json").read_text())
+    assert ("mm" in features) == (kind != "concat")  # the encoder's own manifest entry
+    stamp = (ds.path / STAGE1_MANIFEST).stat().st_mtime_ns
+    again = open_stage1("toy", kind, smoke=True, seed=3, cache=tmp_path, settings=small, progress=False)
+    assert again.path == ds.path and (ds.path / STAGE1_MANIFEST).stat().st_mtime_ns == stamp  # reused
+    assert np.array_equal(again.feature("auto")[0], feat)
+    other = stage1_folder(src, kind, {**man["settings"], "seed": 4}, cache=tmp_path)
+    assert other != ds.path and other.parent == ds.path.parent  # keyed by the settings, within the source's folder

@@ -228,6 +228,16 @@ def check_06(r: dict, dataset: str) -> None:
     assert set(r["tuned_learning_rate"]) == models
     assert math.isfinite(r["relative_gain_alignrec"])
     assert r["significant"] == (abs(r["diff_of_means"]) > 2 * r["combined_std"])  # the printed verdict
+    s1_means, s1_stds = r["stage1_recall@20_mean"], r["stage1_recall@20_std"]  # §3.1: stage 1 feeds stage 2
+    assert list(s1_means) == (["oracle"] if toy else []) + ["concat", "ica", "multiway"]
+    assert all(_in01(v) and (v > 0.05 or not toy) for v in s1_means.values()) and min(s1_stds.values()) >= 0
+    if toy:  # the oracle row is the table's AlignRec row (the bundled attribute features, same runs)
+        assert s1_means["oracle"] == means["AlignRec"] and s1_stds["oracle"] == stds["AlignRec"]
+    for pair, v in r["stage1_verdicts"].items():  # the printed two-std verdicts
+        a, b = pair.split(" - ")
+        assert v["diff"] == pytest.approx(s1_means[a] - s1_means[b])
+        assert v["combined_std"] == pytest.approx(math.hypot(s1_stds[a], s1_stds[b]))
+        assert v["significant"] == (abs(v["diff"]) > 2 * v["combined_std"])
 
 
 def check_06_full(r: dict) -> None:
@@ -244,6 +254,16 @@ def check_06_full(r: dict) -> None:
     assert r["best_baseline"] == "VBPR" and r["relative_gain_alignrec"] == pytest.approx(0.095, abs=0.03)
     assert r["significant"] and r["diff_of_means"] > 2 * r["combined_std"]  # §4: larger than two std
     assert means["AlignRec"] > means["AlignRec ID only"] > means["AlignRec content only"]
+    # §3.1: AlignRec on each stage-1 feature, and the two-std verdicts its "What to notice" states
+    s1, verdict = r["stage1_recall@20_mean"], r["stage1_verdicts"]
+    assert s1["oracle"] > s1["ica"] > s1["concat"] > s1["multiway"]
+    assert s1["ica"] > max(means[m] for m in ("BPR", "LightGCN", "VBPR", "FREEDOM"))  # above every baseline
+    assert verdict["ica - concat"]["diff"] == pytest.approx(0.045, abs=0.02)
+    assert not verdict["ica - concat"]["significant"]  # "not significant by the notebook's own two-std rule"
+    assert abs(verdict["oracle - ica"]["diff"]) < 0.01 and not verdict["oracle - ica"]["significant"]
+    assert not verdict["oracle - concat"]["significant"]  # "just misses the rule too"
+    assert verdict["multiway - ica"]["significant"] and verdict["multiway - ica"]["diff"] < -0.05
+    assert not verdict["multiway - concat"]["significant"]  # "within the noise"
 
 
 def check_07(r: dict, dataset: str) -> None:
@@ -376,15 +396,19 @@ def movielens_cache(real_data, tmp_path_factory):
     """MovieLens with posters built once, with poster features, in a cache the kernels find.
 
     ``open_dataset("movielens")`` builds into ``$ALIGNREC_CACHE/movielens-posters`` and
-    extracts features on first use (tiny-cnn in SMOKE), which is done here once so that
-    every notebook's SMOKE time measures the notebook.
+    extracts features on first use (tiny-cnn in SMOKE), and notebook 06 computes its SMOKE
+    stage-1 features (``open_stage1``) on first use; both are done here once so that every
+    notebook's SMOKE time measures the notebook.
     """
-    from alignrec_lite.data import open_dataset
+    from alignrec_lite.data import open_dataset, open_stage1
 
     cache = tmp_path_factory.mktemp("nbcache")
     old = os.environ.get("ALIGNREC_CACHE")
     os.environ["ALIGNREC_CACHE"] = str(cache)
     open_dataset("movielens", smoke=True, progress=False)
+    seed = notebook_parameters(notebook_path("06"))["SEED"]
+    for kind in ("concat", "ica", "multiway"):  # 06 §3.1's stage-1 features, as the notebook asks for them
+        open_stage1("movielens", kind, smoke=True, seed=seed, progress=False)
     yield cache
     if old is None:
         os.environ.pop("ALIGNREC_CACHE", None)
