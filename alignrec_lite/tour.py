@@ -1,9 +1,9 @@
 """``make tour``: the kit's main job, end to end, on the bundled toy shop (or MovieLens).
 
-1. find the dataset through the catalogue (:func:`alignrec_lite.data.resolve_dataset`): the bundled
+1. open the dataset through the catalogue (:func:`alignrec_lite.data.open_dataset`): the bundled
    toy shop with its attribute features, or MovieLens with posters built once from ``$ALIGNREC_DATA``
-   into the cache;
-2. train LightGCN and AlignRec with early stopping on valid;
+   into the cache, its default content features extracted on first use;
+2. train LightGCN and AlignRec (when the dataset has content features) with early stopping on valid;
 3. evaluate on test with MMRec's protocol and export every user's top-20;
 4. render every notebook at full settings into ``_build/notebooks/``, check that every figure
    is there, and build the course site ``_build/site/`` (open ``_build/site/index.html``);
@@ -18,8 +18,6 @@ import sys
 import time
 from pathlib import Path
 
-from .errors import AlignRecError
-
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -27,8 +25,8 @@ def run_tour(
     dataset: str = "toy", build_dir: Path = REPO / "_build", notebooks: bool = True, epochs: int = 200
 ) -> dict:
     """Run the tour; returns the report as a dict (also written to ``_build/tour.json``)."""
-    from .data.catalog import resolve_dataset
-    from .data.mmrec import format_stats, load_mmrec
+    from .data.catalog import open_dataset
+    from .data.mmrec import format_stats
     from .evaluate import format_metrics
     from .files import write_json
     from .serve import export_topk
@@ -37,23 +35,19 @@ def run_tour(
     report: dict = {"dataset": dataset}
     t0 = time.perf_counter()
     print(f"[1/4] opening the {dataset} dataset …", flush=True)
-    ds = load_mmrec(resolve_dataset(dataset, progress=False))
+    ds = open_dataset(dataset, progress=sys.stderr.isatty())  # extracts the default features on first use
     print(format_stats(ds.stats()))
     report["stats"] = ds.stats()
     models = ["lightgcn"] + (["alignrec"] if ds.features else [])
     for name in models:
         print(f"[2/4] training {name} (early stopping on valid) …", flush=True)
-        try:
-            model, rec = train(
-                ds,
-                name,
-                {"epochs": epochs, "stopping_step": 20},
-                out=build_dir / "runs" / name,
-                progress=sys.stderr.isatty(),
-            )
-        except AlignRecError as exc:  # e.g. a model that is not available in this version
-            print(f"      skipped {name}: {exc}")
-            continue
+        model, rec = train(
+            ds,
+            name,
+            {"epochs": epochs, "stopping_step": 20},
+            out=build_dir / "runs" / name,
+            progress=sys.stderr.isatty(),
+        )
         print(
             f"      {name}: best epoch {rec['best_epoch']}, {rec['seconds_per_epoch']:.3f} s/epoch; "
             f"test {format_metrics(rec['test'], ('recall@20', 'ndcg@20'))}"

@@ -146,7 +146,8 @@ def search(
     base_typed = _typed(model, name, base, {}, chosen) if base else {}
     fingerprint = dataset_fingerprint(dataset)
     out = Path(out) if out is not None else None
-    if out is None:
+
+    def run(folder: Path | None) -> dict:  # the search itself, with or without an output folder
         return _search(
             dataset,
             model,
@@ -155,7 +156,7 @@ def search(
             base,
             base_typed,
             fingerprint,
-            None,
+            folder,
             budget=budget,
             mode=mode,
             seed=seed,
@@ -165,30 +166,16 @@ def search(
             on_trial=on_trial,
             preset=chosen,
         )
+
+    if out is None:
+        return run(None)
     check_out_dir(out, "--out")
     # the lock keeps two searches from writing one folder; trials made on other data are refused
     # before any work, while trials with the same settings on the same data are reused (resume)
     with out_lock(out):
         _check_trials(out, model, name, fingerprint)  # a reused --out of another dataset is refused
         (out / "trials").mkdir(parents=True, exist_ok=True)
-        return _search(
-            dataset,
-            model,
-            space,
-            typed,
-            base,
-            base_typed,
-            fingerprint,
-            out,
-            budget=budget,
-            mode=mode,
-            seed=seed,
-            progress=progress,
-            keep_runs=keep_runs,
-            metric=metric,
-            on_trial=on_trial,
-            preset=chosen,
-        )
+        return run(out)
 
 
 def _search(

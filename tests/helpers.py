@@ -139,3 +139,32 @@ def prediction_tests(predictions: dict):
         test_prediction_stub_is_not_attempted,
         test_prediction_wrong_raises_with_the_numbers,
     )
+
+
+def public_functions(module) -> list:
+    """The public functions a module defines itself (its ``__all__`` when it has one)."""
+    import inspect
+
+    names = getattr(module, "__all__", None) or [n for n in vars(module) if not n.startswith("_")]
+    funcs = [getattr(module, n) for n in names]
+    return [f for f in funcs if inspect.isfunction(f) and f.__module__ == module.__name__]
+
+
+def missing_annotations(func, **names) -> list[str]:
+    """What of ``func``'s signature has no type: parameter names, and ``"return"``.
+
+    The annotations must also resolve (:func:`typing.get_type_hints`; ``names`` supplies the ones a module
+    imports only for type checkers, such as ``Axes=matplotlib.axes.Axes``): a misspelt type is reported as
+    ``"<name>: <error>"``.
+    """
+    import inspect
+    import typing
+
+    missing = [p for p in inspect.signature(func).parameters if p not in func.__annotations__]
+    if "return" not in func.__annotations__:
+        missing.append("return")
+    try:
+        typing.get_type_hints(func, localns=names)
+    except Exception as e:  # any failure to resolve is what the test reports
+        missing.append(f"{func.__name__}: {e!r}")
+    return missing

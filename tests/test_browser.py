@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 from browser import CHROMIUM_FLAGS, HOW_TO_GET, LabServer, find_chromium, run_all_in_lab, watch
-from notebook_runs import EXPLORERS, FIGURES, notebook_path
+from notebook_runs import EXPLORERS, FIGURES, KERNEL_THREADS, notebook_path
 
 from alignrec_lite.publish import build_site, notebook_title
 
@@ -83,7 +83,7 @@ def lab(tmp_path_factory):
     state = tmp_path_factory.mktemp("lab-state")
     env = {
         "TQDM_DISABLE": "1",
-        "OMP_NUM_THREADS": os.environ.get("NOTEBOOK_THREADS", "1"),
+        "OMP_NUM_THREADS": KERNEL_THREADS,  # as the papermill runs of tests/notebook_runs.py
         "ALIGNREC_CACHE": str(state / "cache"),
         "HF_HUB_OFFLINE": "1",
     }

@@ -7,10 +7,12 @@ import json
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from alignrec_lite import cli
-from alignrec_lite.cli import common
+from alignrec_lite.cli import common, main
+from alignrec_lite.data.mmrec import load_mmrec
 from alignrec_lite.data.toy import toy_path
 from alignrec_lite.errors import ConfigError
 
@@ -216,3 +218,73 @@ def test_module_entry_points(tmp_path):
         r = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True, timeout=120)
         assert r.returncode == 0 and "tour" in r.stdout, r.stderr
     assert Path(cli.__file__).parent.name == "cli"
+
+
+# ------------------------------------------------------------------ whole journeys
+def test_cli_build_check_train_recommend(tmp_path, capsys):
+    data = tmp_path / "toy"
+    assert main(["data", "build", "toy", "--out", str(data), "--size", "smoke", "--quiet"]) == 0
+    assert main(["data", "check", str(data)]) == 0
+    assert "users" in capsys.readouterr().out
+    run = tmp_path / "run"
+    assert main(["train", str(data), "--model", "lightgcn", "--set", "epochs=3", "--out", str(run), "--quiet"]) == 0
+    rec = json.loads((run / "metrics.json").read_text())
+    assert rec["model"] == "lightgcn" and rec["epochs_run"] == 3 and 0 <= rec["test"]["recall@20"] <= 1
+    assert (run / "best.pt").exists() and (run / "config.json").exists()
+    out = tmp_path / "top.csv"
+    assert main(["recommend", str(run), "--k", "5", "--out", str(out), "--quiet"]) == 0
+    top = pd.read_csv(out)
+    ds = load_mmrec(data)
+    assert len(top) == 5 * ds.n_users and set(top["rank"]) == {1, 2, 3, 4, 5}
+    train_pairs = {tuple(p) for p in ds.train.tolist()}
+    assert not any((u, i) in train_pairs for u, i in zip(top["userID"], top["itemID"]))
+    assert top["item"].iloc[0] == ds.item_raw_ids[top["itemID"].iloc[0]]
+
+
+def test_cli_errors_are_one_line_and_exit_2(tmp_path, capsys):
+    assert main(["data", "check", str(tmp_path / "missing")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("alignrec-lite: error:") and "Fix:" in err and len(err.splitlines()) == 1
+    assert main(["train", str(toy_path("smoke")), "--model", "lightgcn", "--set", "epochs=x"]) == 2
+    assert "epochs" in capsys.readouterr().err
+
+
+def test_cli_longtail_new_user_timing_coldstart(tmp_path, capsys):
+    from alignrec_lite.cli import main
+    from alignrec_lite.data.toy import toy_path
+
+    shop = str(toy_path("smoke"))
+    run = tmp_path / "run"
+    assert main(["train", shop, "--model", "bpr", "--set", "epochs=2", "--out", str(run), "--quiet"]) == 0
+    assert main(["longtail", str(run), "--buckets", "4", "--out", str(tmp_path / "b.csv")]) == 0
+    out = capsys.readouterr().out
+    assert "q4" in out and "gini@20" in out and "popularity" in out
+    assert len(pd.read_csv(tmp_path / "b.csv")) == 2 * 4
+    assert main(["new-user", str(run), "--items", "item-0001", "item-0002", "--k", "3"]) == 0
+    assert "item-0001" not in capsys.readouterr().out.split("score", 1)[1]
+    assert main(["new-user", str(run), "--items", "nope"]) == 2
+    assert "not in the dataset" in capsys.readouterr().err
+    assert main(["timing", str(run), "--n-single", "3"]) == 0
+    assert "single_user_ms" in capsys.readouterr().out
+    assert (
+        main(
+            [
+                "coldstart",
+                shop,
+                "--kind",
+                "users",
+                "--models",
+                "bpr",
+                "--set",
+                "epochs=1",
+                "--quiet",
+                "--out",
+                str(tmp_path / "u.csv"),
+            ]
+        )
+        == 0
+    )
+    assert "popularity" in capsys.readouterr().out
+    assert set(pd.read_csv(tmp_path / "u.csv")["given"]) == {0, 1, 2, 3, 5}
+    assert main(["coldstart", shop, "--kind", "items", "--models", "bpr", "--set", "epochs=1", "--quiet"]) == 0
+    assert "content kNN" in capsys.readouterr().out

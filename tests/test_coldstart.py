@@ -1,7 +1,7 @@
-"""Cold-start protocols: the item-disjoint split leaks nothing, the user split, scoring, curves.
+"""Cold-start protocols (alignrec_lite.coldstart): scoring cold items, cold-user curves, fold-in.
 
-The splits live in :mod:`alignrec_lite.data.split`, the content baselines in :mod:`alignrec_lite.scorers`
-(tests/test_scorers.py).
+The splits live in :mod:`alignrec_lite.data.split` (tests/test_split.py), the content baselines in
+:mod:`alignrec_lite.scorers` (tests/test_scorers.py).
 """
 
 from __future__ import annotations
@@ -15,67 +15,11 @@ from alignrec_lite import coldstart
 from alignrec_lite.data.split import item_disjoint_split, user_coldstart_split
 from alignrec_lite.data.toy import load_toy
 from alignrec_lite.errors import ConfigError
-from alignrec_lite.graphs import normalized_adjacency
-from alignrec_lite.train import BPRSampler
 
 
 @pytest.fixture(scope="module")
 def smoke():
     return load_toy("smoke")
-
-
-# ------------------------------------------------------------------ item-disjoint split
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_item_disjoint_split_leaks_no_held_out_item(smoke, seed):
-    cs = item_disjoint_split(smoke, 0.25, seed=seed)
-    ds = cs.dataset
-    cold = set(cs.cold_items.tolist())
-    assert len(cold) == round(0.25 * smoke.n_items)
-    assert set(cs.warm_items.tolist()) | cold == set(range(smoke.n_items))
-    assert not set(cs.warm_items.tolist()) & cold
-    # nothing about a held-out item is in train or valid ...
-    assert not cold & set(ds.train[:, 1].tolist())
-    assert not cold & set(ds.valid[:, 1].tolist())
-    assert (ds.item_popularity("train")[cs.cold_items] == 0).all()
-    # ... nor in anything the trainer derives from train: the negative sampler and the graph
-    assert not cold & set(BPRSampler(ds, np.random.default_rng(0)).candidates.tolist())
-    adj = normalized_adjacency(ds.interaction_matrix("train"))
-    rows = smoke.n_users + cs.cold_items
-    assert adj[rows].nnz == 0
-    # the test set is exactly the cold items' interactions by users that still have training rows
-    assert set(ds.test[:, 1].tolist()) <= cold
-    pooled = np.concatenate([smoke.train, smoke.valid, smoke.test])
-    has_train = np.zeros(smoke.n_users, bool)
-    has_train[ds.train[:, 0]] = True
-    expected = {(u, i) for u, i in pooled.tolist() if i in cold and has_train[u]}
-    assert {tuple(p) for p in ds.test.tolist()} == expected
-    # warm interactions keep their split
-    warm_train = {tuple(p) for p in smoke.train.tolist() if p[1] not in cold}
-    assert {tuple(p) for p in ds.train.tolist()} == warm_train
-    assert cs.original is smoke and ds.n_items == smoke.n_items
-
-
-def test_item_disjoint_split_is_seeded_and_checks_share(smoke):
-    a = item_disjoint_split(smoke, 0.2, seed=3).cold_items
-    b = item_disjoint_split(smoke, 0.2, seed=3).cold_items
-    assert np.array_equal(a, b)
-    for share in (0.0, 1.0, -0.1):
-        with pytest.raises(ConfigError):
-            item_disjoint_split(smoke, share)
-
-
-def test_both_splits_share_one_hold_out_draw(smoke):
-    """The two splits draw with the same code: refusals name what is held out, and the seed is the draw's."""
-    with pytest.raises(ConfigError, match="eligible items"):
-        item_disjoint_split(smoke, 0.001)
-    with pytest.raises(ConfigError, match="eligible users"):
-        user_coldstart_split(smoke, 0.001)
-    pooled = np.concatenate([smoke.train, smoke.valid, smoke.test])
-    deg = np.bincount(pooled[:, 0], minlength=smoke.n_users)
-    eligible = np.flatnonzero(deg > 5)
-    n = int(round(0.2 * len(eligible)))
-    expected = np.sort(np.random.default_rng(4).choice(eligible, size=n, replace=False))
-    assert np.array_equal(user_coldstart_split(smoke, 0.2, seed=4, max_given=5).cold_users, expected)
 
 
 # ------------------------------------------------------------------ scoring the cold items
@@ -110,29 +54,6 @@ def test_evaluate_cold_items_oracle_and_content_path(smoke):
 
 
 # ------------------------------------------------------------------ user cold start
-def test_user_coldstart_split(smoke):
-    us = user_coldstart_split(smoke, 0.2, seed=0, max_given=5)
-    ds = us.dataset
-    cold = set(us.cold_users.tolist())
-    for split in (ds.train, ds.valid, ds.test):
-        assert not cold & set(split[:, 0].tolist())
-    pooled = np.concatenate([smoke.train, smoke.valid, smoke.test])
-    for u, order in zip(us.cold_users, us.orders):
-        assert sorted(order.tolist()) == sorted(pooled[pooled[:, 0] == u, 1].tolist())
-        assert len(order) > 5
-    assert all(len(g) == 3 and np.array_equal(g, o[:3]) for g, o in zip(us.given(3), us.orders))
-    t = us.targets()
-    assert t.shape == (len(us.cold_users), smoke.n_items)
-    assert t.sum() == sum(len(o) - 5 for o in us.orders)
-    # targets never include a revealed item
-    for r, o in enumerate(us.orders):
-        assert not set(o[:5].tolist()) & set(t[r].indices.tolist())
-    with pytest.raises(ConfigError):
-        us.given(6)
-    warm_train = {tuple(p) for p in smoke.train.tolist() if p[0] not in cold}
-    assert {tuple(p) for p in ds.train.tolist()} == warm_train
-
-
 def test_cold_user_curve_by_hand(smoke):
     us = user_coldstart_split(smoke, 0.1, seed=1, max_given=2)
     truth = torch.from_numpy(us.targets().toarray())

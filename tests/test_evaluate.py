@@ -7,6 +7,8 @@ import math
 import numpy as np
 import pytest
 import torch
+from helpers import FixedModel
+from memory_stages import check_stage
 
 from alignrec_lite.data.mmrec import RecDataset
 from alignrec_lite.evaluate import evaluate, metrics_of_lists, topk_stable
@@ -130,3 +132,45 @@ def test_metrics_of_lists_matches_the_evaluator_and_pads_short_lists():
         assert value == pytest.approx(ref[key], abs=1e-12)
     short = metrics_of_lists(lists[:, :2], np.arange(n_users), ds.interaction_matrix("test"), (3,))  # misses padded
     assert short["recall@3"] == pytest.approx(ref["recall@2"], abs=1e-12)
+
+
+# ------------------------------------------------------------------ metric means in float64 (as MMRec)
+def _recall_dataset(ht: list[tuple[int, int]]) -> tuple[RecDataset, np.ndarray]:
+    """User ``u`` has ``t`` test items 0..t-1 and a scorer that ranks ``h`` of them in its top 20."""
+    n_items = 60
+    n_users = len(ht)
+    train = [(u, 59) for u in range(n_users)]
+    valid = [(u, 58) for u in range(n_users)]
+    test = [(u, i) for u, (_, t) in enumerate(ht) for i in range(t)]
+    scores = np.zeros((n_users, n_items), dtype=np.float32)
+    for u, (h, t) in enumerate(ht):
+        scores[u, :h] = 10.0 - np.arange(h)  # hits on top
+        scores[u, h:t] = -10.0  # the missed test items at the bottom
+    arr = lambda x: np.asarray(x, dtype=np.int64)  # noqa: E731
+    return RecDataset("borderline", n_users, n_items, arr(train), arr(valid), arr(test)), scores
+
+
+def test_metric_means_are_float64_before_rounding():
+    # 16 users with recall 1, one with 1/2, one with 1/20, 182 with 0: the mean is 0.08275 exactly.
+    ht = [(1, 1)] * 16 + [(1, 2), (1, 20)] + [(0, 1)] * 182
+    ds, scores = _recall_dataset(ht)
+    model = FixedModel(ds, np.eye(ds.n_users, dtype=np.float32), scores.T)  # user_e @ item_e.T = scores
+    per_user = np.array([h / t for h, t in ht])  # MMRec: NumPy float64 per user, mean, round(., 4)
+    mmrec = round(float(np.mean(per_user)), 4)
+    float32_mean = float(torch.from_numpy(per_user.astype(np.float32)).mean())
+    assert round(float32_mean, 4) == 0.0827 and mmrec == 0.0828  # the borderline case of issue 14
+    got = evaluate(model.full_sort_scores, ds, "test", batch_users=64)
+    assert got["recall@20"] == mmrec
+    full = evaluate(model.full_sort_scores, ds, "test", round_to=None, return_per_user=True)
+    assert full["per_user"]["recall@20"].dtype == np.float64
+    assert full["recall@20"] == pytest.approx(0.08275, abs=1e-15)
+
+
+# ---------------------------------------------------------------- bounded memory (tests/memory_stages.py)
+def test_evaluate_memory_is_bounded(tmp_path):
+    check_stage("evaluate", "ci", tmp_path)
+
+
+@pytest.mark.slow
+def test_evaluate_memory_is_bounded_full_size(tmp_path):
+    check_stage("evaluate", "full", tmp_path)

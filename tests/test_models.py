@@ -5,10 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from helpers import tiny_dataset
 
 from alignrec_lite.data.toy import load_toy
 from alignrec_lite.errors import ConfigError
 from alignrec_lite.models import MODELS, Recommender, build_model, get_model_class
+from alignrec_lite.models.freedom import FREEDOM
+from alignrec_lite.models.vbpr import VBPR
 
 
 @pytest.fixture(scope="module")
@@ -82,3 +85,17 @@ def test_an_instance_level_content_path_counts():
     assert model.has_content_path is False
     model.encode_content = lambda x: x
     assert model.has_content_path is True
+
+
+def test_cold_start_reads_each_models_own_content_input():
+    """Cold-start and new-item scoring use the rows the content path was trained on: VBPR's raw
+    [text ; image], the other models' normalised concatenation."""
+    from alignrec_lite.models.base import Recommender
+
+    ds = tiny_dataset()
+    vbpr = VBPR(ds, {"embedding_size": 8})
+    raw = np.concatenate([ds.features["text"], ds.features["image"]], axis=1)
+    assert vbpr.content_layout == "raw-text-first" and np.array_equal(vbpr.content_features(ds), raw)
+    assert Recommender.content_layout == "normalised"
+    freedom = FREEDOM(ds, {"embedding_size": 8})
+    assert np.array_equal(freedom.content_features(ds), ds.feature("auto")[0])

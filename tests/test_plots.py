@@ -9,10 +9,12 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 import pytest
 import torch
+from helpers import missing_annotations, public_functions
 
-from alignrec_lite import plots
+from alignrec_lite import longtail, plots
 from alignrec_lite.plots import style
 
 RNG = np.random.default_rng(0)
@@ -167,6 +169,25 @@ def test_public_plot_functions_are_typed():
         assert set(inspect.signature(f).parameters) <= set(ann), f.__name__  # every argument has a type
 
 
+@pytest.mark.parametrize("module", ["attention", "charts", "embeddings", "evaluation", "history", "maps", "style"])
+def test_every_public_plotting_function_is_fully_typed(module):
+    """Not only the plot_* functions: every public function of each plots module (helpers such as
+    project_2d, item_montage, label_axes) types each parameter and its return, and the types resolve."""
+    import importlib
+
+    from matplotlib.axes import Axes
+    from matplotlib.collections import PathCollection
+
+    mod = importlib.import_module(f"alignrec_lite.plots.{module}")
+    funcs = public_functions(mod)
+    assert funcs, module
+    for f in funcs:
+        # the modules import these two for type checkers only
+        assert missing_annotations(f, Axes=Axes, PathCollection=PathCollection) == [], f.__name__
+    exported = {getattr(plots, n) for n in plots.__all__ if callable(getattr(plots, n))}
+    assert {f for f in exported if getattr(f, "__module__", "") == mod.__name__} <= set(funcs)
+
+
 def test_label_axes_sets_labels_title_legend_and_ticks():
     _, ax = plt.subplots()
     ax.plot([0, 1], [0, 1], label="a")
@@ -184,3 +205,79 @@ def test_get_axes_reuses_the_given_axes_or_makes_one():
     new = style.get_axes(None, figsize=(2.0, 1.0))
     assert new is not ax and tuple(new.figure.get_size_inches()) == (2.0, 1.0)
     assert style.okabe_ito(9) == style.OKABE_ITO[1]
+
+
+# ------------------------------------------------------------------ the evaluation figures (plots.evaluation)
+def test_evaluation_plots_draw_into_the_given_axes():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from alignrec_lite import plots
+    from alignrec_lite.data.toy import load_toy
+
+    pop = np.array([50, 20, 9, 5, 3, 3, 2, 1, 0, 0])
+    b = longtail.popularity_buckets(pop)
+    buckets = pd.DataFrame(
+        {
+            "model": ["a", "a", "b", "b"] * 2,
+            "bucket": ["tail", "head"] * 4,
+            "recall@20": [0.1, 0.5, 0.2, 0.4, 0.12, 0.52, 0.18, 0.41],
+            "seed": [0] * 4 + [1] * 4,
+        }
+    )
+    overall = pd.DataFrame(
+        {
+            "model": ["a", "b"],
+            "coverage@20": [0.2, 0.6],
+            "aplt@20": [0.0, 0.3],
+            "gini@20": [0.9, 0.5],
+            "recall@20": [0.3, 0.28],
+        }
+    )
+    items = pd.DataFrame({"method": ["x", "y", "x", "y"], "recall@20": [0.3, 0.1, 0.35, 0.12]})
+    users = pd.DataFrame(
+        {
+            "method": ["m · mean"] * 3 + ["popularity"] * 3,
+            "given": [0, 1, 2] * 2,
+            "recall@20": [0.1, 0.2, 0.3, 0.1, 0.1, 0.1],
+        }
+    )
+    history = [{"epoch": e, "loss": 1.0 / (e + 1), "loss_bpr": 0.5 / (e + 1), "loss_cca": 0.01} for e in range(4)]
+    shop = load_toy("smoke")
+    fig, axes = plt.subplots(3, 3)
+    calls = [
+        lambda ax: plots.plot_popularity_curve(pop, b.item_bucket, b.labels, ax=ax),
+        lambda ax: plots.plot_bucket_metrics(buckets, ax=ax),
+        lambda ax: plots.plot_beyond_accuracy(overall, ax=ax),
+        lambda ax: plots.plot_cold_items(items, ax=ax),
+        lambda ax: plots.plot_cold_user_curve(users, ax=ax),
+        lambda ax: plots.plot_loss_terms(history, ax=ax),
+        lambda ax: plots.plot_model_bars(overall, "recall@20", ax=ax, highlight="b"),
+        lambda ax: plots.plot_scaling([100, 200, 400], [0.1, 0.2, 0.41], ax=ax, extrapolate_to=10_000),
+        lambda ax: plots.plot_items(shop, [0, 5, -1], hits=[True, False, False], ax=ax, title="history"),
+    ]
+    for ax, call in zip(axes.ravel(), calls):
+        assert call(ax) is ax
+        assert ax.get_title() or ax.get_title(loc="left")
+    assert len(plt.get_fignums()) == 1  # nothing drew a figure of its own
+    # bars show the mean over seeds
+    heights = sorted(round(p.get_height(), 4) for p in axes[0, 1].patches)
+    assert heights == [0.11, 0.19, 0.405, 0.51]
+    plt.close("all")
+    ax = plots.plot_cold_items(items)  # no ax: a new figure
+    assert ax.figure is not None
+    plt.close("all")
+
+
+def test_fit_power_law_and_montage():
+    from alignrec_lite.data.toy import load_toy
+    from alignrec_lite.plots import fit_power_law, item_montage
+
+    a, b = fit_power_law([10, 20, 40], [3 * 10**1.5, 3 * 20**1.5, 3 * 40**1.5])
+    assert a == pytest.approx(3.0) and b == pytest.approx(1.5)
+    m = item_montage(load_toy("smoke"), [0, 1, -1], size=32, hits=[True, False, False])
+    assert m.shape == (34, 3 * 34, 3) and m.dtype == np.uint8
+    assert tuple(m[1, 1]) == (0, 158, 115)  # the hit is framed in green
+    assert tuple(m[10, 2 * 34 + 10]) == (200, 200, 200)  # an empty tile is grey

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
-from helpers import FixedModel
+from helpers import FixedModel, missing_annotations, public_functions
+from memory_stages import check_stage
 
 from alignrec_lite import serve
 from alignrec_lite.data.toy import load_toy
@@ -197,74 +197,26 @@ def test_score_new_item_from_image_and_text(tmp_path):
     assert out["users"]["userID"].tolist() == ref["users"]["userID"].tolist()
 
 
-# ------------------------------------------------------------------ command line
-def test_cli_longtail_new_user_timing_coldstart(tmp_path, capsys):
-    from alignrec_lite.cli import main
-    from alignrec_lite.data.toy import toy_path
-
-    shop = str(toy_path("smoke"))
-    run = tmp_path / "run"
-    assert main(["train", shop, "--model", "bpr", "--set", "epochs=2", "--out", str(run), "--quiet"]) == 0
-    assert main(["longtail", str(run), "--buckets", "4", "--out", str(tmp_path / "b.csv")]) == 0
-    out = capsys.readouterr().out
-    assert "q4" in out and "gini@20" in out and "popularity" in out
-    assert len(pd.read_csv(tmp_path / "b.csv")) == 2 * 4
-    assert main(["new-user", str(run), "--items", "item-0001", "item-0002", "--k", "3"]) == 0
-    assert "item-0001" not in capsys.readouterr().out.split("score", 1)[1]
-    assert main(["new-user", str(run), "--items", "nope"]) == 2
-    assert "not in the dataset" in capsys.readouterr().err
-    assert main(["timing", str(run), "--n-single", "3"]) == 0
-    assert "single_user_ms" in capsys.readouterr().out
-    assert (
-        main(
-            [
-                "coldstart",
-                shop,
-                "--kind",
-                "users",
-                "--models",
-                "bpr",
-                "--set",
-                "epochs=1",
-                "--quiet",
-                "--out",
-                str(tmp_path / "u.csv"),
-            ]
-        )
-        == 0
-    )
-    assert "popularity" in capsys.readouterr().out
-    assert set(pd.read_csv(tmp_path / "u.csv")["given"]) == {0, 1, 2, 3, 5}
-    assert main(["coldstart", shop, "--kind", "items", "--models", "bpr", "--set", "epochs=1", "--quiet"]) == 0
-    assert "content kNN" in capsys.readouterr().out
+# ---------------------------------------------------------------- bounded memory (tests/memory_stages.py)
+def test_export_memory_is_bounded(tmp_path):
+    check_stage("export", "ci", tmp_path)
 
 
-# ------------------------------------------------------------------ explorer widget
-def test_user_panel_and_explorer(smoke, model):
-    import matplotlib
+@pytest.mark.slow
+def test_export_memory_is_bounded_full_size(tmp_path):
+    check_stage("export", "full", tmp_path)
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    from alignrec_lite.scorers import popularity_scores
-    from alignrec_lite.widgets.explorer import precompute_lists, user_explorer, user_panel
+# ---------------------------------------------------------------- types
+@pytest.mark.parametrize("module", ["export", "newitems", "timing"])
+def test_public_serving_functions_are_typed(module):
+    """Every parameter and the return of each public function has a type that resolves; a model is a
+    ``Recommender``. (``serve.foldin`` is not checked here yet.)"""
+    import importlib
 
-    users = np.array([0, 3, 7])
-    lists = precompute_lists(smoke, {"fixed": model, "pop": popularity_scores(smoke)}, users, k=5)
-    assert lists["fixed"].shape == (3, 5)
-    ref = serve.topk_frame(model, smoke, k=5, users=users)
-    assert lists["fixed"].ravel().tolist() == ref["itemID"].tolist()
-    axes = user_panel(smoke, 3, {n: v[1] for n, v in lists.items()}, history=4)
-    assert len(axes) == 3 and "user" in axes[0].get_title(loc="left") and "pop" in axes[2].get_title(loc="left")
-    test_items = set(smoke.test[smoke.test[:, 0] == 3, 1].tolist())
-    n_hits = len(test_items & set(lists["pop"][1].tolist()))
-    assert axes[2].get_title(loc="left").startswith(f"pop: {n_hits} of 5")
-    plt.close("all")
-    box = user_explorer(smoke, {"fixed": model}, users=users, k=5)
-    out = box.children[1]
-    assert len(out.outputs) == 1  # the first user's panel, set directly (no captured display messages)
-    box.controls[0].value = 7  # moving the slider redraws without recomputing
-    assert len(out.outputs) == 1 and box.lists["fixed"].shape == (3, 5)
-    assert not plt.get_fignums()  # every panel figure was closed after it was stored
-    assert len(user_explorer(smoke, {"fixed": model}, users=users, k=5, draw=False).children[1].outputs) == 0
-    plt.close("all")
+    mod = importlib.import_module(f"alignrec_lite.serve.{module}")
+    funcs = public_functions(mod)
+    assert funcs, module
+    for f in funcs:
+        assert missing_annotations(f) == [], f.__name__
+        assert f.__annotations__.get("model", "Recommender") == "Recommender", f.__name__

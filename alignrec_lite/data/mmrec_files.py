@@ -9,7 +9,7 @@ naming the file, the line and the fix.
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -136,25 +136,19 @@ def read_inter(path: str | Path) -> pd.DataFrame:
         out["timestamp"] = _int_column(df["timestamp"], "timestamp", path, allow_float=True)
     if "rating" in df.columns:
         vals = pd.to_numeric(df["rating"].str.strip(), errors="coerce")
-        bad = ~np.isfinite(vals.to_numpy(dtype=float))
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            raise DataError(
-                f"rating {df['rating'].iloc[i]!r} is not a number",
-                path=path,
-                row=i + 2,
-                fix="ratings must be finite numbers (or drop the column)",
-            )
-        out["rating"] = vals.astype(float)
-    bad = ~out["x_label"].isin([0, 1, 2]).to_numpy()
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise DataError(
-            f"x_label is {out['x_label'].iloc[i]}, expected 0, 1 or 2",
-            path=path,
-            row=i + 2,
-            fix="use 0 = train, 1 = valid, 2 = test",
+        _refuse_first_bad_line(
+            ~np.isfinite(vals.to_numpy(dtype=float)),
+            path,
+            lambda i: f"rating {df['rating'].iloc[i]!r} is not a number",
+            fix="ratings must be finite numbers (or drop the column)",
         )
+        out["rating"] = vals.astype(float)
+    _refuse_first_bad_line(
+        ~out["x_label"].isin([0, 1, 2]).to_numpy(),
+        path,
+        lambda i: f"x_label is {out['x_label'].iloc[i]}, expected 0, 1 or 2",
+        fix="use 0 = train, 1 = valid, 2 = test",
+    )
     dup = out.duplicated(subset=["userID", "itemID"], keep="first").to_numpy()
     if dup.any():
         i = int(np.flatnonzero(dup)[0])
@@ -174,25 +168,29 @@ def _int_column(col: pd.Series, name: str, path: Path, allow_float: bool = False
     ok = s.str.fullmatch(r"-?[0-9]{1,18}")  # ASCII digits only: \d also matches e.g. Arabic-Indic digits
     if allow_float:
         ok = ok | s.str.fullmatch(r"-?[0-9]{1,18}\.0*")
-    ok = ok.to_numpy(dtype=bool)
-    if not ok.all():
-        i = int(np.flatnonzero(~ok)[0])
-        raise DataError(
-            f"{name} {col.iloc[i]!r} is not an integer",
-            path=path,
-            row=i + 2,
-            fix=f"{name} values must be whole numbers",
-        )
+    _refuse_first_bad_line(
+        ~ok.to_numpy(dtype=bool),
+        path,
+        lambda i: f"{name} {col.iloc[i]!r} is not an integer",
+        fix=f"{name} values must be whole numbers",
+    )
     vals = s.str.replace(r"\.0*$", "", regex=True).astype(np.int64)
-    if name in ("userID", "itemID") and (vals < 0).any():
-        i = int(np.flatnonzero((vals < 0).to_numpy())[0])
-        raise DataError(
-            f"{name} {vals.iloc[i]} is negative",
-            path=path,
-            row=i + 2,
+    if name in ("userID", "itemID"):
+        _refuse_first_bad_line(
+            (vals < 0).to_numpy(),
+            path,
+            lambda i: f"{name} {vals.iloc[i]} is negative",
             fix="IDs are 0-based non-negative integers; re-index them from 0",
         )
     return vals
+
+
+def _refuse_first_bad_line(bad: np.ndarray, path: Path, message: Callable[[int], str], *, fix: str) -> None:
+    """Raise :class:`DataError` at the first row ``i`` where ``bad`` is true (line ``i + 2``: after the header),
+    with ``message(i)`` and ``fix``; nothing when no row is bad."""
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise DataError(message(i), path=path, row=i + 2, fix=fix)
 
 
 def read_id_mapping(path: Path, id_col: str, n: int) -> np.ndarray:

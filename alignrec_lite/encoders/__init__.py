@@ -27,11 +27,11 @@ Every tower is named by a *spec* string (the CLI's ``--image-encoder`` /
 ``image_feat.npy`` / ``text_feat.npy`` (row i = itemID i) plus a ``features.json``
 manifest, resuming from per-chunk shards after an interruption.
 
-Rooms: :mod:`.towers` (the towers, spec parsing, :func:`build_tower`), :mod:`.extract`
-(encoding, the shard cache, :func:`extract_features`), :mod:`.manifest` (``features.json``,
-content fingerprints, the stage-1 file names) and :mod:`.stage1` (run folders, checkpoints and
-``mm_feat.npy`` writing shared by the two stage-1 encoders). Every public name is importable
-from ``alignrec_lite.encoders``.
+Rooms: :mod:`.towers` (the towers, :func:`build_tower`), :mod:`.spec` (spec strings,
+:func:`parse_spec`), :mod:`.extract` (encoding, the shard cache, :func:`extract_features`),
+:mod:`.manifest` (``features.json``, content fingerprints, the stage-1 file names) and :mod:`.stage1`
+(run folders, checkpoints and ``mm_feat.npy`` writing shared by the two stage-1 encoders). Every
+public name is importable from ``alignrec_lite.encoders``.
 """
 
 from .extract import (
@@ -53,6 +53,7 @@ from .manifest import (
     read_manifest,
     update_manifest,
 )
+from .spec import IMAGE_SPECS, TEXT_SPECS, EncoderSpec, parse_spec
 from .stage1 import (
     Stage1Config,
     decode_item_images,
@@ -64,10 +65,7 @@ from .stage1 import (
     write_mm_features,
 )
 from .towers import (
-    IMAGE_SPECS,
     MINILM_NAME,
-    TEXT_SPECS,
-    EncoderSpec,
     EncoderTower,
     ImageTower,
     MiniLMText,
@@ -79,7 +77,6 @@ from .towers import (
     build_tower,
     build_towers,
     minilm_path,
-    parse_spec,
     simple_transform,
 )
 

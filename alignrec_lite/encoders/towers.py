@@ -1,13 +1,12 @@
-"""Image and text towers, their spec strings and the factory that builds them.
+"""Image and text towers and the factory that builds one from its spec string.
 
-A *spec* names every tower (see :mod:`alignrec_lite.encoders`): ``tiny-cnn``, ``tiny-vit``,
-``minilm``, ``openclip:ARCH`` or ``openclip:ARCH@TAG``.
+A *spec* names every tower (see :mod:`alignrec_lite.encoders`; parsed by :mod:`.spec`): ``tiny-cnn``,
+``tiny-vit``, ``minilm``, ``openclip:ARCH`` or ``openclip:ARCH@TAG``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +14,9 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError, DownloadError
+from .spec import parse_spec
 
 MINILM_NAME = "sentence-transformers/all-MiniLM-L6-v2"
-IMAGE_SPECS = ("tiny-cnn", "tiny-vit", "openclip:ARCH[@TAG]")
-TEXT_SPECS = ("minilm", "openclip:ARCH[@TAG]")
 
 
 class EncoderTower(nn.Module):
@@ -435,42 +433,6 @@ class OpenClipText(TextTower):
 
 
 # ---------------------------------------------------------------- factory
-@dataclass(frozen=True)
-class EncoderSpec:
-    """A parsed tower spec: ``kind`` (tiny-cnn, tiny-vit, minilm, openclip), ``arch``, ``pretrained``."""
-
-    kind: str
-    arch: str | None = None
-    pretrained: str | None = None
-
-    @property
-    def text(self) -> str:
-        """The canonical spec string."""
-        if self.kind != "openclip":
-            return self.kind
-        return f"openclip:{self.arch}" + (f"@{self.pretrained}" if self.pretrained else "")
-
-
-def parse_spec(spec: str, modality: str) -> EncoderSpec:
-    """Parse ``tiny-cnn`` / ``tiny-vit`` / ``minilm`` / ``openclip:ARCH[@TAG]``.
-
-    Raises:
-        ConfigError: unknown or malformed spec, or a spec of the other modality.
-    """
-    opt = f"--{modality}-encoder"
-    allowed = IMAGE_SPECS if modality == "image" else TEXT_SPECS
-    s = spec.strip()
-    if s.startswith("openclip:"):
-        rest = s[len("openclip:") :]
-        arch, _, tag = rest.partition("@")
-        if not arch:
-            raise ConfigError(f"empty architecture in {spec!r}", row=opt, fix="write openclip:ViT-B-32[@openai]")
-        return EncoderSpec("openclip", arch, tag or None)
-    if (modality == "image" and s in ("tiny-cnn", "tiny-vit")) or (modality == "text" and s == "minilm"):
-        return EncoderSpec(s)
-    raise ConfigError(f"unknown {modality} encoder {spec!r}", row=opt, fix=f"use one of {', '.join(allowed)}")
-
-
 def build_tower(
     spec: str, modality: str, *, seed: int = 0, dim: int = 128, clip_cache: dict | None = None
 ) -> EncoderTower:

@@ -12,6 +12,7 @@ fold-in (:mod:`.foldin`) and new items (:mod:`.newitems`) work with.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -22,13 +23,20 @@ from ..data.mmrec import RecDataset
 from ..errors import DataError
 from ..evaluate import iter_topk
 from ..files import atomic_path
+from ..models.base import Recommender
 
 EXPORT_COLUMNS = ["userID", "user", "rank", "itemID", "item", "score"]
 
 
 def _chunk_frames(
-    model, dataset: RecDataset, *, k: int, users: np.ndarray | None, exclude_valid: bool, batch_users: int
-):
+    model: Recommender,
+    dataset: RecDataset,
+    *,
+    k: int,
+    users: np.ndarray | None,
+    exclude_valid: bool,
+    batch_users: int,
+) -> Iterator[pd.DataFrame]:
     from ..checks import check_export_args
 
     # 0 crashed in range(); a negative step silently exported nothing; users=[-1] labelled the last user -1
@@ -54,7 +62,7 @@ def _chunk_frames(
 
 
 def topk_frame(
-    model,
+    model: Recommender,
     dataset: RecDataset,
     *,
     k: int = 20,
@@ -84,7 +92,7 @@ def topk_frame(
 
 
 def export_topk(
-    model,
+    model: Recommender,
     dataset: RecDataset,
     out: str | Path,
     *,
@@ -169,7 +177,7 @@ def read_topk(path: str | Path) -> pd.DataFrame:
 
 
 @torch.no_grad()
-def final_vectors(model) -> tuple[torch.Tensor, torch.Tensor]:
+def final_vectors(model: Recommender) -> tuple[torch.Tensor, torch.Tensor]:
     """The model's final user and item vectors (eval mode), as float32 copies on the CPU.
 
     Shape:

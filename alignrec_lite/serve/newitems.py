@@ -17,12 +17,13 @@ import torch
 
 from ..data.mmrec import RecDataset
 from ..errors import ConfigError, DataError
+from ..models.base import Recommender
 from ..utils import as_tensor, fuse_features
 from .export import final_vectors
 
 
 @torch.no_grad()
-def new_item_vectors(model, features: np.ndarray | torch.Tensor) -> torch.Tensor:
+def new_item_vectors(model: Recommender, features: np.ndarray | torch.Tensor) -> torch.Tensor:
     """Item vectors from content features alone, through the model's content path.
 
     Args:
@@ -50,7 +51,12 @@ def new_item_vectors(model, features: np.ndarray | torch.Tensor) -> torch.Tensor
 
 
 def encode_new_item(
-    dataset: RecDataset, source: str, *, image=None, text: str | None = None, layout: str = "normalised"
+    dataset: RecDataset,
+    source: str,
+    *,
+    image: str | Path | None = None,
+    text: str | None = None,
+    layout: str = "normalised",
 ) -> np.ndarray:
     """Encode one new item's image and/or text into the dataset's feature space.
 
@@ -134,11 +140,11 @@ def encode_new_item(
 
 
 def score_new_item(
-    model,
+    model: Recommender,
     dataset: RecDataset,
     *,
     feature: np.ndarray | None = None,
-    image=None,
+    image: str | Path | None = None,
     text: str | None = None,
     k: int = 10,
 ) -> dict[str, pd.DataFrame]:

@@ -8,10 +8,11 @@ import numpy as np
 
 from ..data.mmrec import RecDataset
 from ..evaluate import iter_topk
+from ..models.base import Recommender
 
 
 def measure_serving(
-    model,
+    model: Recommender,
     dataset: RecDataset,
     *,
     k: int = 20,

@@ -346,6 +346,17 @@ def retrieval_recall(query: torch.Tensor, keys: torch.Tensor, ks: Sequence[int] 
     return {f"recall@{k}": float((rank < k).float().mean()) for k in ks}
 
 
+def held_out_scores(model: TwoTower, eval_image: torch.Tensor, eval_text: torch.Tensor) -> dict[str, float]:
+    """What the sweeps report of one trained model on held-out pairs.
+
+    Returns:
+        ``recall@1/5/10`` (image -> text, :func:`retrieval_recall`), ``align`` and ``uniform``
+        (of the held-out image embeddings).
+    """
+    zi, zt = model.embed(eval_image, eval_text)
+    return {**retrieval_recall(zi, zt), "align": float(align_loss(zi, zt)), "uniform": float(uniform_loss(zi))}
+
+
 def temperature_sweep(
     image_x: torch.Tensor,
     text_x: torch.Tensor,
@@ -369,15 +380,7 @@ def temperature_sweep(
     rows = []
     for t in temperatures:
         model, _ = train_two_tower(image_x, text_x, temperature=float(t), **train_kw)
-        zi, zt = model.embed(eval_image, eval_text)
-        rows.append(
-            {
-                "temperature": float(t),
-                **retrieval_recall(zi, zt),
-                "align": float(align_loss(zi, zt)),
-                "uniform": float(uniform_loss(zi)),
-            }
-        )
+        rows.append({"temperature": float(t), **held_out_scores(model, eval_image, eval_text)})
     return rows
 
 
@@ -404,13 +407,5 @@ def negatives_sweep(
     rows = []
     for k in negatives:
         model, _ = train_two_tower(image_x, text_x, batch_size=batch_size, negatives=int(k), **train_kw)
-        zi, zt = model.embed(eval_image, eval_text)
-        rows.append(
-            {
-                "negatives": int(k),
-                **retrieval_recall(zi, zt),
-                "align": float(align_loss(zi, zt)),
-                "uniform": float(uniform_loss(zi)),
-            }
-        )
+        rows.append({"negatives": int(k), **held_out_scores(model, eval_image, eval_text)})
     return rows

@@ -1,20 +1,16 @@
-"""Unit tests of the modules behind notebooks 01-04: teach.* (pair_data, contrastive, classifier, memory,
-text_embed, similarity), nbtools, widgets."""
+"""The notebooks' teaching models (alignrec_lite.teach): pair_data, contrastive, classifier, memory,
+text_embed, similarity."""
 
 from __future__ import annotations
 
-import json
-
 import matplotlib
-import nbformat
 import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 
-from alignrec_lite import nbtools
-from alignrec_lite.errors import ConfigError, DataError
+from alignrec_lite.errors import ConfigError
 from alignrec_lite.teach import classifier, memory, pair_data, similarity, text_embed
 from alignrec_lite.teach import contrastive as C
 
@@ -105,6 +101,19 @@ def test_retrieval_recall_known_values():
     assert r["recall@2"] == pytest.approx(0.75)
 
 
+def test_held_out_scores_is_recall_align_uniform_of_the_embeddings():
+    """The row every sweep reports (temperature_sweep, negatives_sweep) for one model."""
+    from alignrec_lite.losses import align_loss, uniform_loss
+
+    torch.manual_seed(0)
+    model = C.TwoTower(6, 5, dim=4)
+    x_img, x_txt = torch.randn(30, 6), torch.randn(30, 5)
+    got = C.held_out_scores(model, x_img, x_txt)
+    zi, zt = model.embed(x_img, x_txt)
+    assert got == {**C.retrieval_recall(zi, zt), "align": float(align_loss(zi, zt)), "uniform": float(uniform_loss(zi))}
+    assert list(got) == ["recall@1", "recall@5", "recall@10", "align", "uniform"]
+
+
 def test_classifier_embedding(pairs):
     x, _ = pair_data.pair_inputs(pairs)
     clf = classifier.train_classifier(x, pairs.labels["category"], epochs=30, seed=0)
@@ -186,139 +195,3 @@ def test_triplet_similarities():
     enc = {"a": [1.0, 0.0], "b": [1.0, 0.1], "c": [0.0, 1.0]}
     out = similarity.triplet_similarities(lambda texts: np.array([enc[t] for t in texts]), [("a", "b", "c")])
     assert out.shape == (1, 2) and out[0, 0] > 0.99 and abs(out[0, 1]) < 1e-6
-
-
-# ---------------------------------------------------------------------- nbtools
-def _exec_nb(cells, tmp_path, params=None):
-    from nbformat.v4 import new_code_cell, new_notebook
-
-    nb = new_notebook(
-        cells=[new_code_cell(c) for c in cells],
-        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
-    )
-    nb.cells[0].metadata["tags"] = ["parameters"]
-    src = tmp_path / "00_demo.ipynb"
-    nbformat.write(nb, src)
-    return src
-
-
-@pytest.mark.notebook
-def test_record_and_read_back_through_papermill(tmp_path):
-    src = _exec_nb(
-        [
-            "X = 1",
-            "from alignrec_lite.nbtools import record\nimport numpy as np\n"
-            "record('x', X)\nrecord('arr', np.arange(3))\nrecord('d', {'a': np.float32(0.5)})",
-        ],
-        tmp_path,
-    )
-    run = nbtools.run_notebook(src, tmp_path / "out", {"X": 7})
-    assert run.records == {"x": 7, "arr": [0, 1, 2], "d": {"a": 0.5}}
-    assert nbtools.read_records(run.executed) == run.records
-    assert nbtools.notebook_parameters(src) == {"X": 1}
-    html = nbtools.to_html(run.executed)
-    assert html.exists() and "<html" in html.read_text(encoding="utf-8").lower()
-
-
-def test_read_records_from_node_and_errors(tmp_path):
-    from nbformat.v4 import new_code_cell, new_notebook, new_output
-
-    cell = new_code_cell("record(...)")
-    cell.outputs = [
-        new_output("display_data", data={nbtools.RECORD_MIME: {"name": "k", "value": 3}, "text/plain": "k = 3"}),
-        new_output("display_data", data={nbtools.RECORD_MIME: json.dumps({"name": "k", "value": 4})}),
-    ]
-    assert nbtools.read_records(new_notebook(cells=[cell])) == {"k": 4}  # later wins
-    with pytest.raises(DataError):
-        nbtools.read_records(tmp_path / "missing.ipynb")
-    bad = tmp_path / "bad.ipynb"
-    bad.write_text("{not json", encoding="utf-8")
-    with pytest.raises(DataError):
-        nbtools.read_records(bad)
-
-
-def test_record_outside_ipython_prints(capsys):
-    nbtools.record("answer", np.int64(42))
-    assert "answer = 42" in capsys.readouterr().out
-    with pytest.raises(ConfigError):
-        nbtools.record("bad", object())
-
-
-def test_record_keeps_non_finite_visible(capsys):
-    nbtools.record("nan", float("nan"))
-    assert "'nan'" in capsys.readouterr().out
-
-
-def test_find_notebooks():
-    found = nbtools.find_notebooks(["01", "02_contrastive_learning", "03_alignment_and_uniformity.ipynb"])
-    assert [p.name[:2] for p in found] == ["01", "02", "03"]
-    assert all(p.name[:2].isdigit() for p in nbtools.list_notebooks())
-    with pytest.raises(ConfigError):
-        nbtools.find_notebooks(["99"])
-
-
-def test_notebook_parameters_requires_tag(tmp_path):
-    from nbformat.v4 import new_code_cell, new_notebook
-
-    path = tmp_path / "x.ipynb"
-    nbformat.write(new_notebook(cells=[new_code_cell("A = 1")]), path)
-    with pytest.raises(DataError, match="parameters"):
-        nbtools.notebook_parameters(path)
-
-
-# ---------------------------------------------------------------------- widgets
-def test_widgets_import_lazily_and_explore():
-    import subprocess
-    import sys
-
-    code = "import sys, alignrec_lite.widgets; print('ipywidgets' in sys.modules)"
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
-    from alignrec_lite.widgets import geometry_explorer
-
-    rng = np.random.default_rng(0)
-    results = {
-        "clip": {0.1: rng.normal(size=(30, 3)), 1.0: rng.normal(size=(30, 3))},
-        "align + uniform": {2.0: rng.normal(size=(30, 3))},
-    }
-    w = geometry_explorer(results, np.arange(30) % 3, stats={"clip": {0.1: {"align": 0.1, "uniform": -2.0}}})
-    dropdown, slider = w.controls
-    assert list(slider.options) == [0.1, 1.0]
-    dropdown.value = "align + uniform"
-    assert list(slider.options) == [2.0]
-    with pytest.raises(ValueError):
-        geometry_explorer({})
-
-
-def test_notebook_short_errors_show_the_kit_errors_in_one_line(monkeypatch):
-    """In IPython the kit's input errors are shown as two lines (message with fix, hint) and the cell
-    still fails; other exceptions keep their traceback; short_errors(False) switches back."""
-    pytest.importorskip("IPython")
-    from IPython.core.interactiveshell import InteractiveShell
-
-    from alignrec_lite import nbtools
-
-    shell = InteractiveShell.instance()
-    shown: list[tuple[str, str]] = []  # what the front end would display: (exception name, traceback text)
-    monkeypatch.setattr(
-        shell, "_showtraceback", lambda etype, value, stb: shown.append((etype.__name__, "\n".join(stb)))
-    )
-    bad = (
-        "from alignrec_lite.errors import DataError\n"
-        'raise DataError("x_label must be 0, 1 or 2", path="a.inter", row=3, fix="use 0, 1 or 2")'
-    )
-    try:
-        assert nbtools.short_errors() is True
-        res = shell.run_cell(bad)
-        assert not res.success and type(res.error_in_exec).__name__ == "DataError"
-        name, text = shown[-1]
-        assert name == "DataError" and "a.inter, line 3: x_label must be 0, 1 or 2. Fix: use 0, 1 or 2" in text
-        assert "Traceback" not in text and "short_errors(False)" in text and len(text.splitlines()) == 2
-        res = shell.run_cell("1/0")
-        assert not res.success and shown[-1][0] == "ZeroDivisionError" and len(shown[-1][1].splitlines()) > 2
-        nbtools.short_errors(False)
-        shell.run_cell(bad)
-        assert shown[-1][0] == "DataError" and "short_errors(False)" not in shown[-1][1]
-        assert len(shown[-1][1].splitlines()) > 2
-    finally:
-        nbtools.short_errors(False)
-        InteractiveShell.clear_instance()

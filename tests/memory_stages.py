@@ -1,4 +1,4 @@
-"""Bounded memory on a large synthetic catalogue (issue 8).
+"""The harness of the bounded-memory tests: each stage measured in a subprocess on a large synthetic catalogue.
 
 Evaluation, kNN-graph building and top-K export work in chunks: their extra memory
 is about one block of ``batch x n_items`` float32 scores, never a dense
@@ -13,7 +13,10 @@ The peak is the child's ``VmHWM`` (``/proc/self/status``); ``ru_maxrss``
 carries the parent's high-water mark into a child started by ``subprocess`` (vfork +
 exec keeps ``max(parent peak, own peak)``), so inside a large pytest process it
 reported 1.6 GB for a stage that used 90 MB. Run from a small parent
-(``python tests/test_memory.py``) the two agree.
+(``python tests/memory_stages.py``) the two agree.
+
+The tests (``test_*_memory_is_bounded`` in test_evaluate.py, test_graphs.py and test_serve.py,
+one stage each, :func:`check_stage`):
 
 * CI variant: 5,000 users x 20,000 items, one subprocess per stage, batch 1024
   (block 78 MB, bound 181 MB; dense users x items would be 0.4 GB, items x items 1.6 GB).
@@ -22,7 +25,7 @@ reported 1.6 GB for a stage that used 90 MB. Run from a small parent
   650 MB; dense users x items: 20 GB, items x items: 40 GB). The measured figures
   are in docs/RELIABILITY.md.
 
-``python tests/test_memory.py 50000 100000`` prints the figures of the full run.
+``python tests/memory_stages.py 50000 100000`` prints the figures of the full run.
 """
 
 from __future__ import annotations
@@ -33,8 +36,6 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
-
-import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 MB = 1 << 20
@@ -151,14 +152,20 @@ def check_stages(
     return results
 
 
-def test_memory_bounded_ci_size(tmp_path: Path) -> None:
-    check_stages(5_000, 20_000, batch=1024, bound_mb=stated_bound_mb(20_000, 1024), tmp=tmp_path)
+#: (n_users, n_items) of the CI and the full (``slow``) variants
+SIZES = {"ci": (5_000, 20_000), "full": (50_000, 100_000)}
 
 
-@pytest.mark.slow
-def test_memory_bounded_full_size(tmp_path: Path) -> None:
-    results = check_stages(50_000, 100_000, batch=1024, bound_mb=stated_bound_mb(100_000, 1024), tmp=tmp_path)
-    print(json.dumps(results, indent=2))
+def check_stage(stage: str, size: str, tmp: Path) -> dict:
+    """One stage (``evaluate``, ``knn`` or ``export``) at ``size`` (``"ci"`` or ``"full"``), batch 1024, checked
+    against the stated bound; the figures of the full variant are printed for docs/RELIABILITY.md."""
+    n_users, n_items = SIZES[size]
+    results = check_stages(
+        n_users, n_items, batch=1024, bound_mb=stated_bound_mb(n_items, 1024), tmp=tmp, stages=(stage,)
+    )
+    if size == "full":
+        print(json.dumps(results, indent=2))
+    return results
 
 
 if __name__ == "__main__":  # pragma: no cover - prints the figures for docs/RELIABILITY.md
