@@ -239,7 +239,8 @@ def load_checkpoint_file(path: Path) -> dict:
 
 
 # ---------------------------------------------------------------------- locks
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs on this host (a lock or journal of a dead one is stale)."""
     if pid <= 0:
         return False
     try:
@@ -297,7 +298,7 @@ def out_lock(out: str | Path, flag: str = "--out", *, reentrant: bool = False) -
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         except FileExistsError:
             pid, where = _read_lock(path)
-            if (where in ("", host)) and not _pid_alive(pid):
+            if (where in ("", host)) and not pid_alive(pid):
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(path)  # stale: its process is gone
                 continue

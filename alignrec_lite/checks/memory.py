@@ -82,6 +82,33 @@ def check_memory(needed: float, what: str, *, row: str, fix: str, share: float =
         )
 
 
+def check_batched_memory(
+    needed: float, batch_part: float, what: str, *, batch_size: int, min_batch: int = 1, more: str = ""
+) -> None:
+    """:func:`check_memory` for work done in batches: the fix names ``--batch-size`` when batches are most of it.
+
+    Args:
+        needed: the whole estimate in bytes.
+        batch_part: the bytes that scale with the batch size.
+        what: what is being done (the message's subject).
+        batch_size: the batch size asked for (the fix suggests a quarter of it, at least ``min_batch``).
+        min_batch: the smallest batch size the command accepts.
+        more: what else the user can do when the batches are not the problem (appended to the fix).
+    """
+    by_batch = batch_part > needed / 2
+    check_memory(
+        needed,
+        what,
+        row="--batch-size" if by_batch else "DIR",
+        fix=(
+            f"lower --batch-size (e.g. --batch-size {max(min_batch, batch_size // 4)}) "
+            "or use a machine with more memory"
+            if by_batch
+            else "use a machine with more memory" + (f" ({more})" if more else "")
+        ),
+    )
+
+
 def estimate_training_bytes(dataset: Any, cfg: Mapping[str, Any]) -> tuple[float, str]:
     """A rough upper estimate of the memory a training run allocates, and the key that drives it.
 

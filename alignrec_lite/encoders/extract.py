@@ -255,7 +255,7 @@ def _check_extraction_memory(
     """
     import copy
 
-    from ..checks import WORKING_MEMORY, activation_bytes, check_memory, estimate_extraction_bytes
+    from ..checks import WORKING_MEMORY, activation_bytes, check_batched_memory, estimate_extraction_bytes
 
     for tower in towers:
         probed = copy.deepcopy(tower) if any(tower is t for t in given) else tower
@@ -272,16 +272,13 @@ def _check_extraction_memory(
             ds.n_items, tower.dim, batch_size, input_bytes=input_bytes, largest_layer_bytes=largest
         )
         batch_part = need - WORKING_MEMORY - 3.0 * 4 * ds.n_items * tower.dim
-        check_memory(
+        check_batched_memory(
             need,
+            batch_part,
             f"extracting {tower.modality} features of {ds.n_items:,} items with {tower.spec} "
             f"in batches of {batch_size}",
-            row="--batch-size" if batch_part > need / 2 else "DIR",
-            fix=(
-                f"lower --batch-size (e.g. --batch-size {max(1, batch_size // 4)}) or use a machine with more memory"
-                if batch_part > need / 2
-                else "use a machine with more memory (or free some)"
-            ),
+            batch_size=batch_size,
+            more="or free some",
         )
 
 

@@ -399,14 +399,14 @@ def finish_mm_commit(folder: str | Path) -> bool:
     Raises:
         DataError: a journal that the kit did not write (it is never followed outside the folder).
     """
-    from ..files import read_json, swap_dir
+    from ..files import pid_alive, read_json, swap_dir
 
     folder = Path(folder)
     journal = folder / MM_JOURNAL
     if not os.path.lexists(journal):
         for stale in folder.glob(f"{_STAGE_PREFIX}*"):
             pid = stale.name[len(_STAGE_PREFIX) :]
-            if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+            if pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
                 shutil.rmtree(stale, ignore_errors=True)
         return False
     fix = f"delete {MM_JOURNAL} and the {_STAGE_PREFIX}* folder, then run pretrain-ica again with --overwrite"
@@ -438,12 +438,4 @@ def finish_mm_commit(folder: str | Path) -> bool:
     os.unlink(journal)
     return True
 
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
     return True

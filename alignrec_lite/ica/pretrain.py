@@ -216,7 +216,7 @@ def _check_memory(ds: RecDataset, model: MMEnc, cfg: ICAConfig, trainable: int) 
     training keeps every layer output of a batch for the backward pass (plus the gradient
     of the largest); the figures are compared with measured peaks in docs/RELIABILITY.md §9.
     """
-    from ..checks import activation_bytes, check_memory, estimate_stage1_bytes
+    from ..checks import activation_bytes, check_batched_memory, estimate_stage1_bytes
 
     s = int(model.image_tower.image_size)
     e, out = int(cfg.embed_dim), int(model.out_dim)
@@ -249,15 +249,13 @@ def _check_memory(ds: RecDataset, model: MMEnc, cfg: ICAConfig, trainable: int) 
         extra=4.0 * 6 * m * m,  # the geometry before and after: 4,096 x 4,096 logits and distances
     )
     batch_part = min(cfg.batch_size, ds.n_items) * batch_item
-    check_memory(
+    check_batched_memory(
         need,
+        batch_part,
         f"pre-training the ICA encoder on {ds.n_items:,} items ({s}x{s} pixels each, batches of {cfg.batch_size})",
-        row="--batch-size" if batch_part > need / 2 else "DIR",
-        fix=(
-            f"lower --batch-size (e.g. --batch-size {max(2, cfg.batch_size // 4)}) or use a machine with more memory"
-            if batch_part > need / 2
-            else "use a machine with more memory (or free some; every item's pixels are kept in memory)"
-        ),
+        batch_size=cfg.batch_size,
+        min_batch=2,
+        more="or free some; every item's pixels are kept in memory",
     )
 
 

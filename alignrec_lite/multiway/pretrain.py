@@ -194,24 +194,14 @@ def train_step(
     pix, tok = pix.to(device), tok.to(device)
     has = content.has_image[idx]
     with precision_context(device, cfg.precision):
-        if bool(has.all()):
-            pair = model.masked_loss(
-                pix,
-                tok,
-                image_ratio=cfg.image_mask_ratio,
-                text_ratio=cfg.pair_text_mask_ratio,
-                gen=gen,
-                cls_weight=cfg.cls_weight,
-            )
-        else:  # items without a readable image train on their title alone
-            pair = model.masked_loss(
-                None,
-                tok,
-                image_ratio=cfg.image_mask_ratio,
-                text_ratio=cfg.pair_text_mask_ratio,
-                gen=gen,
-                cls_weight=cfg.cls_weight,
-            )
+        pair = model.masked_loss(
+            pix if bool(has.all()) else None,  # a batch with an unreadable image trains on its titles alone
+            tok,
+            image_ratio=cfg.image_mask_ratio,
+            text_ratio=cfg.pair_text_mask_ratio,
+            gen=gen,
+            cls_weight=cfg.cls_weight,
+        )
         terms = {"pair": pair["loss"], "mim_acc": pair["mim_acc"], "mlm_acc": pair["mlm_acc"]}
         loss = pair["loss"]
         if cfg.monomodal and step % 2 == 0 and bool(has.any()):  # masked image modelling, image alone
@@ -252,7 +242,7 @@ def _check_memory(ds: RecDataset, cfg: MultiwayConfig) -> None:
     title tokens) for the pair pass and one (shorter) monomodal pass, and the masked tokens'
     logits over the vocabulary (compared with measured peaks in docs/RELIABILITY.md §9).
     """
-    from ..checks import check_memory, estimate_stage1_bytes
+    from ..checks import check_batched_memory, estimate_stage1_bytes
 
     texts = [ds.item_text(i) for i in range(ds.n_items)]
     n_vocab = len(TitleTokenizer(texts, kind=cfg.tokenizer, min_count=cfg.min_word_count, max_len=cfg.max_text_len))
@@ -275,16 +265,14 @@ def _check_memory(ds: RecDataset, cfg: MultiwayConfig) -> None:
         extra=ds.n_items * 8.0 * 3 * s * s + 128 * per_pass / 2,
     )
     batch_part = min(cfg.batch_size, ds.n_items) * batch_item
-    check_memory(
+    check_batched_memory(
         need,
+        batch_part,
         f"pre-training the Multiway encoder on {ds.n_items:,} items ({s}x{s} pixels and {L} title tokens each, "
         f"batches of {cfg.batch_size})",
-        row="--batch-size" if batch_part > need / 2 else "DIR",
-        fix=(
-            f"lower --batch-size (e.g. --batch-size {max(2, cfg.batch_size // 4)}) or use a machine with more memory"
-            if batch_part > need / 2
-            else "use a machine with more memory (or free some; every item's pixels are kept in memory)"
-        ),
+        batch_size=cfg.batch_size,
+        min_batch=2,
+        more="or free some; every item's pixels are kept in memory",
     )
 
 
