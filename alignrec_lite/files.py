@@ -122,13 +122,7 @@ def atomic_dir(path: str | Path, *, overwrite: bool = False) -> Iterator[Path]:
     try:
         _default_mode(tmp, is_dir=True)
         yield tmp
-        if path.exists():
-            old = path.with_name(f".{path.name}.old-{os.getpid()}")
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
+        swap_dir(tmp, path)  # the old folder is kept until the new one is complete
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import shutil
 from pathlib import Path
 
 from ..errors import ConfigError
@@ -44,7 +43,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from ..config import resolve_config
     from ..data.mmrec import load_mmrec
     from ..evaluate import format_metrics
-    from ..files import out_lock, staging_dir, swap_dir
+    from ..files import out_lock, replace_dir
     from ..train import train
 
     overrides = training_overrides(args)
@@ -70,13 +69,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
             )
         kw = dict(progress=not args.quiet, verbose=args.verbose, **preset)
         if holds_run and args.overwrite:  # build the new run beside the old one; swap only when complete
-            stage = staging_dir(out)
-            try:
+            with replace_dir(out, overwrite=True) as stage:
                 _, record = train(ds, args.model, overrides, out=stage, **kw)
-            except BaseException:
-                shutil.rmtree(stage, ignore_errors=True)
-                raise
-            swap_dir(stage, out)
         else:
             _, record = train(ds, args.model, overrides, out=out, resume=args.resume, **kw)
     print(
