@@ -72,6 +72,14 @@ def movielens_built(movielens_dirs, tmp_path_factory) -> Path:
     return build_movielens(out, ratings_dir=ratings, posters_dir=posters, progress=False)
 
 
+@pytest.fixture(scope="module")
+def smoke():
+    """The bundled toy shop's SMOKE copy, loaded once per test module."""
+    from alignrec_lite.data.toy import load_toy
+
+    return load_toy("smoke")
+
+
 @pytest.fixture(scope="session")
 def smoke_runs(tmp_path_factory):
     """Every numbered notebook executed at most once per session in SMOKE (see tests/notebook_runs.py)."""

@@ -53,6 +53,17 @@ class FixedModel(Recommender):
         return self.u, self.i
 
 
+def random_fixed_model(ds: RecDataset, dim: int = 6, seed: int = 0) -> FixedModel:
+    """A :class:`FixedModel` with normal random user, item and content-projection vectors (``dim`` wide)."""
+    rng = np.random.default_rng(seed)
+    return FixedModel(
+        ds,
+        rng.normal(size=(ds.n_users, dim)),
+        rng.normal(size=(ds.n_items, dim)),
+        rng.normal(size=(ds.feature("image")[0].shape[1], dim)),
+    )
+
+
 def exercise_tests(cases: dict):
     """The three tests every exercise module gets, parametrised over ``cases``.
 

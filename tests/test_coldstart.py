@@ -13,13 +13,7 @@ from helpers import FixedModel
 
 from alignrec_lite import coldstart
 from alignrec_lite.data.split import item_disjoint_split, user_coldstart_split
-from alignrec_lite.data.toy import load_toy
 from alignrec_lite.errors import ConfigError
-
-
-@pytest.fixture(scope="module")
-def smoke():
-    return load_toy("smoke")
 
 
 # ------------------------------------------------------------------ scoring the cold items

@@ -14,11 +14,6 @@ from alignrec_lite.models.freedom import FREEDOM
 from alignrec_lite.models.vbpr import VBPR
 
 
-@pytest.fixture(scope="module")
-def smoke():
-    return load_toy("smoke")
-
-
 @pytest.mark.parametrize("name", list(MODELS))
 def test_every_model_offers_the_declared_interface(smoke, name):
     torch.manual_seed(0)

@@ -5,28 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from helpers import FixedModel, missing_annotations, public_functions
+from helpers import FixedModel, missing_annotations, public_functions, random_fixed_model
 from memory_stages import check_stage
 
 from alignrec_lite import serve
-from alignrec_lite.data.toy import load_toy
 from alignrec_lite.errors import ConfigError, DataError
 
 
 @pytest.fixture(scope="module")
-def smoke():
-    return load_toy("smoke")
-
-
-@pytest.fixture(scope="module")
 def model(smoke):
-    rng = np.random.default_rng(0)
-    return FixedModel(
-        smoke,
-        rng.normal(size=(smoke.n_users, 6)),
-        rng.normal(size=(smoke.n_items, 6)),
-        rng.normal(size=(smoke.feature("image")[0].shape[1], 6)),
-    )
+    return random_fixed_model(smoke)
 
 
 # ------------------------------------------------------------------ export

@@ -7,15 +7,9 @@ import pandas as pd
 import pytest
 
 from alignrec_lite.data.split import item_disjoint_split, kcore, mmrec_split, user_coldstart_split
-from alignrec_lite.data.toy import load_toy
 from alignrec_lite.errors import ConfigError
 from alignrec_lite.graphs import normalized_adjacency
 from alignrec_lite.train import BPRSampler
-
-
-@pytest.fixture(scope="module")
-def smoke():
-    return load_toy("smoke")
 
 
 # ---------------------------------------------------------------- MMRec split and k-core

@@ -7,13 +7,8 @@ import pytest
 
 from alignrec_lite.data import subsample_users, working_copy
 from alignrec_lite.data.mmrec import load_mmrec
-from alignrec_lite.data.toy import load_toy, toy_path
+from alignrec_lite.data.toy import toy_path
 from alignrec_lite.errors import ConfigError, DataError
-
-
-@pytest.fixture(scope="module")
-def smoke():
-    return load_toy("smoke")
 
 
 def test_subsample_users_reindexes_everything(smoke):

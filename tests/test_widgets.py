@@ -5,10 +5,9 @@ from __future__ import annotations
 import matplotlib
 import numpy as np
 import pytest
-from helpers import FixedModel
+from helpers import random_fixed_model
 
 from alignrec_lite import serve
-from alignrec_lite.data.toy import load_toy
 
 matplotlib.use("Agg")  # this module draws in the test process; notebook kernels keep their inline backend
 
@@ -37,19 +36,8 @@ def test_widgets_import_lazily_and_explore():
 
 # ------------------------------------------------------------------ the user explorer
 @pytest.fixture(scope="module")
-def smoke():
-    return load_toy("smoke")
-
-
-@pytest.fixture(scope="module")
 def model(smoke):
-    rng = np.random.default_rng(0)
-    return FixedModel(
-        smoke,
-        rng.normal(size=(smoke.n_users, 6)),
-        rng.normal(size=(smoke.n_items, 6)),
-        rng.normal(size=(smoke.feature("image")[0].shape[1], 6)),
-    )
+    return random_fixed_model(smoke)
 
 
 def test_user_panel_and_explorer(smoke, model):
