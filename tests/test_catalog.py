@@ -13,6 +13,7 @@ from alignrec_lite.data.catalog import (
     MOVIELENS_FOLDER,
     STAGE1_FOLDER,
     STAGE1_MANIFEST,
+    STAGE1_RAW_ENCODERS,
     import_mmrec,
     read_registry,
     stage1_folder,
@@ -134,6 +135,9 @@ def test_stage1_features_are_computed_once_into_the_cache(kind, tmp_path):
     assert man["source"] == str(src.resolve())
     features = json.loads((ds.path / "features.json").read_text())
     assert ("mm" in features) == (kind != "concat")  # the encoder's own manifest entry
+    # the raw tables VBPR and FREEDOM read are the towers' outputs, never the toy shop's oracle attributes
+    assert (features["image"]["encoder"], features["text"]["encoder"]) == STAGE1_RAW_ENCODERS
+    assert not np.array_equal(ds.features["text"], open_dataset("toy", smoke=True).features["text"])
     stamp = (ds.path / STAGE1_MANIFEST).stat().st_mtime_ns
     again = open_stage1("toy", kind, smoke=True, seed=3, cache=tmp_path, settings=small, progress=False)
     assert again.path == ds.path and (ds.path / STAGE1_MANIFEST).stat().st_mtime_ns == stamp  # reused

@@ -42,10 +42,16 @@ STAGE1_FEATURES = {
     "oracle": "the toy shop's bundled attribute features (category, colour and pattern one-hots + the title's "
     "bag of words): they encode the generator's ground truth",
     "concat": "tiny-cnn image tower (random weights) + MiniLM text, each L2-normalised, concatenated",
-    "ica": "the two-tower ICA stand-in (alignrec_lite.ica.pretrain_ica): mm_feat.npy",
+    "ica": "the two-tower ICA stand-in (alignrec_lite.ica.pretrain_ica): mm_feat.npy, beside the concat "
+    "copy's raw image_feat.npy / text_feat.npy for the models that read them (VBPR, FREEDOM)",
     "multiway": "the Multiway Transformer pre-trained by masked modelling "
-    "(alignrec_lite.multiway.pretrain_multiway): mm_feat.npy",
+    "(alignrec_lite.multiway.pretrain_multiway): mm_feat.npy, beside the raw tiny-cnn / MiniLM features",
 }
+#: What the ``ica`` and ``multiway`` copies hold as raw ``image_feat.npy`` / ``text_feat.npy`` (never the
+#: source's: on the toy shop those are the oracle attributes): the ``concat`` towers.
+STAGE1_RAW_ENCODERS = ("tiny-cnn", "minilm")
+#: Bumped when the layout of a working copy changes, so that older copies are not reused.
+STAGE1_LAYOUT = 2
 #: The folder (under the cache) that :func:`open_stage1` writes its working copies into.
 STAGE1_FOLDER = "stage1"
 #: The file that marks a finished working copy of :func:`open_stage1` (its provenance).
@@ -287,8 +293,9 @@ def stage1_settings(stage1: str, *, smoke: bool = False, seed: int = 0, device: 
 
     Args:
         stage1: one of :data:`STAGE1_FEATURES`.
-        smoke: SMOKE sizes (seconds on the SMOKE toy shop): ICA 2 epochs of batch 32; Multiway width 48,
-            64 visual tokens, 2 epochs. The ``concat`` towers are the same in both.
+        smoke: SMOKE sizes (seconds on the SMOKE toy shop): ICA 3 epochs of batch 32; Multiway width 48,
+            64 visual tokens, 2 epochs. The ``concat`` towers are the same in both. The full sizes are
+            notebook 04's: ICA 15 epochs of batch 128, Multiway width 96, 256 visual tokens, 10 epochs.
         seed: the encoder's seed (tower weights, batches, masks).
         device: where the encoder runs (not part of the cache key).
 
@@ -310,8 +317,8 @@ def stage1_settings(stage1: str, *, smoke: bool = False, seed: int = 0, device: 
     if stage1 == "ica":
         from ..ica import ICAConfig
 
-        small = {"epochs": 2, "batch_size": 32} if smoke else {}
-        return asdict(ICAConfig(seed=seed, device=device, **small))
+        sizes = {"epochs": 3, "batch_size": 32} if smoke else {"epochs": 15, "batch_size": 128}
+        return asdict(ICAConfig(seed=seed, device=device, **sizes))
     from ..multiway import MultiwayConfig
 
     small = {"dim": 48, "codebook_size": 64, "epochs": 2} if smoke else {}
@@ -345,7 +352,8 @@ def stage1_folder(source: str | Path, stage1: str, settings: dict, *, cache: str
     source = Path(source)
     ds_name = load_mmrec(source, load_features=False).name
     keyed = {k: v for k, v in settings.items() if k != "device"}
-    key = hashlib.sha256(json.dumps({"stage1": stage1, **keyed}, sort_keys=True).encode()).hexdigest()[:12]
+    keyed = {"stage1": stage1, "layout": STAGE1_LAYOUT, **keyed}
+    key = hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:12]
     root = Path(cache) if cache is not None else cache_dir()
     return root / STAGE1_FOLDER / f"{ds_name}-{_source_hash(source)[:10]}" / f"{stage1}-{key}"
 
@@ -428,17 +436,21 @@ def open_stage1(
 
 def _compute_stage1(source: Path, dest: Path, stage1: str, cfg: dict, *, progress: bool) -> RecDataset:
     """Make the working copy ``dest`` of ``source`` and compute its stage-1 feature (see :func:`open_stage1`)."""
+    from ..encoders import extract_features
     from .subset import working_copy
 
     start = time.perf_counter()
     working_copy(source, dest)
     if stage1 == "concat":
-        from ..encoders import extract_features
-
         extract_features(
             dest, cfg["image_encoder"], cfg["text_encoder"], device=cfg["device"], seed=cfg["seed"], progress=progress
         )
-    elif stage1 == "ica":
+        return _finish_stage1(source, dest, stage1, cfg, start)
+    # The models that read raw image/text tables (VBPR, FREEDOM) get the concat towers' outputs, never
+    # the source's files (the toy shop's are its oracle attributes).
+    image, text = STAGE1_RAW_ENCODERS
+    extract_features(dest, image, text, device=cfg["device"], seed=cfg["seed"], progress=progress, overwrite=True)
+    if stage1 == "ica":
         from ..ica import ICAConfig, pretrain_ica
 
         pretrain_ica(dest, ICAConfig.from_dict(cfg), out=dest / "run", progress=progress, overwrite=True)
@@ -446,6 +458,11 @@ def _compute_stage1(source: Path, dest: Path, stage1: str, cfg: dict, *, progres
         from ..multiway import MultiwayConfig, pretrain_multiway
 
         pretrain_multiway(dest, MultiwayConfig.from_dict(cfg), out=dest / "run", progress=progress, overwrite=True)
+    return _finish_stage1(source, dest, stage1, cfg, start)
+
+
+def _finish_stage1(source: Path, dest: Path, stage1: str, cfg: dict, start: float) -> RecDataset:
+    """Write the working copy's provenance (:data:`STAGE1_MANIFEST`), which marks it finished, and load it."""
     write_json(
         dest / STAGE1_MANIFEST,
         {
@@ -467,7 +484,9 @@ __all__ = [
     "MOVIELENS_FOLDER",
     "STAGE1_FEATURES",
     "STAGE1_FOLDER",
+    "STAGE1_LAYOUT",
     "STAGE1_MANIFEST",
+    "STAGE1_RAW_ENCODERS",
     "import_mmrec",
     "movielens_folder",
     "open_dataset",
