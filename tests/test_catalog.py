@@ -144,3 +144,30 @@ def test_stage1_features_are_computed_once_into_the_cache(kind, tmp_path):
     assert np.array_equal(again.feature("auto")[0], feat)
     other = stage1_folder(src, kind, {**man["settings"], "seed": 4}, cache=tmp_path)
     assert other != ds.path and other.parent == ds.path.parent  # keyed by the settings, within the source's folder
+
+
+def test_a_second_caller_waits_for_a_copy_being_computed_and_a_half_built_one_is_rebuilt(tmp_path):
+    import threading
+    import time
+
+    from alignrec_lite.files import out_lock
+
+    settings = stage1_settings("concat", smoke=True, seed=5, device="cpu")
+    dest = stage1_folder(toy_path("smoke"), "concat", settings, cache=tmp_path)
+    dest.mkdir(parents=True)
+    (dest / "image_feat.npy").write_bytes(b"half written")  # a killed build: no stage1.json
+    got = {}
+
+    def second_caller():
+        got["ds"] = open_stage1("toy", "concat", smoke=True, seed=5, cache=tmp_path, progress=False, device="cpu")
+
+    with out_lock(dest, "stage1"):  # another writer holds the copy
+        caller = threading.Thread(target=second_caller)
+        caller.start()
+        time.sleep(1.0)
+        assert caller.is_alive() and "ds" not in got  # it waits: no error, no write into the folder
+        assert (dest / "image_feat.npy").read_bytes() == b"half written"
+    caller.join(120)
+    ds = got["ds"]
+    assert ds.path == dest and (dest / STAGE1_MANIFEST).exists()  # rebuilt whole once the lock was free
+    assert ds.features["image"].shape == (ds.n_items, 128)

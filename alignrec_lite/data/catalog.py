@@ -431,7 +431,42 @@ def open_stage1(
     dest = stage1_folder(source, stage1, cfg, cache=cache)
     if (dest / STAGE1_MANIFEST).exists() and not overwrite:
         return load_mmrec(dest)
-    return _compute_stage1(source, dest, stage1, cfg, progress=progress)
+    return _compute_stage1_locked(source, dest, stage1, cfg, progress=progress, overwrite=overwrite)
+
+
+def _compute_stage1_locked(
+    source: Path, dest: Path, stage1: str, cfg: dict, *, progress: bool, overwrite: bool, poll: float = 2.0
+) -> RecDataset:
+    """:func:`_compute_stage1` under the copy's lock (:func:`~alignrec_lite.files.out_lock`).
+
+    Two processes asking for the same copy at once (two notebooks, two test workers) must not
+    write into one folder: the second waits for the first and then reads its finished copy. A
+    copy left half-built by a killed process (no :data:`STAGE1_MANIFEST`) is removed and built
+    again; the lock of a process that is gone is taken over.
+    """
+    import shutil
+
+    from ..errors import CheckpointError
+    from ..files import out_lock
+
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    told = False
+    while True:
+        try:
+            with out_lock(dest, "stage1"):
+                if (dest / STAGE1_MANIFEST).exists() and not overwrite:
+                    return load_mmrec(dest)  # finished by the process we waited for
+                if dest.exists():
+                    shutil.rmtree(dest)  # half-built (killed) or to be replaced (overwrite)
+                return _compute_stage1(source, dest, stage1, cfg, progress=progress)
+        except CheckpointError as exc:
+            if "another process" not in str(exc):
+                raise
+            if progress and not told:
+                print(f"waiting for another process to finish the {stage1} features in {dest} ...", flush=True)
+                told = True
+            time.sleep(poll)
+            overwrite = False  # the other process has just made it
 
 
 def _compute_stage1(source: Path, dest: Path, stage1: str, cfg: dict, *, progress: bool) -> RecDataset:
