@@ -256,6 +256,9 @@ PREDICTIONS = {
     "colour_classifier_reversed": (lambda p: ex.check_colour_classifier(p, 0.7, 0.6), "more", ["less"]),
     "collapse_loss": (lambda p: ex.check_collapse_loss(p, 4.852, 128), 4.85, [0.0, 1.0, 48.5, "log N", float("nan")]),
     "two_clumps": (lambda p: ex.check_two_clumps(p, -0.6926), -0.69, [0.0, -1.58, -4.0, "half"]),
+    "missing_text": (lambda p: ex.check_missing_text(p, 0.0659, 0.1033), "concatenation", ["fused", "same", "concat"]),
+    "missing_text_fused": (lambda p: ex.check_missing_text(p, 0.12, 0.05), " Fused ", ["concatenation", "same"]),
+    "missing_text_same": (lambda p: ex.check_missing_text(p, 0.0661, 0.0639), "same", ["fused", "concatenation"]),
     # notebooks 05-08
     "untrained_bpr": (lambda p: ex.check_untrained_bpr(p, 0.6934), 0.693, [0.0, 1.5, "log 2", NAN]),
     "one_seed": (lambda p: ex.check_one_seed(p, 0.021, NAN), "cannot tell", ["yes", "no", " No ", "maybe"]),
@@ -279,6 +282,7 @@ PREDICTIONS = {
     "check, args, numbers",
     [
         (ex.check_one_seed, ("no", 0.021, NAN), ["+0.0210", "nan"]),
+        (ex.check_missing_text, ("fused", 0.0659, 0.1033), ["0.0659", "0.1033"]),
         (ex.check_tail_test_share, ("same", 0.263, 0.296), ["26.3%", "29.6%"]),
         (ex.check_nightly_job_cost, ("same", 0.0066, 0.336), ["0.0066", "0.3360"]),
     ],

@@ -52,3 +52,29 @@ def check_mean_fusion(fn: Callable[[torch.Tensor, torch.Tensor], Any]) -> bool:
         expect_close(got, want, "fused item vector")
 
     return run_checks("check_mean_fusion", body, "fill in my_mean_fusion")
+
+
+def check_missing_text(prediction: Any, loss_fused: float, loss_concat: float, *, tie: float = 0.005) -> bool:
+    """Predict-then-run: which feature loses more zero-shot Recall@20 when half the items lose their text.
+
+    Args:
+        prediction: ``"fused"`` (the fused ICA vector loses more), ``"concatenation"`` or ``"same"``.
+        loss_fused: the fused vector's Recall@20 without masking minus with half the texts masked
+            (ICA's predicted text standing in).
+        loss_concat: the same for the concatenation of the raw tables (a ridge-regression stand-in).
+        tie: losses closer than this count as ``"same"``.
+    """
+    from ._predict import check_choice
+
+    diff = float(loss_fused) - float(loss_concat)
+    correct = "same" if abs(diff) < tie else ("fused" if diff > 0 else "concatenation")
+    measured = f"the fused vector lost {loss_fused:.4f}, the concatenation {loss_concat:.4f}"
+    why = {
+        "concatenation": "The concatenation's stand-in is predicted from the raw output of an untrained image CNN, "
+        "which carries little of what a title says; ICA's stand-in is predicted from an image vector trained to "
+        "agree with the text, by a predictor trained for exactly this (the masked-modality term).",
+        "fused": "Here ICA's predicted text is a worse guess than a linear one from the raw image features: the "
+        "aligned image vectors carry less of the titles than the raw ones (too little ICA training?).",
+        "same": "Both stand-ins recover about as much of the missing text.",
+    }[correct]
+    return check_choice("check_missing_text", prediction, ("fused", "concatenation", "same"), correct, measured, why)
