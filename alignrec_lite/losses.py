@@ -274,8 +274,8 @@ def info_nce_grouped(
 
     which equals :func:`info_nce` on the expanded batch. ``counts=None`` means
     every row once (then it *is* :func:`info_nce`). ``1/τ`` scales the ``(m, d)``
-    anchors rather than the ``(m, m)`` logits, and the log-sum-exp runs in place
-    on a single ``(m, m)`` buffer (:class:`_WeightedLogSumExp`).
+    anchors rather than the ``(m, m)`` logits, and the log-sum-exp runs in cache-sized
+    row blocks of a single ``(m, m)`` buffer (:class:`_WeightedLogSumExp`).
 
     Shape:
         anchor, positive: ``(m, d)``; counts: ``(m,)``. Returns a scalar.
@@ -287,27 +287,61 @@ def info_nce_grouped(
     return (_WeightedLogSumExp.apply(a, b, c) - (c * positive_logit).sum()) / c.sum()
 
 
+#: rows of the ``(m, m)`` logit matrix :class:`_WeightedLogSumExp` handles at a time (a block of 128 rows
+#: stays in the CPU cache between the product, the ``exp`` and the row sums: docs/benchmarks/models.md §1.3)
+_LSE_BLOCK = 128
+#: largest logit bound for which ``exp`` runs without a shift (``e^60 * 2048`` is far below float32's maximum,
+#: ``e^-60`` far above its smallest normal number)
+_LSE_NO_SHIFT = 60.0
+
+
 class _WeightedLogSumExp(torch.autograd.Function):
     """``sum_w c_w log sum_v c_v exp(a_w · b_v)`` with one ``(m, m)`` buffer.
 
-    Forward: ``Z = log(c)ᵀ + A Bᵀ`` (one ``addmm``), then max-shift, ``exp`` and the
-    row normalisation in place, keeping the softmax ``P`` for the backward pass:
-    ``∂/∂A = (c ⊙ P) B`` and ``∂/∂B = (c ⊙ P)ᵀ A``.
+    Forward: ``E = exp(A Bᵀ)`` and the row sums ``n = E c`` in row blocks that stay in the
+    cache, keeping ``E`` for the backward pass. The logits are bounded by
+    ``max ||a_w|| · max ||b_v||`` (``1/τ`` for InfoNCE's unit vectors), so while that bound
+    is at most 60 no shift is needed; above it each row is shifted by its maximum first.
+    Backward, with ``r_w = c_w g / n_w`` (the softmax ``P_wv = c_v E_wv / n_w`` never formed)::
+
+        ∂/∂A = r ⊙ (E (c ⊙ B)),    ∂/∂B = c ⊙ (Eᵀ (r ⊙ A))
+
+    both accumulated over the same row blocks of ``E``.
     """
 
     @staticmethod
     def forward(ctx, a: torch.Tensor, b: torch.Tensor, c: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        z = torch.addmm(torch.log(c).unsqueeze(0), a, b.T)  # (m, m): l_wv + log c_v
-        z_max = z.amax(dim=1, keepdim=True)  # (m, 1)
-        z.sub_(z_max).exp_()
-        norm = z.sum(dim=1, keepdim=True)  # (m, 1)
-        lse = norm.log().add_(z_max).squeeze(1)  # (m,)
-        z.div_(norm)  # softmax P, (m, m)
-        ctx.save_for_backward(a, b, c, z)
+        m = a.shape[0]
+        e = a.new_empty((m, b.shape[0]))  # (m, m)
+        norm = a.new_empty((m,))  # n_w = sum_v c_v E_wv
+        bound = float(a.norm(dim=1).max() * b.norm(dim=1).max()) if m and b.shape[0] else 0.0
+        shift = None
+        if bound <= _LSE_NO_SHIFT:
+            for s in range(0, m, _LSE_BLOCK):
+                blk = e[s : s + _LSE_BLOCK]
+                torch.mm(a[s : s + _LSE_BLOCK], b.T, out=blk).exp_()
+                torch.mv(blk, c, out=norm[s : s + _LSE_BLOCK])
+        else:
+            torch.mm(a, b.T, out=e)
+            shift = e.amax(dim=1, keepdim=True)  # (m, 1)
+            e.sub_(shift).exp_()
+            torch.mv(e, c, out=norm)
+        lse = norm.log()  # (m,)
+        if shift is not None:
+            lse += shift.squeeze(1)
+        ctx.save_for_backward(a, b, c, e, norm)
         return (c * lse).sum()
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
-        a, b, c, p = ctx.saved_tensors
-        g = p * (c * grad).unsqueeze(1)  # (m, m)
-        return g @ b, g.T @ a, None
+        a, b, c, e, norm = ctx.saved_tensors
+        r = c * grad / norm  # (m,)
+        cb = b * c[:, None]  # (m, d)
+        ra = a * r[:, None]  # (m, d)
+        grad_a = torch.empty_like(a)
+        grad_b = torch.zeros_like(b)
+        for s in range(0, a.shape[0], _LSE_BLOCK):
+            blk = e[s : s + _LSE_BLOCK]
+            torch.mm(blk, cb, out=grad_a[s : s + _LSE_BLOCK])
+            grad_b.addmm_(blk.T, ra[s : s + _LSE_BLOCK])
+        return grad_a.mul_(r[:, None]), grad_b.mul_(c[:, None]), None

@@ -185,8 +185,11 @@ def worker_kit(args: argparse.Namespace) -> dict:
     cls = get_model_class(spec["kit_model"])
     original = cls.pre_epoch
 
+    cpu_starts: list[float] = []
+
     def pre_epoch(self, epoch, rng):  # the trainer calls it first thing in every epoch
         starts.append(time.perf_counter())
+        cpu_starts.append(time.process_time())
         return original(self, epoch, rng)
 
     cls.pre_epoch = pre_epoch
@@ -205,9 +208,11 @@ def worker_kit(args: argparse.Namespace) -> dict:
     _, rec = train(ds, spec["kit_model"], cfg, progress=False)
     wall = time.perf_counter() - t0
     epochs = [b - a for a, b in zip(starts[:-1], starts[1:])]  # epoch k = start k -> start k + 1
+    cpu = [b - a for a, b in zip(cpu_starts[:-1], cpu_starts[1:])]
     return {
         "epoch_seconds": [round(x, 3) for x in epochs],
         "timed": [round(x, 3) for x in epochs[1:]],
+        "timed_cpu": [round(x, 3) for x in cpu[1:]],
         "n_batches": int(np.ceil(len(ds.train) / 2048)),
         "wall_seconds": round(wall, 1),
         "loadavg_before": round(load0, 2),
@@ -264,17 +269,19 @@ def worker_official(args: argparse.Namespace) -> dict:
         net = get_model(config["model"])(config, train_data).to(config["device"])
         trainer = get_trainer()(config, net)
         load0 = os.getloadavg()[0]
-        epochs = []
+        epochs, cpu = [], []
         for epoch in range(args.epochs + 1):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             net.pre_epoch_processing()
             trainer._train_epoch(train_data, epoch)
             trainer.lr_scheduler.step()
             epochs.append(time.perf_counter() - t0)
+            cpu.append(time.process_time() - c0)
         out.update(
             {
                 "epoch_seconds": [round(x, 3) for x in epochs],
                 "timed": [round(x, 3) for x in epochs[1:]],
+                "timed_cpu": [round(x, 3) for x in cpu[1:]],
                 "n_batches": len(train_data) if hasattr(train_data, "__len__") else None,
                 "loadavg_before": round(load0, 2),
                 "loadavg_after": round(os.getloadavg()[0], 2),
@@ -335,7 +342,8 @@ def run_one(
         }
     )
     print(
-        f"  {race:8s} {threads} thr  {label:48s} timed {rec['timed']}  load {rec['loadavg_start']}"
+        f"  {race:8s} {threads} thr  {label:48s} timed {rec['timed']} (CPU {rec.get('timed_cpu')})"
+        f"  load {rec['loadavg_start']}"
         f" -> {rec['loadavg_end']}",
         flush=True,
     )
@@ -354,6 +362,10 @@ def summarise(records: list[dict]) -> list[dict]:
         for label in dict.fromkeys(r["contender"] for r in recs if r["side"] == "kit"):
             ours = [x for r in recs if r["contender"] == label for x in r["timed"]]
             o_med = statistics.median(ours)
+            # process CPU seconds (recorded since issue 14 item 4): less sensitive to other jobs' time slices
+            cpu_t = [x for r in recs if r["side"] == "official" for x in r.get("timed_cpu", [])]
+            cpu_o = [x for r in recs if r["contender"] == label for x in r.get("timed_cpu", [])]
+            cpu_ratio = round(statistics.median(cpu_t) / statistics.median(cpu_o), 2) if cpu_t and cpu_o else None
             rows.append(
                 {
                     "race": race,
@@ -364,6 +376,9 @@ def summarise(records: list[dict]) -> list[dict]:
                     "theirs_median": round(t_med, 2),
                     "theirs_epochs": theirs,
                     "ratio": round(t_med / o_med, 2),
+                    "ours_cpu_median": round(statistics.median(cpu_o), 2) if cpu_o else None,
+                    "theirs_cpu_median": round(statistics.median(cpu_t), 2) if cpu_t else None,
+                    "cpu_ratio": cpu_ratio,
                     "loadavg_min": min(loads),
                     "loadavg_max": max(loads),
                 }
@@ -379,13 +394,19 @@ def markdown(rows: list[dict], command: str) -> str:
         f"Python {platform.python_version()}",
         "",
         "| race | threads | kit contender | kit s/epoch (median) | original s/epoch (median) | "
-        "original / kit | load average (1 min) during the race |",
-        "|---|---|---|---|---|---|---|",
+        "original / kit | CPU s/epoch, kit / original | original / kit, CPU | load average (1 min) during the race |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
+        cpu = (
+            (f"{r['ours_cpu_median']:.2f} / {r['theirs_cpu_median']:.2f}", f"{r['cpu_ratio']:.1f}×")
+            if r.get("cpu_ratio")
+            else ("–", "–")
+        )
         lines.append(
             f"| {r['race']} | {r['threads']} | {r['contender']} | {r['ours_median']:.2f} | "
-            f"{r['theirs_median']:.2f} | **{r['ratio']:.1f}×** | {r['loadavg_min']:.2f}–{r['loadavg_max']:.2f} |"
+            f"{r['theirs_median']:.2f} | **{r['ratio']:.1f}×** | {cpu[0]} | {cpu[1]} | "
+            f"{r['loadavg_min']:.2f}–{r['loadavg_max']:.2f} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -67,6 +67,25 @@ def test_grouped_info_nce_equals_the_duplicated_batch():
     assert torch.autograd.gradcheck(lambda x, y: info_nce_grouped(x, y, counts, 0.2), (a64, b64))
 
 
+def test_grouped_info_nce_with_a_small_temperature_shifts_each_row():
+    # 1/τ = 100 > 60: the log-sum-exp takes its row-max-shifted branch; τ = 0.2 the unshifted one
+    g = torch.Generator().manual_seed(1)
+    a, b = torch.randn(300, 8, generator=g), torch.randn(300, 8, generator=g)  # 300 rows: three row blocks
+    counts = torch.randint(1, 4, (300,), generator=g)
+    rep = torch.repeat_interleave(torch.arange(300), counts)
+    for t in (0.01, 0.2):
+        a64 = a.double().requires_grad_(True)
+        b64 = b.double().requires_grad_(True)
+        want = info_nce(a64[rep], b64[rep], t)
+        want.backward()
+        a32, b32 = a.clone().requires_grad_(True), b.clone().requires_grad_(True)
+        got = info_nce_grouped(a32, b32, counts, t)
+        got.backward()
+        assert math.isfinite(got.item()) and got.item() == pytest.approx(want.item(), rel=1e-5)
+        torch.testing.assert_close(a32.grad, a64.grad.float(), rtol=1e-4, atol=1e-6)
+        torch.testing.assert_close(b32.grad, b64.grad.float(), rtol=1e-4, atol=1e-6)
+
+
 def test_uia_by_hand():
     u = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
     p = torch.tensor([[3.0, 0.0], [1.0, 1.0]])
@@ -180,6 +199,12 @@ def test_target_sq_norm_both_routes():
         rep = fu[torch.repeat_interleave(torch.arange(3), counts)]
         want = (rep @ rep.T).square().sum()
         assert target_sq_norm(fu, counts).item() == pytest.approx(want.item(), rel=1e-5)
+    # the Gram route in symmetric blocks (d_m >= 256), uneven block widths included
+    counts = torch.randint(1, 4, (400,), generator=g)
+    fu = F.normalize(torch.randn(400, 258, generator=g), dim=1).double()
+    rep = fu[torch.repeat_interleave(torch.arange(400), counts)]
+    want = (rep @ rep.T).square().sum()
+    assert target_sq_norm(fu.float(), counts).item() == pytest.approx(want.item(), rel=1e-5)
 
 
 def test_reg_divides_by_configured_batch_size():

@@ -65,6 +65,29 @@ def test_bench_train_writes_a_row_per_model(tmp_path):
     assert md.read_text().count("| movielens |") == 2
 
 
+def test_bench_speed_interleaves_old_and_new_checkouts(tmp_path):
+    import numpy as np
+
+    data = tmp_path / "race"
+    (data / "baby").mkdir(parents=True)
+    (data / "baby" / "baby.inter").write_text((SMOKE / "toy.inter").read_text())
+    n_items = len(np.load(SMOKE / "image_feat.npy"))
+    np.save(data / "baby" / "image_feat.npy", np.random.default_rng(0).normal(size=(n_items, 16)).astype(np.float32))
+    out = tmp_path / "speed.jsonl"
+    args = ["--base", str(ROOT), "--data", str(data), "--variants", "frozen,lightgcn", "--rounds", "1"]
+    stdout = run("bench_speed.py", *args, "--epochs", "1", "--out", str(out))
+    rows = [json.loads(x) for x in out.read_text().splitlines()]
+    assert [(r["variant"], r["side"]) for r in rows] == [
+        ("frozen", "old"),
+        ("frozen", "new"),
+        ("lightgcn", "old"),
+        ("lightgcn", "new"),
+    ]
+    assert all(len(r["timed"]) == 1 and r["timed"][0] > 0 for r in rows)
+    assert rows[0]["loss_history"] == rows[1]["loss_history"]  # the same code on both sides
+    assert stdout.count("| frozen |") == 1 and "old / new" in stdout
+
+
 def test_movielens_models_tunes_on_valid_then_runs_seeds(tmp_path):
     out = tmp_path / "ml"
     stdout = run(

@@ -72,6 +72,19 @@ def test_spmm_transpose_backward_matches_dense():
 
 
 # ---------------------------------------------------------------- bounded memory (tests/memory_stages.py)
+def test_spmm_without_gradient_equals_torch_and_uses_32_bit_indices():
+    m = sp.random(50, 40, density=0.1, format="csr", dtype=np.float32, random_state=3)
+    a = to_torch(m)
+    assert a.crow_indices().dtype == torch.int32 and a.col_indices().dtype == torch.int32
+    x = torch.randn(64, 40).T  # not contiguous
+    with torch.no_grad():
+        got = spmm(a, x)
+    torch.testing.assert_close(got, torch.sparse.mm(to_torch(m, layout="coo"), x), rtol=1e-6, atol=1e-6)
+    assert torch.equal(got, torch.sparse.mm(a, x))  # the fresh-output product is torch's, bit for bit
+    empty = to_torch(sp.csr_matrix((5, 40), dtype=np.float32))
+    assert torch.equal(spmm(empty, x), torch.zeros(5, 64))  # rows without entries are 0, never garbage
+
+
 def test_knn_graph_memory_is_bounded(tmp_path):
     check_stage("knn", "ci", tmp_path)
 

@@ -163,3 +163,25 @@ def test_deterministic_mode_is_restored_after_training() -> None:
     before = torch.are_deterministic_algorithms_enabled()
     _run("bpr", 1)
     assert torch.are_deterministic_algorithms_enabled() == before
+
+
+def test_fused_adam_follows_the_plain_update_inside_keep_freed_memory():
+    from alignrec_lite.train import keep_freed_memory, make_optimizer
+
+    g = torch.Generator().manual_seed(0)
+    w = torch.randn(30, 4, generator=g)
+    nets = [torch.nn.Linear(4, 3) for _ in range(2)]
+    for net in nets:
+        with torch.no_grad():
+            net.weight.copy_(w[:3])
+            net.bias.zero_()
+    cfg = {"learning_rate": 0.01, "weight_decay": 1e-4}
+    opts = [make_optimizer(nets[0], cfg), torch.optim.Adam(nets[1].parameters(), lr=0.01, weight_decay=1e-4)]
+    assert opts[0].defaults["fused"] and not opts[1].defaults.get("fused")
+    with keep_freed_memory():
+        for _ in range(5):
+            for net, opt in zip(nets, opts):
+                opt.zero_grad()
+                net(w).square().sum().backward()
+                opt.step()
+    torch.testing.assert_close(nets[0].weight, nets[1].weight, rtol=1e-5, atol=1e-6)

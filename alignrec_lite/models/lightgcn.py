@@ -27,9 +27,10 @@ def propagate(adj: torch.Tensor, emb0: torch.Tensor, n_layers: int) -> torch.Ten
         adj: ``(N, N)`` sparse symmetric; emb0: ``(N, d)``; returns ``(N, d)``.
     """
     x, total = emb0, emb0
-    for _ in range(n_layers):
+    for layer in range(n_layers):
         x = spmm(adj, x, symmetric=True)  # (N, d)
-        total = total + x
+        # one new sum buffer, then accumulated in place (same additions in the same order)
+        total = total + x if layer == 0 else total.add_(x)
     return total / (n_layers + 1)
 
 
@@ -73,7 +74,8 @@ class LightGCN(Recommender):
             users, pos, neg: ``(B,)`` int64.
         """
         user_e, item_e = self.forward()
-        u, p, n = user_e[users], item_e[pos], item_e[neg]  # (B, d) each
+        # index_select: its backward is one ordered index_add_, cheaper than indexing's sort-based one
+        u, p, n = user_e.index_select(0, users), item_e.index_select(0, pos), item_e.index_select(0, neg)  # (B, d)
         rank = bpr_loss((u * p).sum(1), (u * n).sum(1))
         ego = self.user_emb(users), self.item_emb(pos), self.item_emb(neg)  # (B, d) each, layer 0
         reg = self.config["reg_weight"] * emb_loss(*ego)
