@@ -619,6 +619,22 @@ def check_06_full_movielens(r: dict) -> None:
     assert r["share_with_a_hit"]["FREEDOM"] > r["share_with_a_hit"]["AlignRec"]
 
 
+def check_04_full_movielens(r: dict) -> None:
+    """04 at full settings on MovieLens: its "On MovieLens" sentences."""
+    assert r["n_items"] == 1934 and r["ica_settings_changed"] == {}
+    h, geo = r["ica_history"]["clip"], r["geometry"]
+    assert h[0] == pytest.approx(4.81, abs=0.05) and h[-1] == pytest.approx(3.22, abs=0.05)
+    assert r["recall_ica"]["recall@1"] == pytest.approx(0.060, abs=0.005)  # "top-1 ... to 6.0 %"
+    assert geo["raw"]["align"] == pytest.approx(1.96, abs=0.01) and geo["ica"]["align"] == pytest.approx(1.51, abs=0.01)
+    assert r["temperature"]["steps"] == 240 and r["temperature"]["last"] == pytest.approx(0.0727, abs=0.0005)
+    assert r["map_pair_ratio"]["after ICA"] > 0.95  # "the grey lines hardly shorten"
+    zs = {k: v["zero-shot"] for k, v in r["intermediate"].items()}
+    assert zs["text"] > zs["image+text"] > zs["mm"] > zs["mm before ICA"]  # the un-masked order on MovieLens
+    assert zs["popularity"] > max(v for k, v in zs.items() if k != "popularity")
+    lost = r["missing_text_loss"]
+    assert lost["fused"] < lost["concatenation"]  # the masked bars still favour the fused vector
+
+
 def check_05_full_movielens(r: dict) -> None:
     """05 at full settings on MovieLens (the preset's learning rates): its "On MovieLens" sentences."""
     assert abs(r["relative_gain_vs_lightgcn"]) < 0.05  # AlignRec and LightGCN are level
@@ -663,6 +679,7 @@ def check_08_full_movielens(r: dict) -> None:
 
 #: Full-settings checks on MovieLens with posters (slow: 06 alone takes about 20 min on the 2-core CPU).
 FULL_MOVIELENS_CHECKS = {
+    "04": check_04_full_movielens,
     "05": check_05_full_movielens,
     "06": check_06_full_movielens,
     "07": check_07_full_movielens,
