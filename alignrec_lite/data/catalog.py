@@ -378,7 +378,10 @@ def open_stage1(
     features are computed on first use into a working copy under the cache (never into the source
     folder, so the bundled datasets stay as shipped), with their manifest (``features.json``) and
     the copy's provenance (``stage1.json``: source, settings, seconds), and reused afterwards. The
-    copy is keyed by the source dataset and the settings (:func:`stage1_folder`).
+    copy is keyed by the source dataset and the settings (:func:`stage1_folder`). The ``ica`` and
+    ``multiway`` copies also hold the raw tiny-cnn / MiniLM tables (:data:`STAGE1_RAW_ENCODERS`) as
+    ``image_feat.npy`` / ``text_feat.npy``, which VBPR and FREEDOM read. A copy is computed under its
+    lock: a second caller waits for it and then reads the finished copy.
 
     Args:
         name_or_path: as for :func:`open_dataset` (``"toy"`` + ``smoke=True`` is the SMOKE toy shop).
