@@ -133,16 +133,46 @@ def reuse_mm_features(
         )
     if resume or entry.get("epochs") != epochs or entry.get("sha256") != sha256_file(folder / MM_FILE):
         return None
-    return {
-        "shape": entry["shape"],
-        "epochs_run": entry["epochs"],
-        "train_seconds": entry["train_seconds"],
-        "final_loss": entry["final_loss"],
-        "run_dir": Path(entry["run_dir"]),
-        "history": [],
+    return stage1_result(
+        entry["shape"],
+        entry["run_dir"],
+        [],
+        entry["train_seconds"],
+        read_manifest(folder),
+        epochs_run=entry["epochs"],
+        final_loss=entry["final_loss"],
         **{k: entry[k] for k in extra},
-        "manifest": read_manifest(folder),
-        "up_to_date": True,
+        up_to_date=True,
+    )
+
+
+def stage1_result(
+    shape: Sequence[int],
+    run_dir: str | Path,
+    history: list,
+    train_seconds: float,
+    manifest: dict,
+    *,
+    epochs_run: int | None = None,
+    final_loss: float | None = None,
+    **extra: Any,
+) -> dict:
+    """What :func:`~alignrec_lite.ica.pretrain_ica` and :func:`~alignrec_lite.multiway.pretrain_multiway` return.
+
+    One form for a fresh run and for features found up to date (:func:`reuse_mm_features`):
+    ``shape`` of ``mm_feat.npy``, ``epochs_run`` and ``final_loss`` (from ``history`` unless given),
+    ``train_seconds``, ``run_dir``, ``history``, the ``extra`` fields (the encoder's own, and
+    ``up_to_date``), then ``manifest`` (the folder's ``features.json``).
+    """
+    return {
+        "shape": list(shape),
+        "epochs_run": len(history) if epochs_run is None else epochs_run,
+        "train_seconds": train_seconds,
+        "final_loss": (history[-1]["loss"] if history else float("nan")) if final_loss is None else final_loss,
+        "run_dir": Path(run_dir),
+        "history": history,
+        **extra,
+        "manifest": manifest,
     }
 
 

@@ -24,7 +24,7 @@ from ..encoders import (
     save_stage1_checkpoint,
     write_mm_features,
 )
-from ..encoders.stage1 import discard_stage1_workdir, finish_mm_commit, stage1_workdir
+from ..encoders.stage1 import discard_stage1_workdir, finish_mm_commit, stage1_result, stage1_workdir
 from ..errors import CheckpointError, ConfigError, DataError
 from ..files import save_npy
 from ..geometry import alignment, uniformity
@@ -456,17 +456,15 @@ def pretrain_ica(
     except BaseException:
         discard_stage1_workdir(work, run, folder)
         raise
-    return {
-        "shape": list(emb["mm"].shape),
-        "epochs_run": len(history),
-        "train_seconds": train_seconds,
-        "final_loss": history[-1]["loss"] if history else float("nan"),
-        "run_dir": run,
-        "history": history,
-        "geometry_before": geometry_before,
-        "geometry_after": geometry_after,
-        "manifest": manifest,
-    }
+    return stage1_result(
+        emb["mm"].shape,
+        run,
+        history,
+        train_seconds,
+        manifest,
+        geometry_before=geometry_before,
+        geometry_after=geometry_after,
+    )
 
 
 def ica_config_dict(cfg: ICAConfig) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from ..encoders import (
     simple_transform,
     write_mm_features,
 )
-from ..encoders.stage1 import discard_stage1_workdir, finish_mm_commit, stage1_workdir
+from ..encoders.stage1 import discard_stage1_workdir, finish_mm_commit, stage1_result, stage1_workdir
 from ..errors import CheckpointError, ConfigError, DataError
 from ..files import save_npy
 from ..utils import get_device, seed_everything
@@ -446,15 +446,7 @@ def pretrain_multiway(
     except BaseException:
         discard_stage1_workdir(work, run, folder)
         raise
-    return {
-        "shape": list(emb["mm"].shape),
-        "epochs_run": len(history),
-        "train_seconds": train_seconds,
-        "final_loss": history[-1]["loss"] if history else float("nan"),
-        "run_dir": run,
-        "history": history,
-        "manifest": manifest,
-    }
+    return stage1_result(emb["mm"].shape, run, history, train_seconds, manifest)
 
 
 def title_patch_attention(
