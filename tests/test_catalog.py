@@ -9,13 +9,11 @@ import numpy as np
 import pytest
 
 from alignrec_lite.data import open_dataset, open_stage1, resolve_dataset, working_copy
-from alignrec_lite.data.catalog import (
-    MOVIELENS_FOLDER,
+from alignrec_lite.data.catalog import MOVIELENS_FOLDER, import_mmrec, read_registry
+from alignrec_lite.data.stage1_copies import (
     STAGE1_FOLDER,
     STAGE1_MANIFEST,
     STAGE1_RAW_ENCODERS,
-    import_mmrec,
-    read_registry,
     stage1_folder,
     stage1_settings,
 )
