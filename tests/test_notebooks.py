@@ -342,6 +342,12 @@ def check_05_full(r: dict) -> None:
     assert c1 < c0 and i1 > i0
 
 
+def _two_std_rule(r: dict):
+    """06's rule for two rows of its table: is the difference of Recall@20 means over twice the combined std?"""
+    means, stds = r["recall@20_mean"], r["recall@20_std"]
+    return lambda a, b: abs(means[a] - means[b]) > 2 * math.hypot(stds[a], stds[b])
+
+
 def check_06(r: dict, dataset: str) -> None:
     toy = dataset == "toy"
     models = {"BPR", "LightGCN", "VBPR", "FREEDOM", "AlignRec"}
@@ -384,10 +390,7 @@ def check_06_full(r: dict) -> None:
     assert g["BPR"][lo] < pop - 0.05 and g["VBPR"][lo] < pop - 0.05 and g["AlignRec"][lo] > pop + 0.05
     assert all(row[hi] < max(row.values()) for row in g.values())
     assert min(g, key=lambda m: max(g[m].values()) - g[m][hi]) == "LightGCN"  # LightGCN falls back least
-    means, stds = r["recall@20_mean"], r["recall@20_std"]
-
-    def significant(a: str, b: str) -> bool:
-        return abs(means[a] - means[b]) > 2 * math.hypot(stds[a], stds[b])
+    means, significant = r["recall@20_mean"], _two_std_rule(r)
 
     assert means["LightGCN"] > pop and means["LightGCN"] > 0.33
     assert r["best_baseline"] == "FREEDOM" and r["relative_gain_alignrec"] == pytest.approx(0.104, abs=0.03)
@@ -603,10 +606,7 @@ def check_06_full_movielens(r: dict) -> None:
         assert min(grid) < lr < max(grid), f"{m} chose {lr}, an edge of the grid {grid}"
     lowest = [{float(k): v for k, v in row.items()}[min(grid)] for row in r["grid_valid_recall@20"].values()]
     assert min(lowest) > pop  # every model is above the popularity list already at the smallest rate
-    means, stds = r["recall@20_mean"], r["recall@20_std"]
-
-    def significant(a: str, b: str) -> bool:
-        return abs(means[a] - means[b]) > 2 * math.hypot(stds[a], stds[b])
+    means, significant = r["recall@20_mean"], _two_std_rule(r)
 
     assert r["best_baseline"] == "FREEDOM" and not r["significant"]  # AlignRec's gap to FREEDOM is noise
     assert not significant("AlignRec", "LightGCN") and min(means["VBPR"], means["BPR"]) < means["LightGCN"]
