@@ -209,7 +209,8 @@ def estimate_feature_eval_bytes(
     Per source (the widest counts): its matrix, a masked copy, the normalised items and
     the user profiles of the zero-shot scorer. One block at a time: an item-kNN
     similarity block of ``knn_rows x n_items`` (the similarity, the shrink divisor and
-    the result), or a scoring block of ``batch_users x n_items`` (scores, mask, top-K),
+    the result), or a scoring block of ``batch_users x n_items`` (the scorer's scores, the
+    evaluator's own copy of them, the mask and top-K),
     or the geometry's pairwise distances of at most 4,096 points. Plus the kNN graph and
     half of :data:`WORKING_MEMORY` (no network runs here).
 
@@ -219,7 +220,7 @@ def estimate_feature_eval_bytes(
     d = max([int(w) for w in widths] or [1])
     per_source = 4.0 * d * (3 * n_items + 2 * n_users)
     knn_block = 4.0 * 3.25 * min(knn_rows, n_items) * n_items
-    score_block = 4.0 * 3 * min(batch_users, max(1, n_users)) * n_items
+    score_block = 4.0 * 4 * min(batch_users, max(1, n_users)) * n_items
     m = min(4096, max(n_items, n_users))
     geometry_block = 4.0 * 3 * m * m / 2 if geometry else 0.0
     block = max(knn_block, score_block, geometry_block)
