@@ -463,6 +463,41 @@ def mean_std(df: pd.DataFrame, by: Sequence[str], values: Sequence[str], *, fmt:
     return out.reset_index()
 
 
+def welch_t(a: Sequence[float], b: Sequence[float]) -> dict[str, float]:
+    """Welch's t-test of two sets of runs (e.g. a model's test Recall@20 over seeds against another's).
+
+    Unequal variances allowed (Welch, Biometrika 1947)::
+
+        t  = (mean_a - mean_b) / sqrt(s_a^2 / n_a + s_b^2 / n_b)         (s^2: sample variance, ddof 1)
+        df = (s_a^2/n_a + s_b^2/n_b)^2 / ((s_a^2/n_a)^2/(n_a-1) + (s_b^2/n_b)^2/(n_b-1))
+        p  = 2 * P(T_df > |t|)                                            (two-sided)
+
+    Args:
+        a, b: the runs' values, at least two each.
+
+    Returns:
+        ``{"diff", "t", "df", "p"}``. Two sets without any spread give ``t = ±inf``, ``p = 0`` when
+        their means differ (``t = 0``, ``p = 1`` when they do not).
+
+    Raises:
+        ValueError: fewer than two values on a side.
+    """
+    from scipy.stats import t as student_t
+
+    x, y = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if len(x) < 2 or len(y) < 2:
+        raise ValueError(f"Welch's t needs at least two runs per side, got {len(x)} and {len(y)}")
+    diff = float(x.mean() - y.mean())
+    va, vb = x.var(ddof=1) / len(x), y.var(ddof=1) / len(y)
+    se2 = va + vb
+    if se2 == 0.0:
+        return {"diff": diff, "t": float(np.sign(diff) * np.inf), "df": float(len(x) + len(y) - 2),
+                "p": 0.0 if diff else 1.0}  # fmt: skip
+    t = diff / float(np.sqrt(se2))
+    df = float(se2**2 / (va**2 / (len(x) - 1) + vb**2 / (len(y) - 1)))
+    return {"diff": diff, "t": t, "df": df, "p": float(2 * student_t.sf(abs(t), df))}
+
+
 __all__ = [
     "PopularityBuckets",
     "popularity_buckets",
@@ -474,6 +509,7 @@ __all__ = [
     "beyond_accuracy",
     "long_tail_report",
     "mean_std",
+    "welch_t",
     "as_table",
     "MMREC_PUBLISHED",
     "mmrec_published",

@@ -132,7 +132,7 @@ def search(
             preset name; see :func:`alignrec_lite.config.pick_preset`).
 
     Returns:
-        The ``best.json`` content: ``best_trial``, ``params``, ``valid``, ``test``,
+        The ``best.json`` content: ``best_trial``, ``params``, ``valid``, ``test``, ``seconds_per_epoch``,
         ``selected_on`` (``"valid"``), ``metric``, ``trials`` (all records), ...
 
     Raises:
@@ -254,6 +254,7 @@ def _search(
         "params": best["params"],
         "valid": best["valid"],
         "test": best["test"],
+        "seconds_per_epoch": best.get("seconds_per_epoch"),  # None for a trial recorded before it was kept
         "base_overrides": base_typed,
         "preset": preset,
         "space": {k: list(v) for k, v in space.items()},

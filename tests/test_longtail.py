@@ -195,6 +195,24 @@ def test_mean_std():
     assert fmt["r"].tolist() == ["0.20 ± 0.14", "0.50 ± 0.00"]
 
 
+def test_welch_t_by_hand_and_against_scipy():
+    # a = 1, 2, 3 (mean 2, s^2 1); b = 4, 6, 8 (mean 6, s^2 4): se^2 = 1/3 + 4/3 = 5/3
+    w = longtail.welch_t([1.0, 2.0, 3.0], [4.0, 6.0, 8.0])
+    assert w["diff"] == -4.0 and w["t"] == pytest.approx(-4 / math.sqrt(5 / 3))
+    assert w["df"] == pytest.approx((5 / 3) ** 2 / ((1 / 3) ** 2 / 2 + (4 / 3) ** 2 / 2))  # = 50 / 17
+    from scipy.stats import ttest_ind
+
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(0.30, 0.01, 5), rng.normal(0.29, 0.03, 4)
+    ref = ttest_ind(a, b, equal_var=False)
+    got = longtail.welch_t(a, b)
+    assert got["t"] == pytest.approx(ref.statistic) and got["p"] == pytest.approx(ref.pvalue)
+    assert longtail.welch_t([0.2, 0.2], [0.1, 0.1]) == {"diff": pytest.approx(0.1), "t": math.inf, "df": 2.0, "p": 0.0}
+    assert longtail.welch_t([0.2, 0.2], [0.2, 0.2])["p"] == 1.0
+    with pytest.raises(ValueError, match="at least two runs"):
+        longtail.welch_t([0.2], [0.1, 0.3])
+
+
 def test_as_table_and_mmrec_published():
     t = longtail.as_table([{"model": "a", "x": 1.0}, {"model": "b", "x": 2.0}], index="model")
     assert t.loc["b", "x"] == 2.0
