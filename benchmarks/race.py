@@ -27,9 +27,9 @@ Races (``--races``):
 The original code is **not** part of the kit (GPL / no licence). The script takes
 the folder that holds the two clones and edits nothing but the device lines listed
 in :data:`DEVICE_EDITS` (``--prepare`` applies them; docs/benchmarks/peers.md has
-the recipe). Two run-time shims stand in for what today's environment lacks (an
+the recipe). Three run-time shims stand in for what today's environment lacks (an
 empty ``lmdb`` module for MMRec's unused import; SciPy's removed
-``dok_matrix._update``), and the data copy gets the ``timestamp`` column the
+``dok_matrix._update``; NumPy's removed ``np.float`` alias), and the data copy gets the ``timestamp`` column the
 official loader reads by name::
 
     git clone <fetched AlignRec_CIKM24> SCRATCH/AlignRec_CIKM24
@@ -166,6 +166,36 @@ def race_data(scratch: Path, baby: Path, race: str) -> Path:
 
 
 # ------------------------------------------------------------------ workers (one process each)
+def open_original(scratch: Path, repo: str) -> Path:
+    """Make the clone ``scratch/repo`` importable as the original does (cwd = its ``src``) with the three shims.
+
+    The shims stand in for what today's environment lacks, not for their code: an empty ``lmdb``
+    module (MMRec's ``utils/dataset.py`` imports it for end-to-end raw-image training only),
+    SciPy's removed ``dok_matrix._update`` (MMRec's LightGCN / FREEDOM graph builders call it) and
+    NumPy's removed aliases ``np.float`` / ``np.int`` (MMRec's ``utils/metrics.py`` NDCG and MAP use
+    ``np.float``; they were the builtins ``float`` / ``int``, so restoring them changes no value).
+    """
+    src = scratch / repo / "src"
+    os.chdir(src)
+    sys.path.insert(0, str(src))
+    try:
+        import lmdb  # noqa: F401
+    except ImportError:
+        import types
+
+        sys.modules["lmdb"] = types.ModuleType("lmdb")
+    import scipy.sparse as sp
+
+    if not hasattr(sp.dok_matrix, "_update"):  # SciPy >= 1.13 dropped it
+        sp.dok_matrix._update = lambda self, data: self._dict.update(data)
+    import numpy as np
+
+    for alias, builtin in (("float", float), ("int", int)):  # NumPy >= 1.24 dropped them
+        if alias not in np.__dict__:
+            setattr(np, alias, builtin)
+    return src
+
+
 def worker_kit(args: argparse.Namespace) -> dict:
     """Time the kit's trainer: ``1 + epochs`` epochs, plus one more whose end holds the evaluation."""
     import numpy as np
@@ -231,19 +261,7 @@ def worker_official(args: argparse.Namespace) -> dict:
 
     torch.set_num_threads(args.threads)
     spec = RACES[args.race]
-    src = Path(args.scratch) / spec["repo"] / "src"
-    os.chdir(src)
-    sys.path.insert(0, str(src))
-    try:  # MMRec's utils/dataset.py imports lmdb, used only for end-to-end raw-image training
-        import lmdb  # noqa: F401
-    except ImportError:
-        import types
-
-        sys.modules["lmdb"] = types.ModuleType("lmdb")
-    import scipy.sparse as sp
-
-    if not hasattr(sp.dok_matrix, "_update"):  # SciPy >= 1.13 dropped it; MMRec's graph builders call it
-        sp.dok_matrix._update = lambda self, data: self._dict.update(data)
+    src = open_original(Path(args.scratch), spec["repo"])
     import utils.quick_start as quick_start_module  # the original package, from the scratch clone
 
     out: dict = {}

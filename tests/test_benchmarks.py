@@ -114,3 +114,26 @@ def test_movielens_models_tunes_on_valid_then_runs_seeds(tmp_path):
     )
     table = (out / "table.md").read_text()
     assert table.count("| 3 |") == 3 and "AlignRec w/o CCA" in stdout
+
+
+def test_peers_runs_the_kit_side_and_tables_both(tmp_path):
+    # the originals are not here (GPL, never vendored): the kit side runs, the table is checked on made-up records
+    out = tmp_path / "peers.jsonl"
+    args = ["--dataset", "smoke", "--source", str(SMOKE), "--models", "bpr,vbpr", "--seeds", "1"]
+    stdout = run("peers.py", str(tmp_path / "scratch"), *args, "--sides", "kit", "--set", "epochs=2", "--out", str(out))
+    runs = [json.loads(x) for x in out.read_text().splitlines()]
+    assert sorted((r["model"], r["seed"]) for r in runs) == [("bpr", 1), ("vbpr", 1)]
+    assert all(r["side"] == "kit" and r["epochs_run"] == 2 and 0 <= r["test"]["recall@20"] <= 1 for r in runs)
+    assert runs[0]["config"]["epochs"] == 2 and runs[0]["config"]["train_batch_size"] == 2048
+    assert "| smoke |" not in stdout  # no original runs: no row to compare
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import peers
+
+    recs = [{"dataset": "d", "model": "m", "side": side, "test": {"recall@20": v, "ndcg@20": v / 2},
+             "epochs_run": 10, "seconds": 1.0} for side, v in [("original", 0.2), ("original", 0.3), ("kit", 0.25),
+                                                                ("kit", 0.36)]]  # fmt: skip
+    table = peers.table(recs)
+    assert "| d | m | test recall@20 | 0.2500 ± 0.0707 | 0.3050 ± 0.0778 | 0.2000–0.3000 | **no** | 0.54 |" in table
+    assert "| d | m | test ndcg@20 | 0.1250 ± 0.0354 | 0.1525 ± 0.0389 | 0.1000–0.1500 | **no** | 0.54 |" in table
+    cfg = peers.their_config(peers.settings("alignrec", "movielens", 3))
+    assert cfg["learning_rate_scheduler"] == [0.96, 50] and cfg["seed"] == 3 and "finetune_features" not in cfg
