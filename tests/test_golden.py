@@ -41,12 +41,14 @@ def test_a_machine_with_another_instruction_set_compares_floats_to_a_tolerance()
     here = golden.cpu_capability()
     assert golden.tolerance({"machine": {"cpu_capability": here}}) == 0.0
     assert golden.tolerance({"machine": {"cpu_capability": here + "-other"}}) == golden.CROSS_MACHINE_REL
+    mixed = {"machine": {"cpu_capability": here + "-other", "parts": {"notebooks/06": here}}}
+    assert golden.tolerance(mixed, "notebooks/06") == 0.0 and golden.tolerance(mixed, "notebooks/05") > 0
 
 
 def test_models_match_golden_run() -> None:
     expected = golden.load()["models"]
     now = golden.model_runs()
-    rel = golden.tolerance()
+    rel = golden.tolerance(part="models")
     assert golden.first_difference(expected, now, rel=rel) is None, golden.first_difference(expected, now, rel=rel)
 
 
@@ -54,7 +56,7 @@ def test_models_match_golden_run() -> None:
 def test_movielens_run_matches_golden_run(real_data, tmp_path) -> None:
     expected = golden.load()["movielens"]
     now = golden.movielens_run(real_data, tmp_path)
-    rel = golden.tolerance()
+    rel = golden.tolerance(part="movielens")
     assert golden.first_difference(expected, now, rel=rel) is None, golden.first_difference(expected, now, rel=rel)
 
 
@@ -63,5 +65,5 @@ def test_movielens_run_matches_golden_run(real_data, tmp_path) -> None:
 def test_notebook_records_match_golden_run(smoke_runs, key: str) -> None:
     expected = golden.load()["notebooks"][key]
     now = golden.stable_records(smoke_runs.get(key).records)
-    rel = golden.tolerance()
+    rel = golden.tolerance(part=f"notebooks/{key}")
     assert golden.first_difference(expected, now, rel=rel) is None, golden.first_difference(expected, now, rel=rel)
