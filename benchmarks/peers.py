@@ -39,6 +39,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -46,7 +47,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from race import ROOT, open_original  # the sibling script: shims and paths
+from race import ROOT, copy_inter, kit_dataset, open_original  # the sibling script: shims, data, paths
 
 #: model -> (original repository, original model name, extra command-line flags, kit features -> file).
 PEERS: dict[str, tuple[str, str, list[str], dict[str, str]]] = {
@@ -104,9 +105,6 @@ def their_config(cfg: dict) -> dict:
 # ------------------------------------------------------------------ data
 def peer_data(scratch: Path, dataset: str, source: Path) -> Path:
     """``SCRATCH/peer_data/<dataset>/<dataset>/`` (and ``<dataset>-mm``), written once from ``source``."""
-    import numpy as np
-    import pandas as pd
-
     root = scratch / "peer_data"
     main = root / dataset / dataset
     if not (main / f"{dataset}.inter").exists():
@@ -114,18 +112,15 @@ def peer_data(scratch: Path, dataset: str, source: Path) -> Path:
         inters = sorted(source.glob("*.inter"))
         if len(inters) != 1:
             raise SystemExit(f"{source}: expected one .inter file, found {[p.name for p in inters]}")
-        df = pd.read_csv(inters[0], sep="\t")
-        if "timestamp" not in df.columns:  # the official loader reads it by name
-            df["timestamp"] = 0
         for name in ("image_feat.npy", "text_feat.npy"):
             if (source / name).exists():
-                np.save(main / name, np.load(source / name))
-        df.to_csv(main / f"{dataset}.inter", sep="\t", index=False)
+                shutil.copyfile(source / name, main / name)
+        copy_inter(inters[0], main / f"{dataset}.inter")  # last: its presence marks a finished copy
     mm = root / f"{dataset}-mm" / dataset
     if (source / "mm_feat.npy").exists() and not (mm / f"{dataset}.inter").exists():
         mm.mkdir(parents=True, exist_ok=True)
-        np.save(mm / "image_feat.npy", np.load(source / "mm_feat.npy"))
-        (mm / f"{dataset}.inter").write_bytes((main / f"{dataset}.inter").read_bytes())
+        shutil.copyfile(source / "mm_feat.npy", mm / "image_feat.npy")
+        shutil.copyfile(main / f"{dataset}.inter", mm / f"{dataset}.inter")
     return root
 
 
@@ -151,17 +146,12 @@ def data_folder(root: Path, dataset: str, model: str) -> Path:
 
 # ------------------------------------------------------------------ workers (one process each)
 def worker_kit(args: argparse.Namespace) -> dict:
-    import numpy as np
     import torch
 
     torch.set_num_threads(args.threads)
-    from alignrec_lite.data.mmrec import load_mmrec
     from alignrec_lite.train import train
 
-    folder = Path(args.data) / args.dataset
-    ds = load_mmrec(str(folder), load_features=False)
-    for kit_name, file_name in PEERS[args.model][3].items():
-        ds.features[kit_name] = np.load(folder / f"{file_name}_feat.npy")
+    ds = kit_dataset(Path(args.data) / args.dataset, PEERS[args.model][3])
     cfg = settings(args.model, args.dataset, args.seed, json.loads(args.overrides))
     t0 = time.perf_counter()
     _, rec = train(ds, args.model, {k: v for k, v in cfg.items() if k != "model"}, progress=False)

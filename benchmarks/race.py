@@ -136,6 +136,28 @@ def prepare(scratch: Path) -> list[str]:
     return done
 
 
+def copy_inter(source: Path, dest: Path) -> None:
+    """Copy an MMRec ``.inter`` file, adding ``timestamp = 0`` when it has none (the official loader reads it)."""
+    import pandas as pd
+
+    df = pd.read_csv(source, sep="\t")
+    if "timestamp" not in df.columns:  # MMRec's shipped files have one, the shared copies do not
+        df["timestamp"] = 0
+    df.to_csv(dest, sep="\t", index=False)
+
+
+def kit_dataset(folder: Path, features: dict[str, str]):
+    """The kit's dataset of an MMRec folder, with ``features`` (kit name -> ``<file>_feat.npy``) loaded."""
+    import numpy as np
+
+    from alignrec_lite.data.mmrec import load_mmrec
+
+    ds = load_mmrec(str(folder), load_features=False)
+    for kit_name, file_name in features.items():
+        ds.features[kit_name] = np.load(folder / f"{file_name}_feat.npy")
+    return ds
+
+
 def race_data(scratch: Path, baby: Path, race: str) -> Path:
     """``SCRATCH/race_data/<race>/`` with ``baby/baby.inter`` and the seeded random features (made once)."""
     import numpy as np
@@ -145,12 +167,7 @@ def race_data(scratch: Path, baby: Path, race: str) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     inter = folder / "baby.inter"
     if not inter.exists():
-        import pandas as pd
-
-        df = pd.read_csv(baby / "baby.inter", sep="\t")
-        if "timestamp" not in df.columns:  # the official loader reads a timestamp column (MMRec's files have one)
-            df["timestamp"] = 0
-        df.to_csv(inter, sep="\t", index=False)
+        copy_inter(baby / "baby.inter", inter)
     n_items = None
     for seed, (name, dim) in enumerate(RACES[race]["features"].items()):
         path = folder / f"{name}_feat.npy"
@@ -202,15 +219,11 @@ def worker_kit(args: argparse.Namespace) -> dict:
     import torch
 
     torch.set_num_threads(args.threads)
-    from alignrec_lite.data.mmrec import load_mmrec
     from alignrec_lite.models import get_model_class
     from alignrec_lite.train import train
 
     spec = RACES[args.race]
-    folder = Path(args.data) / "baby"
-    ds = load_mmrec(str(folder), load_features=False)
-    for kit_name, file_name in spec["kit_features"].items():
-        ds.features[kit_name] = np.load(folder / f"{file_name}_feat.npy")
+    ds = kit_dataset(Path(args.data) / "baby", spec["kit_features"])
     starts: list[float] = []
     cls = get_model_class(spec["kit_model"])
     original = cls.pre_epoch
