@@ -189,18 +189,24 @@ def main(argv: list[str] | None = None) -> int:
         machine = dict(load().get("machine", {}))
         if set(now) == {"models", "movielens", "notebooks"}:
             machine = {"cpu_capability": cpu_capability()}
-        else:  # a part re-recorded here: remember where, so that it is compared bit for bit on its kind
-            machine["parts"] = {**machine.get("parts", {}), **dict.fromkeys(now, cpu_capability())}
+        else:  # a part re-recorded here: remember where (replacing its sub-parts' entries) for tolerance()
+            kept = {k: v for k, v in machine.get("parts", {}).items() if k.split("/")[0] not in now}
+            machine["parts"] = {**kept, **dict.fromkeys(now, cpu_capability())}
         merged = {**load(), **now, "machine": machine}
         GOLDEN.write_text(json.dumps(merged, indent=1, sort_keys=True) + "\n")
         print(f"wrote {GOLDEN}")
         return 0
     golden = load()
     bad = 0
-    for part, value in now.items():
-        d = first_difference(golden.get(part), value, part, tolerance(golden))
-        print(f"{part}: {'identical' if d is None else d}")
-        bad += d is not None
+    for part, value in now.items():  # the notebooks one by one: each may have been recorded elsewhere
+        pieces = value.items() if part == "notebooks" else [("", value)]
+        for key, piece in pieces:
+            name = f"{part}/{key}" if key else part
+            rel = tolerance(golden, name)
+            d = first_difference((golden.get(part) or {}).get(key) if key else golden.get(part), piece, name, rel)
+            same = "identical" if rel == 0 else f"equal (floats within {rel:g} relative: another instruction set)"
+            print(f"{name}: {same if d is None else d}")
+            bad += d is not None
     return 1 if bad else 0
 
 

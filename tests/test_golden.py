@@ -48,16 +48,16 @@ def test_a_machine_with_another_instruction_set_compares_floats_to_a_tolerance()
 def test_models_match_golden_run() -> None:
     expected = golden.load()["models"]
     now = golden.model_runs()
-    rel = golden.tolerance(part="models")
-    assert golden.first_difference(expected, now, rel=rel) is None, golden.first_difference(expected, now, rel=rel)
+    d = golden.first_difference(expected, now, rel=golden.tolerance(part="models"))
+    assert d is None, d
 
 
 @pytest.mark.realdata
 def test_movielens_run_matches_golden_run(real_data, tmp_path) -> None:
     expected = golden.load()["movielens"]
     now = golden.movielens_run(real_data, tmp_path)
-    rel = golden.tolerance(part="movielens")
-    assert golden.first_difference(expected, now, rel=rel) is None, golden.first_difference(expected, now, rel=rel)
+    d = golden.first_difference(expected, now, rel=golden.tolerance(part="movielens"))
+    assert d is None, d
 
 
 @pytest.mark.notebook
@@ -65,5 +65,5 @@ def test_movielens_run_matches_golden_run(real_data, tmp_path) -> None:
 def test_notebook_records_match_golden_run(smoke_runs, key: str) -> None:
     expected = golden.load()["notebooks"][key]
     now = golden.stable_records(smoke_runs.get(key).records)
-    rel = golden.tolerance(part=f"notebooks/{key}")
-    assert golden.first_difference(expected, now, rel=rel) is None, golden.first_difference(expected, now, rel=rel)
+    d = golden.first_difference(expected, now, rel=golden.tolerance(part=f"notebooks/{key}"))
+    assert d is None, d
