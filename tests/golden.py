@@ -154,13 +154,16 @@ def first_difference(expected: Any, actual: Any, where: str = "", rel: float = 0
     return None if _same(expected, actual, rel) else f"{where}: was {expected!r}, now {actual!r}"
 
 
-def _notebook_records(work: Path) -> dict[str, dict]:
+NOTEBOOKS = ("01", "02", "03", "04", "05", "06", "07", "08")
+
+
+def _notebook_records(work: Path, keys: tuple[str, ...] = NOTEBOOKS) -> dict[str, dict]:
     sys.path.insert(0, str(HERE))
     from notebook_runs import SmokeRuns
 
     runs = SmokeRuns(work / "notebooks")
     out = {}
-    for key in ("01", "02", "03", "04", "05", "06", "07", "08"):
+    for key in keys:
         run = runs.get(key)
         out[key] = stable_records(run.records)
         print(f"notebook {key}: {len(out[key])} stable records ({run.seconds:.0f} s)", flush=True)
@@ -171,7 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--write", action="store_true", help=f"write {GOLDEN.name} (otherwise compare and report)")
     p.add_argument("--work", type=Path, default=Path("/tmp/alignrec-golden"), help="scratch folder")
-    p.add_argument("--parts", default="models,movielens,notebooks")
+    parts_help = "models, movielens, notebooks, or single notebooks (notebooks/08)"
+    p.add_argument("--parts", default="models,movielens,notebooks", help=parts_help)
     args = p.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
@@ -183,15 +187,20 @@ def main(argv: list[str] | None = None) -> int:
         now["models"] = model_runs()
     if "movielens" in parts:
         now["movielens"] = movielens_run(Path(os.environ["ALIGNREC_DATA"]), args.work)
-    if "notebooks" in parts:
-        now["notebooks"] = _notebook_records(args.work)
+    one = tuple(sorted(part.split("/", 1)[1] for part in parts if part.startswith("notebooks/")))
+    if "notebooks" in parts or one:
+        now["notebooks"] = _notebook_records(args.work, NOTEBOOKS if "notebooks" in parts else one)
     if args.write:
         machine = dict(load().get("machine", {}))
-        if set(now) == {"models", "movielens", "notebooks"}:
+        if set(now) == {"models", "movielens", "notebooks"} and "notebooks" in parts:
             machine = {"cpu_capability": cpu_capability()}
-        else:  # a part re-recorded here: remember where (replacing its sub-parts' entries) for tolerance()
-            kept = {k: v for k, v in machine.get("parts", {}).items() if k.split("/")[0] not in now}
-            machine["parts"] = {**kept, **dict.fromkeys(now, cpu_capability())}
+        else:  # parts re-recorded here: remember where (replacing their sub-parts' entries) for tolerance()
+            names = [p for p in parts if p in now or p.startswith("notebooks/")]
+            kept = {k: v for k, v in machine.get("parts", {}).items() if k not in names}
+            kept = {k: v for k, v in kept.items() if k.split("/")[0] not in parts}
+            machine["parts"] = {**kept, **dict.fromkeys(names, cpu_capability())}
+        if one and "notebooks" not in parts:  # one notebook: the others keep their records
+            now["notebooks"] = {**load().get("notebooks", {}), **now["notebooks"]}
         merged = {**load(), **now, "machine": machine}
         GOLDEN.write_text(json.dumps(merged, indent=1, sort_keys=True) + "\n")
         print(f"wrote {GOLDEN}")

@@ -77,6 +77,7 @@ def test_every_command_module_registers_its_commands(parsers):
         "coldstart",
         "recommend",
         "new-user",
+        "new-item",
         "timing",
         "tour",
     }

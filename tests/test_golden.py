@@ -45,6 +45,25 @@ def test_a_machine_with_another_instruction_set_compares_floats_to_a_tolerance()
     assert golden.tolerance(mixed, "notebooks/06") == 0.0 and golden.tolerance(mixed, "notebooks/05") > 0
 
 
+def test_writing_one_notebook_keeps_the_others_and_records_its_machine(tmp_path, monkeypatch) -> None:
+    old = {
+        "machine": {"cpu_capability": "AVX512", "parts": {"notebooks/06": "AVX2"}},
+        "models": {"bpr": 1},
+        "notebooks": {"06": {"a": 1.0}, "08": {"b": 2.0}},
+    }
+    monkeypatch.setattr(golden, "GOLDEN", tmp_path / "golden.json")
+    golden.GOLDEN.write_text(golden.json.dumps(old))
+    monkeypatch.setattr(golden, "_notebook_records", lambda work, keys: {k: {"b": 3.0} for k in keys})
+    monkeypatch.setattr(golden, "cpu_capability", lambda: "AVX2")
+    assert golden.main(["--write", "--parts", "notebooks/08", "--work", str(tmp_path / "w")]) == 0
+    new = golden.load()
+    assert new["notebooks"] == {"06": {"a": 1.0}, "08": {"b": 3.0}} and new["models"] == {"bpr": 1}
+    assert new["machine"] == {"cpu_capability": "AVX512", "parts": {"notebooks/06": "AVX2", "notebooks/08": "AVX2"}}
+    assert golden.main(["--parts", "notebooks/08", "--work", str(tmp_path / "w")]) == 0  # compared alone: equal
+    monkeypatch.setattr(golden, "_notebook_records", lambda work, keys: {k: {"b": 4.0} for k in keys})
+    assert golden.main(["--parts", "notebooks/08", "--work", str(tmp_path / "w")]) == 1
+
+
 def test_models_match_golden_run() -> None:
     expected = golden.load()["models"]
     now = golden.model_runs()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 from pathlib import Path
@@ -152,6 +153,66 @@ def test_resume_matches_uninterrupted_run(trained: tuple[Path, dict], tmp_path: 
     res = ica.pretrain_ica(b, ica.ICAConfig(**FAST), out=tmp_path / "run", resume=True, progress=False)
     assert res["epochs_run"] == 3
     np.testing.assert_allclose(np.load(folder / "mm_feat.npy"), np.load(b / "mm_feat.npy"), atol=1e-6)
+
+
+def test_a_new_item_is_encoded_as_stage1_encoded_the_catalogue(trained: tuple[Path, dict], tmp_path: Path) -> None:
+    from alignrec_lite import serve
+    from alignrec_lite.data.mmrec import load_mmrec
+
+    folder, _ = trained
+    ds = load_mmrec(folder)
+    masked = {m: np.load(folder / f) for m, f in ica.MASKED_FILES.items()}
+    for i in (0, 57, 119):  # picture + text: the stored row; one of them: the stored masked view
+        both = serve.encode_new_item(ds, "mm", image=ds.image_path(i), text=ds.item_text(i))
+        np.testing.assert_allclose(both[0], ds.features["mm"][i], atol=1e-5)
+        np.testing.assert_allclose(
+            serve.encode_new_item(ds, "mm", text=ds.item_text(i))[0], masked["image"][i], atol=1e-5
+        )
+        only_image = serve.encode_new_item(ds, "mm", image=ds.image_path(i), text="  ")  # blank text = no text
+        np.testing.assert_allclose(only_image[0], masked["text"][i], atol=1e-5)
+    with pytest.raises(ConfigError, match="needs the new item's image or text"):
+        serve.encode_new_item(ds, "mm")
+    (tmp_path / "bad.jpg").write_bytes(b"not an image")
+    with pytest.raises(DataError, match="cannot be read"):
+        serve.encode_new_item(ds, "mm", image=tmp_path / "bad.jpg")
+    # features that the checkpoint does not reproduce (a retrained encoder, say) are refused
+    serve.newitems._STAGE1_ENCODERS.clear()
+    ds.features["mm"] = ds.features["mm"][::-1].copy()
+    with pytest.raises(DataError, match="does not reproduce"):
+        serve.encode_new_item(ds, "mm", text="a red mug")
+    # a copy without its run/ and a recorded run folder that is gone: the checkpoint is named
+    copy = tmp_path / "copy"
+    shutil.copytree(folder, copy, ignore=shutil.ignore_patterns("run"))
+    manifest = json.loads((copy / "features.json").read_text())
+    manifest["mm"]["run_dir"] = str(tmp_path / "gone")
+    (copy / "features.json").write_text(json.dumps(manifest))
+    with pytest.raises(DataError, match="checkpoint is missing") as err:
+        serve.encode_new_item(load_mmrec(copy), "mm", text="a red mug")
+    assert "last.pt" in str(err.value)
+
+
+def test_cli_new_item_scores_a_new_item_through_alignrec(
+    trained: tuple[Path, dict], tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    from alignrec_lite import serve
+    from alignrec_lite.cli import main
+    from alignrec_lite.runs import load_run
+
+    folder, _ = trained
+    run = tmp_path / "run"
+    argv = ["train", str(folder), "--model", "alignrec", "--set", "epochs=1", "--out", str(run), "--quiet"]
+    assert main(argv) == 0
+    capsys.readouterr()
+    net, _, ds = load_run(run)
+    assert net.feature_source == "mm"
+    assert main(["new-item", str(run), "--image", str(ds.image_path(5)), "--text", ds.item_text(5), "--k", "4"]) == 0
+    out = capsys.readouterr().out
+    ref = serve.score_new_item(net, ds, feature=ds.features["mm"][5], k=4)  # the stored row of the same item
+    assert "users:" in out and "similar items:" in out
+    users = out.split("similar items:")[0].splitlines()[2:]
+    assert [int(line.split()[0]) for line in users if line.strip()] == ref["users"]["userID"].tolist()
+    assert main(["new-item", str(run), "--k", "4"]) == 2
+    assert "nothing to score" in capsys.readouterr().err
 
 
 def test_cli_pretrain_ica(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -190,6 +190,25 @@ def test_writes_features_masked_views_and_manifest(trained: tuple[Path, dict]) -
     plt.close(ax.figure)
 
 
+def test_a_new_item_is_encoded_as_the_catalogue_was(trained: tuple[Path, dict]) -> None:
+    from alignrec_lite import serve
+    from alignrec_lite.data.mmrec import load_mmrec
+
+    folder, result = trained  # the checkpoint is where features.json's run_dir says (.cache/multiway/...)
+    ds = load_mmrec(folder)
+    masked = {m: np.load(folder / f) for m, f in mw.MASKED_FILES.items()}
+    for i in (0, 64, 119):  # picture + title: the stored row; one of them: the stored masked view
+        both = serve.encode_new_item(ds, "mm", image=ds.image_path(i), text=ds.item_text(i))
+        np.testing.assert_allclose(both[0], ds.features["mm"][i], atol=1e-5)
+        no_image = serve.encode_new_item(ds, "mm", text=ds.item_text(i))
+        np.testing.assert_allclose(no_image[0], masked["image"][i], atol=1e-5)
+        np.testing.assert_allclose(
+            serve.encode_new_item(ds, "mm", image=ds.image_path(i))[0], masked["text"][i], atol=1e-5
+        )
+    with pytest.raises(ConfigError, match="image or a text"):
+        mw.encode_new_item(*mw.load_multiway(result["run_dir"]))
+
+
 def test_deterministic_by_seed(trained: tuple[Path, dict], tmp_path: Path) -> None:
     folder, _ = trained
     again = _copy(tmp_path / "again")

@@ -533,6 +533,7 @@ def check_08(r: dict, dataset: str) -> None:
     assert len(r["new_user_items"]) == 8 and len(set(r["new_user_items"])) == 8
     assert set(r["power_law_exponent"]) == {"LightGCN", "AlignRec"}
     assert r["new_item_encode_gap"] < 1e-3  # §5.2: the inline stage-1 encoding reproduces the stored mm row
+    assert r["new_item_library_gap"] < 1e-6  # §5.2: serve.encode_new_item matches it to float32 rounding
     v = r["verdict_ms"]  # §6: a cached request is the cheapest line; stage 1 on a new item costs more than a request
     request = v["one request, vectors cached"]
     assert request < v["one epoch of retraining"] and request < v["export every user's top-K"]

@@ -110,6 +110,7 @@ def base_argv(cmd: str, root: Path, out: Path) -> list[str]:
         "timing": ["timing", run],
         "longtail": ["longtail", run],
         "new-user": ["new-user", run, "--items", "item-0001", "item-0002"],
+        "new-item": ["new-item", run, "--text", "a red mug"],
         "coldstart": ["coldstart", shop, "--quiet"],
         "train": ["train", shop, "--model", "bpr", "--quiet"],
         "evaluate": ["evaluate", run],

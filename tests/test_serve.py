@@ -161,8 +161,10 @@ def test_encode_new_item_image_reproduces_the_feature_row(tmp_path):
     (tmp_path / "bad.jpg").write_bytes(b"not an image")
     with pytest.raises(DataError, match="cannot be read"):
         serve.encode_new_item(ds, "image", image=tmp_path / "bad.jpg")
-    with pytest.raises(ConfigError):
+    with pytest.raises(DataError, match="no entry for the mm feature"):  # no stage 1 ran on this folder
         serve.encode_new_item(ds, "mm", image=ds.image_path(7))
+    with pytest.raises(ConfigError, match="cannot encode"):
+        serve.encode_new_item(ds, "mm+image", image=ds.image_path(7))
 
 
 def test_encode_new_item_refuses_hand_made_features(smoke):

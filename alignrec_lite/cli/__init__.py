@@ -7,7 +7,7 @@ One module per noun, each with a ``register(sub)`` that adds its commands:
 :mod:`.train`          ``train``, ``search``, ``evaluate``
 :mod:`.features`       ``features``, ``pretrain-ica``, ``evaluate-features``
 :mod:`.analyse`        ``longtail``, ``coldstart``
-:mod:`.serve`          ``recommend``, ``new-user``, ``timing``
+:mod:`.serve`          ``recommend``, ``new-user``, ``new-item``, ``timing``
 :mod:`.tour`           ``tour``
 =====================  ==========================================================
 

@@ -1,4 +1,4 @@
-"""``alignrec-lite recommend``, ``new-user`` and ``timing``: serving a finished run."""
+"""``alignrec-lite recommend``, ``new-user``, ``new-item`` and ``timing``: serving a finished run."""
 
 from __future__ import annotations
 
@@ -31,6 +31,21 @@ def _cmd_new_user(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_new_item(args: argparse.Namespace) -> int:
+    from ..runs import load_run
+    from ..serve import score_new_item
+
+    net, _, ds = load_run(args.run)
+    out = score_new_item(net, ds, image=args.image, text=args.text, k=args.k)
+    titles = ds.items["title"].to_numpy() if ds.items is not None and "title" in ds.items.columns else None
+    for name, table in out.items():
+        if titles is not None and name == "similar_items":
+            table["title"] = titles[table["itemID"].to_numpy()]
+        print(f"{name.replace('_', ' ')}:")
+        print(table.to_string(index=False, float_format=lambda x: f"{x:.4f}"))
+    return 0
+
+
 def _cmd_timing(args: argparse.Namespace) -> int:
     from ..runs import load_run
     from ..serve import measure_serving
@@ -43,7 +58,7 @@ def _cmd_timing(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------- registration
 def register(sub: Subcommands) -> None:
-    """Add ``recommend``, ``new-user`` and ``timing`` to the ``alignrec-lite`` parser."""
+    """Add ``recommend``, ``new-user``, ``new-item`` and ``timing`` to the ``alignrec-lite`` parser."""
     r = add_command(
         sub,
         "recommend",
@@ -69,6 +84,18 @@ def register(sub: Subcommands) -> None:
     p.add_argument("--method", choices=["mean", "gradient"], default="mean")
     add_seed(p, 0, "seed of the negatives of --method gradient")
     p.set_defaults(func=_cmd_new_user)
+
+    p = add_command(
+        sub,
+        "new-item",
+        "who would like an item that is not in the data, from its picture and/or text (content models)",
+        "alignrec-lite new-item runs/alignrec --image poster.jpg --text 'Heat (1995), Action|Crime' --k 10",
+    )
+    add_run(p)
+    p.add_argument("--image", help="the new item's picture (JPEG or PNG)")
+    p.add_argument("--text", help="its title and description")
+    p.add_argument("--k", type=int, default=10, help="rows in each table (default 10)")
+    p.set_defaults(func=_cmd_new_item)
 
     p = add_command(
         sub,

@@ -52,6 +52,7 @@ from .model import FUSIONS, MAX_LOGIT_SCALE, ICAConfig, MMEnc, build_mmenc
 from .pretrain import (
     ItemContent,
     encode_items,
+    encode_new_item,
     ica_config_dict,
     load_checkpoint,
     load_mmenc,
@@ -69,6 +70,7 @@ __all__ = [
     "MMEnc",
     "build_mmenc",
     "encode_items",
+    "encode_new_item",
     "ica_config_dict",
     "load_checkpoint",
     "load_mmenc",

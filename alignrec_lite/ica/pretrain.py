@@ -123,6 +123,45 @@ def encode_items(
     return {k: v.float().cpu().numpy() for k, v in out.items()}
 
 
+@torch.no_grad()
+def encode_new_item(model: MMEnc, image: Any | None = None, text: str | None = None) -> np.ndarray:
+    """One item that stage 1 never saw, encoded exactly as :func:`encode_items` encodes the catalogue.
+
+    The picture is pre-processed by the image tower and rounded through float16, as the
+    catalogue's pixels are kept (:func:`~alignrec_lite.encoders.decode_item_images`), so a
+    known item's picture and text give back its stored ``mm_feat.npy`` row. A missing
+    modality is replaced by the predictor's guess from the other one: no image is how stage 1
+    treats an item without a readable image (``mm_feat_mask_image.npy`` for a known item), no
+    text is ``mm_feat_mask_text.npy``'s view.
+
+    Args:
+        model: the trained encoder (:func:`load_mmenc`), on the CPU.
+        image: the item's picture as an RGB PIL image (:func:`~alignrec_lite.encoders.load_image`), or ``None``.
+        text: its title and description, or ``None`` (a blank text is encoded as a blank text, as the
+            catalogue's blank texts were).
+
+    Returns:
+        ``(1, out_dim)`` float32: the item's fused vector.
+
+    Raises:
+        ConfigError: neither an image nor a text.
+    """
+    if image is None and text is None:
+        raise ConfigError("a new item needs an image or a text", row="image/text", fix="pass image= and/or text=")
+    model.eval()
+    z_img = z_txt = None
+    if image is not None:
+        pixels = model.image_tower.preprocess(image).to(torch.float16).float()[None]  # (1, 3, S, S)
+        z_img = model.project_image(model.image_tower(pixels))  # (1, e)
+    if text is not None:
+        z_txt = model.project_text(model.text_tower(model.text_tower.tokenize([text])))  # (1, e)
+    if z_img is None:
+        z_img = model.predict(z_txt, "image")
+    if z_txt is None:
+        z_txt = model.predict(z_img, "text")
+    return model.fuse(z_img, z_txt).float().cpu().numpy()
+
+
 # ====================================================================== training
 def _checkpoint_state(model: MMEnc, cfg: ICAConfig) -> dict[str, torch.Tensor]:
     """The weights worth saving: everything except frozen pretrained towers (rebuilt from their spec)."""

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -113,6 +114,47 @@ def encode_items(
         outs["mm_mask_image"].append(no_img)
         outs["mm_mask_text"].append(torch.where(has, no_txt, no_img))
     return {k: F.normalize(torch.cat(v), dim=-1).cpu().numpy() for k, v in outs.items()}
+
+
+@torch.no_grad()
+def encode_new_item(
+    model: MultiwayEncoder,
+    cfg: MultiwayConfig,
+    vocab: list[str],
+    image: Any | None = None,
+    text: str | None = None,
+) -> np.ndarray:
+    """One item the encoder never saw, encoded exactly as :func:`encode_items` encodes the catalogue.
+
+    The picture is resized as :class:`MultiwayContent` does and rounded through float16 (the
+    catalogue's pixels are kept so); the title is tokenized with the run's saved vocabulary. A
+    missing modality is left out of the token sequence, as for the masked views
+    (``mm_feat_mask_image.npy`` / ``mm_feat_mask_text.npy`` of a known item).
+
+    Args:
+        model, cfg, vocab: the trained encoder, its configuration and title vocabulary (:func:`load_multiway`).
+        image: the item's picture as an RGB PIL image, or ``None``.
+        text: its title, or ``None`` (a blank title is encoded as a blank title, as the catalogue's were).
+
+    Returns:
+        ``(1, dim)`` float32, L2-normalised: the position-0 output.
+
+    Raises:
+        ConfigError: neither an image nor a text.
+    """
+    if image is None and text is None:
+        raise ConfigError("a new item needs an image or a text", row="image/text", fix="pass image= and/or text=")
+    model.eval()
+    pixels = tokens = None
+    if image is not None:
+        pixels = simple_transform(cfg.image_size)(image).to(torch.float16).float()[None]  # (1, 3, S, S)
+    if text is not None:
+        tokenizer = TitleTokenizer(
+            [], kind=cfg.tokenizer, min_count=cfg.min_word_count, max_len=cfg.max_text_len, vocab=vocab
+        )
+        tokens = tokenizer([text])  # (1, L_max)
+        tokens = tokens[:, : max(1, int((tokens != PAD).sum()))]
+    return F.normalize(model(pixels, tokens)["cls"].float(), dim=-1).cpu().numpy()
 
 
 # ====================================================================== training

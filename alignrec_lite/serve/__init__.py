@@ -9,7 +9,8 @@ real-time one. This package holds what such a job needs, one module per task:
 * :mod:`.foldin` — :func:`fold_in_users` (``mean`` or ``gradient``), :func:`score_new_users`,
   :func:`recommend_new_user` for a user who is not in the data;
 * :mod:`.newitems` — :func:`new_item_vectors`, :func:`encode_new_item`, :func:`score_new_item`
-  for an item with no interactions (models with a content path);
+  for an item with no interactions (models with a content path), :func:`stage1_item_encoder`
+  for stage 1's fused feature;
 * :mod:`.timing` — :func:`measure_serving` times whole-catalogue export and single requests.
 
 Every public name is importable from ``alignrec_lite.serve`` directly.
@@ -23,7 +24,7 @@ from .foldin import (
     recommend_new_user,
     score_new_users,
 )
-from .newitems import encode_new_item, new_item_vectors, score_new_item
+from .newitems import encode_new_item, new_item_vectors, score_new_item, stage1_item_encoder
 from .timing import measure_serving
 
 __all__ = [
@@ -40,5 +41,6 @@ __all__ = [
     "new_item_vectors",
     "encode_new_item",
     "score_new_item",
+    "stage1_item_encoder",
     "measure_serving",
 ]

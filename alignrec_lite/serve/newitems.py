@@ -4,12 +4,17 @@
 interactions into the model's space from its content (models with a content
 path, ``model.has_content_path``: ``encode_content(features)`` of AlignRec, VBPR
 and FREEDOM); with the encoders installed the content can be an image and a text
-(:func:`encode_new_item`).
+(:func:`encode_new_item`), also for stage 1's fused ``mm`` feature: the trained
+stage-1 encoder of the working copy (its ``run/last.pt``) is reloaded once per
+process and encodes the new item as it encoded the catalogue.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -50,6 +55,117 @@ def new_item_vectors(model: Recommender, features: np.ndarray | torch.Tensor) ->
     return model.encode_content(x.float().to(model.device)).detach().float().cpu()
 
 
+#: Loaded stage-1 encoders, by (checkpoint path, mtime, size): loading one reads its weights
+#: (and MiniLM's) from disk, seconds from a cold process; encoding an item then takes milliseconds.
+_STAGE1_ENCODERS: dict[tuple[str, int, int], Callable[[Any, str | None], np.ndarray]] = {}
+
+
+def stage1_item_encoder(dataset: RecDataset) -> Callable[[Any, str | None], np.ndarray]:
+    """The trained stage-1 encoder behind a working copy's ``mm_feat.npy``, as ``f(image, text) -> (1, e)``.
+
+    ``features.json``'s ``mm`` entry names the encoder (``mmenc-ica``: :mod:`alignrec_lite.ica`;
+    ``multiway-mmm``: :mod:`alignrec_lite.multiway`); its checkpoint is the copy's ``run/last.pt``
+    (or the ``run_dir`` the entry recorded). Loaded once per process and checkpoint version, and
+    checked on load: it must give back item 0's stored row, so a retrained encoder never encodes
+    new items into an older feature space.
+
+    Args:
+        dataset: a stage-1 working copy (``open_stage1``) or a folder ``alignrec-lite pretrain-ica`` wrote.
+
+    Returns:
+        ``f(image, text)``: an RGB PIL image or ``None``, a text or ``None`` -> the ``(1, e)`` float32 row.
+
+    Raises:
+        DataError: no ``mm`` entry in ``features.json``, an encoder the kit cannot rerun, no checkpoint,
+            or a checkpoint that does not reproduce the stored features.
+    """
+    from .. import encoders
+
+    folder = Path(dataset.path) if dataset.path is not None else None
+    entry = (encoders.read_manifest(folder) if folder is not None else {}).get("mm")
+    where = folder / "features.json" if folder is not None else None
+    if not isinstance(entry, dict) or "encoder" not in entry:
+        raise DataError(
+            "features.json has no entry for the mm feature, so no encoder is known to have made it",
+            path=where,
+            fix="run stage 1 (`alignrec-lite pretrain-ica DIR`), or pass the new item's feature row (feature=...)",
+        )
+    name = str(entry["encoder"])
+    if name not in ("mmenc-ica", "multiway-mmm"):
+        raise DataError(
+            f"the mm feature was made by {name!r}, which the kit cannot rerun on a new item",
+            path=where,
+            fix="pass the new item's feature row (feature=...)",
+        )
+    run = folder / "run"
+    if not (run / "last.pt").is_file() and entry.get("run_dir"):
+        run = Path(str(entry["run_dir"]))
+    ckpt = run / "last.pt"
+    if not ckpt.is_file():
+        raise DataError(
+            "stage 1's encoder checkpoint is missing, so a new item cannot be encoded like the others",
+            path=ckpt,
+            fix="rerun stage 1 on this folder (its run/ keeps the checkpoint), or pass feature=...",
+        )
+    stat = ckpt.stat()
+    key = (str(ckpt.resolve()), stat.st_mtime_ns, stat.st_size, str(entry.get("sha256")))
+    if key not in _STAGE1_ENCODERS:
+        encode: Callable[[Any, str | None], np.ndarray]
+        if name == "mmenc-ica":
+            from ..ica import encode_new_item as encode_ica
+            from ..ica import load_mmenc
+
+            model, _ = load_mmenc(run)
+            encode = partial(encode_ica, model)
+        else:
+            from ..multiway import encode_new_item as encode_mw
+            from ..multiway import load_multiway
+
+            mw_model, cfg, vocab = load_multiway(run)
+            encode = partial(encode_mw, mw_model, cfg, vocab)
+        _check_reproduces(dataset, encode, ckpt)
+        _STAGE1_ENCODERS[key] = encode
+    return _STAGE1_ENCODERS[key]
+
+
+def _check_reproduces(dataset: RecDataset, encode: Callable[[Any, str | None], np.ndarray], ckpt: Path) -> None:
+    """Refuse a checkpoint that does not give back item 0's stored ``mm`` row (a retrained or foreign encoder)."""
+    from ..encoders import load_image
+
+    stored = dataset.features.get("mm")
+    if stored is None:
+        stored = np.load(Path(dataset.path) / "mm_feat.npy", mmap_mode="r")
+    row = encode(load_image(dataset.image_path(0)), dataset.item_text(0))
+    gap = float(np.abs(row[0] - np.asarray(stored[0], dtype=np.float32)).max())
+    if not gap <= 1e-4:
+        raise DataError(
+            f"stage 1's checkpoint does not reproduce this folder's mm feature (item 0 differs by {gap:.2g}): "
+            "the encoder was retrained, or the features come from another run",
+            path=ckpt,
+            fix="rerun stage 1 on this folder so features and checkpoint match, or pass feature=...",
+        )
+
+
+def _encode_mm(dataset: RecDataset, image: str | Path | None, text: str | None) -> np.ndarray:
+    """A new item's stage-1 ``mm`` row from its picture and/or text (see :func:`stage1_item_encoder`)."""
+    from ..encoders import load_image
+
+    text = text if text and text.strip() else None  # a blank text counts as no text
+    if image is None and text is None:
+        raise ConfigError(
+            "the model reads stage 1's mm feature, which needs the new item's image or text",
+            row="image/text",
+            fix="pass image=<path to the picture> and/or text='<title and description>'",
+        )
+    encode = stage1_item_encoder(dataset)
+    picture = None
+    if image is not None:
+        picture = load_image(Path(image))
+        if picture is None:
+            raise DataError("the image cannot be read", path=image, fix="pass a JPEG or PNG file")
+    return np.asarray(encode(picture, text), dtype=np.float32)
+
+
 def encode_new_item(
     dataset: RecDataset,
     source: str,
@@ -64,11 +180,14 @@ def encode_new_item(
     dimension that made ``image_feat.npy`` / ``text_feat.npy``, see
     :mod:`alignrec_lite.encoders`), so the new row is comparable with the others.
     For ``image+text`` the two blocks are L2-normalised and concatenated, then
-    normalised again, as :meth:`RecDataset.feature` does.
+    normalised again, as :meth:`RecDataset.feature` does. For ``mm`` (stage 1's fused
+    feature) the working copy's trained stage-1 encoder encodes the picture and/or text
+    (:func:`stage1_item_encoder`); a missing one is predicted from the other, as stage 1
+    does for an item without a readable image.
 
     Args:
         dataset: the dataset the model was trained on (a folder with ``features.json``).
-        source: the model's feature source: ``"image"``, ``"text"`` or ``"image+text"``.
+        source: the model's feature source: ``"image"``, ``"text"``, ``"image+text"`` or ``"mm"``.
         image: path of the new item's image (needed for an ``image`` block).
         text: the new item's text (needed for a ``text`` block).
         layout: how two blocks are joined: ``"normalised"`` (as :meth:`RecDataset.feature`)
@@ -78,18 +197,21 @@ def encode_new_item(
         ``(1, d_f)`` float32 feature row.
 
     Raises:
-        ConfigError: ``mm`` features (they need the stage-1 encoder: pass ``feature=``),
-            a missing image/text, or features that no encoder made (the toy's attributes).
-        DataError: the image cannot be read, or ``features.json`` lacks the modality.
+        ConfigError: a missing image/text, ``mm`` mixed with another block, or features that
+            no encoder made (the toy's attributes).
+        DataError: the image cannot be read, ``features.json`` lacks the modality, or (``mm``)
+            stage 1's checkpoint is missing.
     """
     from .. import encoders
 
     parts = [p for p in str(source).split("+") if p]
+    if parts == ["mm"]:
+        return _encode_mm(dataset, image, text)
     if "mm" in parts or not parts:
         raise ConfigError(
             f"cannot encode a new item into the {source!r} feature space here",
             row="feature_source",
-            fix="mm features come from the stage-1 encoder (alignrec_lite.ica); pass feature=...",
+            fix="use the image, text, image+text or mm feature, or pass feature=...",
         )
     manifest = encoders.read_manifest(dataset.path) if dataset.path is not None else {}
     blocks = []
@@ -192,4 +314,4 @@ def score_new_item(
     }
 
 
-__all__ = ["new_item_vectors", "encode_new_item", "score_new_item"]
+__all__ = ["new_item_vectors", "encode_new_item", "score_new_item", "stage1_item_encoder"]
