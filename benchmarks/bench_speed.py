@@ -17,6 +17,13 @@ Two modes:
   :func:`~alignrec_lite.train.deterministic_cpu` on ``--batches`` batches after 3 warm-up
   batches; wall and process-CPU milliseconds per batch. Quicker, for one change at a time.
 
+* ``--mode spmm``: LightGCN's sparse product alone (the normalised adjacency times a 64-column
+  dense matrix, in this process, the working tree's kit): the kit's kernel against the other
+  ways to compute it (64-bit CSR indices, COO, SciPy's CSR, the bipartite adjacency's two
+  halves, and a reverse Cuthill-McKee reordering of the nodes without the gathers it would
+  need), interleaved over ``--rounds`` rounds of ``--batches`` products each; median and
+  least process-CPU milliseconds per product, and each result's largest difference from the kit's.
+
 * ``--mode profile``: ``torch.profiler`` over ``--batches`` trainer steps of the *new* checkout only
   (after 3 warm-up batches), one table per variant, ops grouped by name and sorted by self CPU time,
   plus the process-CPU milliseconds per batch of an unprofiled pass over the same batches.
@@ -68,6 +75,66 @@ def _dataset(data: str, model: str):
     if model == "alignrec":
         ds.features["mm"] = np.load(folder / "image_feat.npy")
     return ds
+
+
+def spmm_kernels(args: argparse.Namespace) -> str:
+    """Time the ways to compute ``A @ X`` for LightGCN's adjacency (``--mode spmm``); a Markdown table."""
+    import numpy as np
+    import torch
+    from scipy.sparse.csgraph import reverse_cuthill_mckee
+
+    from alignrec_lite import graphs
+
+    torch.set_num_threads(args.threads)
+    ds = _dataset(args.data, "lightgcn")
+    a = graphs.normalized_adjacency(ds.interaction_matrix("train")).tocsr().astype(np.float32)
+    x = torch.randn(a.shape[0], 64, generator=torch.Generator().manual_seed(0))
+    n_u = ds.n_users
+    kit = graphs.to_torch(a)
+    idx64 = torch.sparse_csr_tensor(
+        torch.from_numpy(a.indptr.astype(np.int64)), torch.from_numpy(a.indices.astype(np.int64)),
+        torch.from_numpy(a.data), a.shape, check_invariants=False,
+    )  # fmt: skip
+    coo = kit.to_sparse_coo().coalesce()
+    r_half, rt_half = graphs.to_torch(a[:n_u, n_u:].tocsr()), graphs.to_torch(a[n_u:, :n_u].tocsr())
+    x_u, x_i, x_np = x[:n_u].contiguous(), x[n_u:].contiguous(), x.numpy()
+    perm = reverse_cuthill_mckee(a, symmetric_mode=True).astype(np.int64)
+    rcm, x_rcm = graphs.to_torch(a[perm][:, perm].tocsr()), x[torch.from_numpy(perm)].contiguous()
+    inv = np.empty_like(perm)
+    inv[perm] = np.arange(len(perm))
+    kernels = {
+        "kit (MKL CSR, 32-bit indices, written once)": lambda: graphs._sparse_times_dense(kit, x),
+        "torch.sparse.mm, 64-bit CSR indices": lambda: torch.sparse.mm(idx64, x),
+        "torch.sparse.mm, COO": lambda: torch.sparse.mm(coo, x),
+        "SciPy CSR": lambda: torch.from_numpy(a @ x_np),
+        "two bipartite halves (R X_i, R^T X_u)": lambda: torch.cat(
+            [graphs._sparse_times_dense(r_half, x_i), graphs._sparse_times_dense(rt_half, x_u)]
+        ),
+        "RCM-reordered nodes (gathers not counted)": lambda: graphs._sparse_times_dense(rcm, x_rcm)[inv],
+    }
+    ref = kernels["kit (MKL CSR, 32-bit indices, written once)"]()
+    rcm_kernel = kernels.pop("RCM-reordered nodes (gathers not counted)")
+    gaps = {k: float((f() - ref).abs().max()) for k, f in kernels.items()}
+    gaps["RCM-reordered nodes (gathers not counted)"] = float((rcm_kernel() - ref).abs().max())
+    kernels["RCM-reordered nodes (gathers not counted)"] = lambda: graphs._sparse_times_dense(rcm, x_rcm)
+    times: dict[str, list[float]] = {k: [] for k in kernels}
+    load_before = os.getloadavg()[0]
+    for _ in range(args.rounds):
+        for name, f in kernels.items():
+            start = time.process_time()
+            for _ in range(args.batches):
+                f()
+            times[name].append(1000 * (time.process_time() - start) / args.batches)
+    lines = [
+        f"{a.shape[0]:,} x {a.shape[0]:,} adjacency, {a.nnz:,} entries, times 64 columns; {args.threads} thread(s); "
+        f"{args.rounds} rounds of {args.batches} products; load {load_before:.2f} -> {os.getloadavg()[0]:.2f}",
+        "",
+        "| kernel | median CPU ms / product | least | largest difference from the kit's |",
+        "|---|---|---|---|",
+    ]
+    for name, t in times.items():
+        lines.append(f"| {name} | {statistics.median(t):.2f} | {min(t):.2f} | {gaps[name]:.1e} |")
+    return "\n".join(lines)
 
 
 def worker(args: argparse.Namespace) -> dict:
@@ -241,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--new", default=str(ROOT), help="checkout of the new code (default: this working tree)")
     p.add_argument("--data", required=True, help="folder with baby/baby.inter and baby/image_feat.npy")
     p.add_argument("--variants", default="frozen,official,lightgcn")
-    p.add_argument("--mode", choices=("epoch", "batch", "profile"), default="epoch")
+    p.add_argument("--mode", choices=("epoch", "batch", "profile", "spmm"), default="epoch")
     p.add_argument("--rounds", type=int, default=2, help="old+new pairs per variant")
     p.add_argument("--epochs", type=int, default=2, help="timed epochs per process (epoch mode)")
     p.add_argument("--batches", type=int, default=15, help="timed batches per process (batch mode)")
@@ -255,6 +322,10 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.worker:
         print(json.dumps(worker(args)))
+        return 0
+    if args.mode == "spmm":
+        sys.path.insert(0, args.new)
+        print(spmm_kernels(args))
         return 0
     if args.mode == "profile":
         for variant in args.variants.split(","):

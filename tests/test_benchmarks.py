@@ -88,6 +88,17 @@ def test_bench_speed_interleaves_old_and_new_checkouts(tmp_path):
     assert stdout.count("| frozen |") == 1 and "old / new" in stdout
 
 
+def test_bench_speed_spmm_mode_times_every_kernel_on_the_same_product(tmp_path):
+    data = tmp_path / "race"
+    (data / "baby").mkdir(parents=True)
+    (data / "baby" / "baby.inter").write_text((SMOKE / "toy.inter").read_text())
+    stdout = run("bench_speed.py", "--mode", "spmm", "--data", str(data), "--rounds", "2", "--batches", "2")
+    rows = [line.split(" | ") for line in stdout.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    assert len(rows) == 6 and rows[0][0] == "| kit (MKL CSR, 32-bit indices, written once)"
+    assert all(float(r[1]) >= float(r[2]) > 0 for r in rows)  # median >= least > 0
+    assert all(float(r[3].rstrip(" |")) < 1e-5 for r in rows)  # every kernel computes the same product
+
+
 def test_movielens_models_tunes_on_valid_then_runs_seeds(tmp_path):
     out = tmp_path / "ml"
     stdout = run(

@@ -545,6 +545,7 @@ def check_08_full(r: dict) -> None:
     as orders of magnitude and orderings, never as values (the training code may get faster)."""
     epoch, fwd, batches = r["seconds_per_epoch"], r["forward_ms"], r["batches_per_epoch"]
     assert all(n == 4 for n in batches.values())  # §2: 7,482 training interactions in batches of 2,048
+    assert r["new_item_library_gap"] < 1e-6  # §5.2: serve.encode_new_item matches the stored row
     assert max(fwd.values()) < 5 and all(1000 * epoch[m] > 4 * fwd[m] for m in epoch)  # an epoch >> a forward
     assert min(epoch, key=epoch.get) == "BPR" and epoch["AlignRec"] > epoch["LightGCN"]
     assert max(r["per_user_ms_batched"].values()) < 0.1 and max(r["single_user_ms"].values()) < 2
@@ -694,6 +695,7 @@ def check_07_full_movielens(r: dict) -> None:
 def check_08_full_movielens(r: dict) -> None:
     """08 at full settings on MovieLens: its "On MovieLens" sentences (orders, not exact timings)."""
     assert r["features"] == "ica" and r["new_item_self_rank"] == 1
+    assert r["new_item_library_gap"] < 1e-6  # §5.2: serve.encode_new_item matches the stored row
     assert all(r["per_user_ms_batched"][m] < r["single_user_ms"][m] for m in r["single_user_ms"])
     hits = r["explorer_hits@10"]
     assert hits["AlignRec"] > hits["LightGCN"] > 10 * hits["random list"]

@@ -95,6 +95,25 @@ def decode_item_images(
     return pixels, has_image
 
 
+def new_item_pixels(preprocess: Callable[[Any], torch.Tensor], image: Any | None) -> torch.Tensor | None:
+    """A new item's picture as stage 1 keeps the catalogue's (:func:`decode_item_images`): ``(1, 3, S, S)``.
+
+    Pre-processed, then rounded through float16 as the catalogue's stored pixels are, so that a
+    known item's picture encodes to its stored row. ``None`` stays ``None`` (no picture).
+    """
+    return None if image is None else preprocess(image).to(torch.float16).float()[None]
+
+
+def require_image_or_text(image: Any | None, text: str | None) -> None:
+    """Refuse a new item with neither a picture nor a text (stage 1 has nothing to encode).
+
+    Raises:
+        ConfigError: both are ``None``.
+    """
+    if image is None and text is None:
+        raise ConfigError("a new item needs an image or a text", row="image/text", fix="pass image= and/or text=")
+
+
 def reuse_mm_features(
     folder: Path,
     encoder: str,

@@ -17,8 +17,10 @@ from ..data.mmrec import RecDataset, load_mmrec
 from ..encoders import (
     decode_item_images,
     load_stage1_checkpoint,
+    new_item_pixels,
     open_stage1_run,
     precision_context,
+    require_image_or_text,
     restore_training_state,
     reuse_mm_features,
     save_stage1_checkpoint,
@@ -146,12 +148,11 @@ def encode_new_item(model: MMEnc, image: Any | None = None, text: str | None = N
     Raises:
         ConfigError: neither an image nor a text.
     """
-    if image is None and text is None:
-        raise ConfigError("a new item needs an image or a text", row="image/text", fix="pass image= and/or text=")
+    require_image_or_text(image, text)
     model.eval()
     z_img = z_txt = None
-    if image is not None:
-        pixels = model.image_tower.preprocess(image).to(torch.float16).float()[None]  # (1, 3, S, S)
+    pixels = new_item_pixels(model.image_tower.preprocess, image)  # (1, 3, S, S) or None
+    if pixels is not None:
         z_img = model.project_image(model.image_tower(pixels))  # (1, e)
     if text is not None:
         z_txt = model.project_text(model.text_tower(model.text_tower.tokenize([text])))  # (1, e)

@@ -18,8 +18,10 @@ from ..data.mmrec import RecDataset, load_mmrec
 from ..encoders import (
     decode_item_images,
     load_stage1_checkpoint,
+    new_item_pixels,
     open_stage1_run,
     precision_context,
+    require_image_or_text,
     restore_training_state,
     reuse_mm_features,
     save_stage1_checkpoint,
@@ -142,12 +144,10 @@ def encode_new_item(
     Raises:
         ConfigError: neither an image nor a text.
     """
-    if image is None and text is None:
-        raise ConfigError("a new item needs an image or a text", row="image/text", fix="pass image= and/or text=")
+    require_image_or_text(image, text)
     model.eval()
-    pixels = tokens = None
-    if image is not None:
-        pixels = simple_transform(cfg.image_size)(image).to(torch.float16).float()[None]  # (1, 3, S, S)
+    tokens = None
+    pixels = new_item_pixels(simple_transform(cfg.image_size), image)  # (1, 3, S, S) or None
     if text is not None:
         tokenizer = TitleTokenizer(
             [], kind=cfg.tokenizer, min_count=cfg.min_word_count, max_len=cfg.max_text_len, vocab=vocab

@@ -55,9 +55,10 @@ def new_item_vectors(model: Recommender, features: np.ndarray | torch.Tensor) ->
     return model.encode_content(x.float().to(model.device)).detach().float().cpu()
 
 
-#: Loaded stage-1 encoders, by (checkpoint path, mtime, size): loading one reads its weights
-#: (and MiniLM's) from disk, seconds from a cold process; encoding an item then takes milliseconds.
-_STAGE1_ENCODERS: dict[tuple[str, int, int], Callable[[Any, str | None], np.ndarray]] = {}
+#: Loaded stage-1 encoders, by (checkpoint path, mtime, size, the mm file's recorded sha256): loading
+#: one reads its weights (and MiniLM's) from disk, seconds from a cold process; encoding an item then
+#: takes milliseconds.
+_STAGE1_ENCODERS: dict[tuple[str, int, int, str], Callable[[Any, str | None], np.ndarray]] = {}
 
 
 def stage1_item_encoder(dataset: RecDataset) -> Callable[[Any, str | None], np.ndarray]:
