@@ -99,6 +99,22 @@ def test_bench_speed_spmm_mode_times_every_kernel_on_the_same_product(tmp_path):
     assert all(float(r[3].rstrip(" |")) < 1e-5 for r in rows)  # every kernel computes the same product
 
 
+def test_reg_weights_searches_on_valid_then_runs_preset_and_chosen_seeds(tmp_path):
+    out = tmp_path / "rw.jsonl"
+    args = ["--dataset", str(SMOKE), "--models", "bpr", "--grid", "0.0001,1", "--seeds", "2", "--preset", "none"]
+    stdout = run("reg_weights.py", *args, "--out", str(out))
+    rows = [json.loads(x) for x in out.read_text().splitlines()]
+    search = {r["reg_weight"]: r["valid"] for r in rows if r["stage"] == "search"}
+    chosen = max(search, key=search.get)
+    seeds = [(r["reg_weight"], r["seed"]) for r in rows if r["stage"] == "seeds"]
+    regs = [1e-4] if chosen == 1e-4 else [1e-4, 1.0]  # the preset's value (BPR's default 1e-4), then the chosen
+    expected = [(reg, seed) for seed in (2024, 2025) for reg in regs]
+    assert set(search) == {1e-4, 1.0} and seeds == expected
+    assert f"| bpr | 0.001 | 0.0001 | 0.0001: {search[1e-4]:.4f}, 1: {search[1.0]:.4f} | {chosen:g} |" in stdout
+    assert run("reg_weights.py", *args, "--out", str(out)).count("| bpr |") == 1  # a rerun resumes: nothing new
+    assert len(out.read_text().splitlines()) == len(rows)
+
+
 def test_movielens_models_tunes_on_valid_then_runs_seeds(tmp_path):
     out = tmp_path / "ml"
     stdout = run(
