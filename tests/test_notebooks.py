@@ -547,7 +547,8 @@ def check_08_full(r: dict) -> None:
     assert all(n == 4 for n in batches.values())  # §2: 7,482 training interactions in batches of 2,048
     assert r["new_item_library_gap"] < 1e-6  # §5.2: serve.encode_new_item matches the stored row
     assert max(fwd.values()) < 5 and all(1000 * epoch[m] > 4 * fwd[m] for m in epoch)  # an epoch >> a forward
-    assert min(epoch, key=epoch.get) == "BPR" and epoch["AlignRec"] > epoch["LightGCN"]
+    # BPR about as cheap as the cheapest (LightGCN on this small graph: which one wins changes from run to run)
+    assert epoch["BPR"] <= 1.25 * min(epoch.values()) and epoch["AlignRec"] > epoch["LightGCN"]
     assert max(r["per_user_ms_batched"].values()) < 0.1 and max(r["single_user_ms"].values()) < 2
     assert all(0.3 < b < 2.5 for b in r["power_law_exponent"].values())  # §3: rough slopes, printed
     s = r["scaling_seconds_per_epoch"]
@@ -558,9 +559,9 @@ def check_08_full(r: dict) -> None:
     assert clicks["liked"] == pytest.approx(86.7, abs=0.1) and clicks["catalogue"] == pytest.approx(18.7, abs=0.1)
     assert clicks["recommended"] == pytest.approx(162, abs=25)  # more popular still than the liked items
     assert share["recommended"] == 0.25 and share["catalogue"] == pytest.approx(0.345, abs=0.001)  # 2 of 8
-    assert r["new_item_self_rank"] == 2 and min(r["new_item_cosines"]) > 0.96  # §5.2: second of its six nearest
+    assert r["new_item_self_rank"] == 2 and min(r["new_item_cosines"]) > 0.94  # §5.2: second of its six nearest
     assert r["new_item_label_share"]["nearest"] == 1.0
-    assert r["new_item_label_share"]["catalogue"] == pytest.approx(0.155, abs=0.001)
+    assert r["new_item_label_share"]["catalogue"] == pytest.approx(0.19, abs=0.001)
     v = r["verdict_ms"]  # §6: the tiers
     request, forward = v["one request, vectors cached"], v["refresh the propagation (one forward)"]
     assert request < 1 and forward < 5 * request  # cheap enough for a request: a few requests' worth at most
@@ -702,6 +703,10 @@ def check_08_full_movielens(r: dict) -> None:
     assert r["new_user_label_share"]["recommended"] >= r["new_user_label_share"]["catalogue"]
     assert r["new_user_clicks"]["recommended"] > r["new_user_clicks"]["catalogue"]
     assert r["new_item_label_share"]["nearest"] > r["new_item_label_share"]["catalogue"]
+    # the picks (ties in popularity broken by itemID, the same on every CPU) and what the text says of them
+    assert r["new_user_label_share"] == {"recommended": 1.0, "catalogue": pytest.approx(0.81, abs=0.005)}
+    assert r["new_item_label_share"] == {"nearest": 1.0, "catalogue": pytest.approx(0.54, abs=0.005)}
+    assert max(r["new_item_cosines"][2:]) < 0.925 < 0.979 < min(r["new_item_cosines"][:2])  # 0.981, 0.980, <= 0.923
 
 
 #: Full-settings checks on MovieLens with posters (slow: 06 alone takes about 20 min on the 2-core CPU).
