@@ -69,6 +69,7 @@ from .pretrain import (
     load_multiway,
     pretrain_multiway,
     title_patch_attention,
+    title_tokenizer,
     train_step,
 )
 from .tokens import (
@@ -109,5 +110,6 @@ __all__ = [
     "pretrain_multiway",
     "text_mask",
     "title_patch_attention",
+    "title_tokenizer",
     "train_step",
 ]

@@ -38,6 +38,13 @@ from .tokens import PAD, TitleTokenizer, patchify
 ENCODER_NAME = "multiway-mmm"
 
 
+def title_tokenizer(cfg: MultiwayConfig, vocab: list[str] | None = None, texts: Sequence[str] = ()) -> TitleTokenizer:
+    """The configuration's title tokenizer: with a run's saved ``vocab``, or a vocabulary built from ``texts``."""
+    return TitleTokenizer(
+        texts, kind=cfg.tokenizer, min_count=cfg.min_word_count, max_len=cfg.max_text_len, vocab=vocab
+    )
+
+
 class MultiwayContent:
     """Every item's image pixels and title ids, pre-processed once and kept in memory.
 
@@ -59,9 +66,7 @@ class MultiwayContent:
             ds, simple_transform(s), s, progress=progress
         )  # (n_items, 3, S, S), (n_items,)
         self.texts = [ds.item_text(i) for i in range(ds.n_items)]
-        self.tokenizer = TitleTokenizer(
-            self.texts, kind=cfg.tokenizer, min_count=cfg.min_word_count, max_len=cfg.max_text_len, vocab=vocab
-        )
+        self.tokenizer = title_tokenizer(cfg, vocab, self.texts)
         self.tokens = self.tokenizer(self.texts)  # (n_items, L_max)
         self.n_items = ds.n_items
 
@@ -125,6 +130,8 @@ def encode_new_item(
     vocab: list[str],
     image: Any | None = None,
     text: str | None = None,
+    *,
+    tokenizer: TitleTokenizer | None = None,
 ) -> np.ndarray:
     """One item the encoder never saw, encoded exactly as :func:`encode_items` encodes the catalogue.
 
@@ -137,6 +144,8 @@ def encode_new_item(
         model, cfg, vocab: the trained encoder, its configuration and title vocabulary (:func:`load_multiway`).
         image: the item's picture as an RGB PIL image, or ``None``.
         text: its title, or ``None`` (a blank title is encoded as a blank title, as the catalogue's were).
+        tokenizer: :func:`title_tokenizer` of ``cfg`` and ``vocab``, built once by a caller that encodes many
+            items (built here when ``None``; with ``tokenizer="minilm"`` that reads a tokenizer from disk).
 
     Returns:
         ``(1, dim)`` float32, L2-normalised: the position-0 output.
@@ -149,9 +158,7 @@ def encode_new_item(
     tokens = None
     pixels = new_item_pixels(simple_transform(cfg.image_size), image)  # (1, 3, S, S) or None
     if text is not None:
-        tokenizer = TitleTokenizer(
-            [], kind=cfg.tokenizer, min_count=cfg.min_word_count, max_len=cfg.max_text_len, vocab=vocab
-        )
+        tokenizer = title_tokenizer(cfg, vocab) if tokenizer is None else tokenizer
         tokens = tokenizer([text])  # (1, L_max)
         tokens = tokens[:, : max(1, int((tokens != PAD).sum()))]
     return F.normalize(model(pixels, tokens)["cls"].float(), dim=-1).cpu().numpy()

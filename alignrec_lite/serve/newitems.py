@@ -120,10 +120,10 @@ def stage1_item_encoder(dataset: RecDataset) -> Callable[[Any, str | None], np.n
             encode = partial(encode_ica, model)
         else:
             from ..multiway import encode_new_item as encode_mw
-            from ..multiway import load_multiway
+            from ..multiway import load_multiway, title_tokenizer
 
             mw_model, cfg, vocab = load_multiway(run)
-            encode = partial(encode_mw, mw_model, cfg, vocab)
+            encode = partial(encode_mw, mw_model, cfg, vocab, tokenizer=title_tokenizer(cfg, vocab))
         _check_reproduces(dataset, encode, ckpt)
         _STAGE1_ENCODERS[key] = encode
     return _STAGE1_ENCODERS[key]
