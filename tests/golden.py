@@ -190,8 +190,9 @@ def main(argv: list[str] | None = None) -> int:
     one = tuple(sorted(part.split("/", 1)[1] for part in parts if part.startswith("notebooks/")))
     if "notebooks" in parts or one:
         now["notebooks"] = _notebook_records(args.work, NOTEBOOKS if "notebooks" in parts else one)
+    golden = load()
     if args.write:
-        machine = dict(load().get("machine", {}))
+        machine = dict(golden.get("machine", {}))
         if set(now) == {"models", "movielens", "notebooks"} and "notebooks" in parts:
             machine = {"cpu_capability": cpu_capability()}
         else:  # parts re-recorded here: remember where (replacing their sub-parts' entries) for tolerance()
@@ -200,12 +201,11 @@ def main(argv: list[str] | None = None) -> int:
             kept = {k: v for k, v in kept.items() if k.split("/")[0] not in parts}
             machine["parts"] = {**kept, **dict.fromkeys(names, cpu_capability())}
         if one and "notebooks" not in parts:  # one notebook: the others keep their records
-            now["notebooks"] = {**load().get("notebooks", {}), **now["notebooks"]}
-        merged = {**load(), **now, "machine": machine}
+            now["notebooks"] = {**golden.get("notebooks", {}), **now["notebooks"]}
+        merged = {**golden, **now, "machine": machine}
         GOLDEN.write_text(json.dumps(merged, indent=1, sort_keys=True) + "\n")
         print(f"wrote {GOLDEN}")
         return 0
-    golden = load()
     bad = 0
     for part, value in now.items():  # the notebooks one by one: each may have been recorded elsewhere
         pieces = value.items() if part == "notebooks" else [("", value)]

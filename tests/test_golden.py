@@ -19,7 +19,7 @@ import pytest
 def test_golden_file_has_every_part() -> None:
     g = golden.load()
     assert set(g) == {"models", "movielens", "notebooks", "machine"}
-    assert set(g["notebooks"]) == {f"{i:02d}" for i in range(1, 9)}
+    assert set(g["notebooks"]) == set(golden.NOTEBOOKS) == {f"{i:02d}" for i in range(1, 9)}
     assert all(g["models"][m]["valid"]["recall@20"] > 0 for m in g["models"])
 
 
@@ -80,7 +80,7 @@ def test_movielens_run_matches_golden_run(real_data, tmp_path) -> None:
 
 
 @pytest.mark.notebook
-@pytest.mark.parametrize("key", [f"{i:02d}" for i in range(1, 9)])
+@pytest.mark.parametrize("key", golden.NOTEBOOKS)
 def test_notebook_records_match_golden_run(smoke_runs, key: str) -> None:
     expected = golden.load()["notebooks"][key]
     now = golden.stable_records(smoke_runs.get(key).records)
