@@ -38,16 +38,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from race import ROOT, copy_inter, kit_dataset, open_original  # the sibling script: shims, data, paths
+from race import ROOT, copy_inter, kit_dataset, open_original, run_worker  # the sibling script: shims, data, workers
 
 #: model -> (original repository, original model name, extra command-line flags, kit features -> file).
 PEERS: dict[str, tuple[str, str, list[str], dict[str, str]]] = {
@@ -229,22 +227,12 @@ def worker_original(args: argparse.Namespace) -> dict:
 
 # ------------------------------------------------------------------ driver
 def run_one(args: argparse.Namespace, side: str, model: str, seed: int, data: Path) -> dict:
-    env = {
-        **os.environ,
-        "OMP_NUM_THREADS": str(args.threads),
-        "MKL_NUM_THREADS": str(args.threads),
-        "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-    }
-    cmd = [sys.executable, str(Path(__file__).resolve()), str(args.scratch), "--worker", side,
-           "--model", model, "--seed", str(seed), "--dataset", args.dataset, "--data", str(data),
-           "--threads", str(args.threads), "--overrides", args.overrides]  # fmt: skip
-    load0 = os.getloadavg()[0]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=args.timeout)
-    if proc.returncode != 0:
-        raise SystemExit(f"{side} {model} seed {seed} failed:\n{proc.stderr[-4000:]}")
-    rec = json.loads(proc.stdout.strip().splitlines()[-1])
+    argv = [str(Path(__file__).resolve()), str(args.scratch), "--worker", side,
+            "--model", model, "--seed", str(seed), "--dataset", args.dataset, "--data", str(data),
+            "--threads", str(args.threads), "--overrides", args.overrides]  # fmt: skip
+    rec, process = run_worker(argv, args.threads, args.timeout, f"{side} {model} seed {seed}")
     rec.update({"dataset": args.dataset, "model": model, "side": side, "seed": seed, "threads": args.threads,
-                "loadavg_start": round(load0, 2), "loadavg_end": round(os.getloadavg()[0], 2)})  # fmt: skip
+                "loadavg_start": process["loadavg_start"], "loadavg_end": process["loadavg_end"]})  # fmt: skip
     print(
         f"  {args.dataset} {model:8s} {side:8s} seed {seed}: test R@20 {rec['test']['recall@20']:.4f} "
         f"N@20 {rec['test']['ndcg@20']:.4f}  ({rec['epochs_run']} epochs, {rec['seconds']} s, load "

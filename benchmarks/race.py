@@ -328,17 +328,38 @@ def worker_official(args: argparse.Namespace) -> dict:
 
 
 # ------------------------------------------------------------------ driver
-def run_one(
-    args: argparse.Namespace, race: str, side: str, label: str, variant: dict, threads: int, data: Path
-) -> dict:
+def run_worker(argv: list[str], threads: int, timeout: float, what: str) -> tuple[dict, dict]:
+    """One worker process (``python argv...``, the kit importable) at ``threads`` threads.
+
+    Returns:
+        ``(its last stdout line as JSON, {"loadavg_start", "loadavg_end", "process_seconds"})``.
+
+    Raises:
+        SystemExit: the worker failed (its stderr's tail is in the message).
+    """
     env = {
         **os.environ,
         "OMP_NUM_THREADS": str(threads),
         "MKL_NUM_THREADS": str(threads),
         "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
     }
-    cmd = [
-        sys.executable,
+    load0 = os.getloadavg()[0]
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, *argv], env=env, capture_output=True, text=True, timeout=timeout)
+    if proc.returncode != 0:
+        raise SystemExit(f"{what} failed:\n{proc.stderr[-4000:]}")
+    rec = json.loads(proc.stdout.strip().splitlines()[-1])
+    return rec, {
+        "process_seconds": round(time.perf_counter() - t0, 1),
+        "loadavg_start": round(load0, 2),
+        "loadavg_end": round(os.getloadavg()[0], 2),
+    }
+
+
+def run_one(
+    args: argparse.Namespace, race: str, side: str, label: str, variant: dict, threads: int, data: Path
+) -> dict:
+    argv = [
         str(Path(__file__).resolve()),
         str(args.scratch),
         "--worker",
@@ -354,21 +375,14 @@ def run_one(
         "--variant",
         json.dumps(variant),
     ]
-    load0 = os.getloadavg()[0]
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=args.timeout)
-    if proc.returncode != 0:
-        raise SystemExit(f"{side} {race} failed:\n{proc.stderr[-4000:]}")
-    rec = json.loads(proc.stdout.strip().splitlines()[-1])
+    rec, process = run_worker(argv, threads, args.timeout, f"{side} {race}")
     rec.update(
         {
             "race": race,
             "side": side,
             "contender": label,
             "threads": threads,
-            "process_seconds": round(time.perf_counter() - t0, 1),
-            "loadavg_start": round(load0, 2),
-            "loadavg_end": round(os.getloadavg()[0], 2),
+            **process,
             "median": round(statistics.median(rec["timed"]), 3),
         }
     )
