@@ -8,9 +8,9 @@ step 10, the preset's learning rate, which 06's six-rate search chose):
 
 1. **search**: one run per ``reg_weight`` of ``--grid`` (seed ``--seed``), chosen on **valid**
    Recall@20, as :func:`alignrec_lite.tuning.search` always does;
-2. **seeds**: ``--seeds`` runs (``--seed`` onwards) at the preset's ``reg_weight`` and at the chosen
-   one, alternating, test Recall@20 / NDCG@20 at each run's best-valid epoch; Welch's t of chosen
-   against preset (:func:`alignrec_lite.longtail.welch_t`).
+2. **seeds**: ``--seeds`` runs (``--seed`` onwards; the first is the search's run) at the preset's
+   ``reg_weight`` and at the chosen one, alternating, test Recall@20 / NDCG@20 at each run's best-valid
+   epoch; Welch's t of chosen against preset (:func:`alignrec_lite.longtail.welch_t`).
 
 Every run is appended to ``--out`` as one JSON line (a rerun skips what is there), and the table is
 printed. Example (the data: the stage-1 ICA copy notebooks 05-08 read)::
@@ -54,11 +54,19 @@ def _run(ds, model: str, reg: float, seed: int, preset: str) -> dict:
 
 
 def _once(done: dict, out: Path, ds, model: str, stage: str, reg: float, seed: int, preset_reg: float, preset: str):
-    """Run one (model, stage, reg_weight, seed) unless ``done`` has it; append its JSON line and print it."""
+    """Run one (model, stage, reg_weight, seed) unless ``done`` has it; append its JSON line and print it.
+
+    A seeds-stage run with the search's seed is the search's run of that weight (same settings, same
+    seed, deterministic on a CPU): its record is reused, marked ``reused_search_run``, not trained again.
+    """
     if (model, stage, reg, seed) in done:
         return
-    rec = {"model": model, "stage": stage, "reg_weight": reg, "seed": seed, "preset_reg_weight": preset_reg}
-    rec.update(_run(ds, model, reg, seed, preset))
+    search = done.get((model, "search", reg, seed))
+    if stage == "seeds" and search is not None:
+        rec = {**search, "stage": "seeds", "reused_search_run": True}
+    else:
+        rec = {"model": model, "stage": stage, "reg_weight": reg, "seed": seed, "preset_reg_weight": preset_reg}
+        rec.update(_run(ds, model, reg, seed, preset))
     with out.open("a", encoding="utf-8") as fh:
         fh.write(json.dumps(rec) + "\n")
     done[(model, stage, reg, seed)] = rec

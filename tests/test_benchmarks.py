@@ -110,6 +110,8 @@ def test_reg_weights_searches_on_valid_then_runs_preset_and_chosen_seeds(tmp_pat
     regs = [1e-4] if chosen == 1e-4 else [1e-4, 1.0]  # the preset's value (BPR's default 1e-4), then the chosen
     expected = [(reg, seed) for seed in (2024, 2025) for reg in regs]
     assert set(search) == {1e-4, 1.0} and seeds == expected
+    first = [r for r in rows if r["stage"] == "seeds" and r["seed"] == 2024]  # the search's own runs, reused
+    assert all(r["reused_search_run"] and r["valid"] == search[r["reg_weight"]] for r in first)
     assert f"| bpr | 0.001 | 0.0001 | 0.0001: {search[1e-4]:.4f}, 1: {search[1.0]:.4f} | {chosen:g} |" in stdout
     assert run("reg_weights.py", *args, "--out", str(out)).count("| bpr |") == 1  # a rerun resumes: nothing new
     assert len(out.read_text().splitlines()) == len(rows)
